@@ -1,0 +1,65 @@
+"""Errors that reach the user.
+
+Every error carries a message (what is wrong) and a hint (what to do). The CLI prints
+``Error: <message> <hint>`` on one line and exits 2 for bad input, 1 for runtime failures.
+This module imports nothing from slmplan so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+
+class SlmplanError(Exception):
+    """Base class. ``exit_code`` 2 = bad input, 1 = runtime failure."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message.rstrip(".")
+        if self.hint:
+            text = f"{text}. {self.hint.rstrip('.')}."
+        else:
+            text = f"{text}."
+        return " ".join(text.split())
+
+
+class BadInputError(SlmplanError):
+    """The user gave something unusable: unknown id, bad value, bad file."""
+
+
+class UnknownIdError(BadInputError):
+    pass
+
+
+class CatalogError(BadInputError):
+    pass
+
+
+class DeviceError(BadInputError):
+    pass
+
+
+class GGUFError(BadInputError):
+    pass
+
+
+class RuntimeFailure(SlmplanError):
+    """Something failed while running (a runtime crashed, a measurement failed)."""
+
+    exit_code = 1
+
+
+class MissingExtraError(SlmplanError):
+    """An optional dependency is not installed."""
+
+    exit_code = 2
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{package}', which is not installed",
+            f"Install it with: pip install 'slmplan[{extra}]'",
+        )

@@ -1,0 +1,1 @@
+"""Pure estimators: memory, speed and energy from (model facts, quant, device, settings)."""

@@ -1,0 +1,63 @@
+"""Estimate results. ``FitResult.contract_dict()`` is the fit/plan JSON shape of CONTRACT.md."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Verdict = Literal["fits", "tight", "does-not-fit"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MemoryEstimate(_Frozen):
+    weights_bytes: int
+    kv_cache_bytes: int
+    compute_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    budget_bytes: int
+    output_bytes: int = 0  # llama.cpp's logits output buffer (included in compute_bytes)
+    repack_bytes: int = 0  # weights repacked by the CPU backend (included in overhead_bytes)
+    weights_method: str = ""
+    kv_cells: int = 0
+    notes: list[str] = []
+
+
+class SpeedEstimate(_Frozen):
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    decode_tokens_per_s_low: float
+    decode_tokens_per_s_high: float
+    ttft_s: float
+    prefill_tokens_per_s_low: float = 0.0
+    prefill_tokens_per_s_high: float = 0.0
+    bound: str = ""  # memory-bandwidth | cpu-compute | fixed-overhead
+    backend: str = ""
+    method: str = ""
+
+
+class EnergyEstimate(_Frozen):
+    joules_per_token: float | None
+    wh_per_query: float | None
+    method: str
+    prompt_tokens: int = 300
+    generated_tokens: int = 200
+    power_w: float | None = None
+
+
+class FitResult(_Frozen):
+    model: str
+    quant: str
+    device: str
+    ctx: int
+    verdict: Verdict
+    memory: MemoryEstimate
+    speed: SpeedEstimate
+    energy: EnergyEstimate
+    params: int = 0
+    score: float | None = None
+    reason: str = ""
