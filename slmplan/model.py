@@ -7,6 +7,7 @@ quantized with llama.cpp's quant-mix rules. A GGUF file gives the exact tensor t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from gguf import Keys
 
@@ -115,7 +116,9 @@ class ModelFacts:
         """Tensors with their bytes: exact for a GGUF file, synthesized for a catalog entry."""
         if self.exact_tensors is not None:
             return self.exact_tensors
-        q = quant.upper()
+        return _synthesize(self, quant.upper())
+
+    def _synthesize(self, q: str) -> tuple[WeightTensor, ...]:
         out = []
         if q in NON_GGUF_FORMATS:
             fmt = NON_GGUF_FORMATS[q]
@@ -132,6 +135,11 @@ class ModelFacts:
 
     def weights_bytes(self, quant: str) -> int:
         return sum(t.n_bytes for t in self.weight_tensors(quant))
+
+
+@lru_cache(maxsize=512)
+def _synthesize(f: ModelFacts, quant: str) -> tuple[WeightTensor, ...]:
+    return f._synthesize(quant)
 
 
 def _int(h: GGUFHeader, template: str, default=None, required: bool = True) -> int | None:

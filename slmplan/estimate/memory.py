@@ -4,7 +4,9 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
 
 * weights: the sum of tensor bytes (llama.cpp's ``CPU_Mapped model buffer``). Tensors that the CPU
   backend repacks for faster matmuls (Q4_0, Q4_K, IQ4_NL on x86 AVX2 and ARM) get a second,
-  anonymous copy (``CPU_REPACK model buffer``), counted in overhead as ``repack``.
+  anonymous copy of the same size (``CPU_REPACK model buffer``); after loading, the mapped pages
+  of those tensors are clean file pages the OS reclaims, so the steady-state total counts them
+  once. ``repack_bytes`` is reported apart (it is extra only while loading).
 * KV cache: f16 K and V for ``n_ctx`` cells (padded to 256) per layer, GQA-sized. Sliding-window
   layers (Gemma 2/3) get only ``n_swa + n_ubatch`` cells (padded) *unless* ``swa_full``:
   llama-cpp-python's default context parameters keep a full-size SWA cache, llama-cli/llama-server
@@ -105,12 +107,13 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     comp = compute_bytes(facts, ctx, s)
     out = output_bytes(facts, s)
     rep = repack_bytes(facts, quant, s)
-    overhead = s.baseline_bytes + rep
+    overhead = s.baseline_bytes
     total = weights + kv + comp + out + overhead
     full_cells, swa_cells = kv_cells(facts, ctx, s)
     notes = []
     if rep:
-        notes.append(f"includes {rep / MIB:.0f} MiB of weights repacked by llama.cpp's CPU backend")
+        notes.append(f"{rep / MIB:.0f} MiB of weights are repacked by llama.cpp's CPU backend "
+                     "(a second copy while loading; the mapped originals are then reclaimable)")
     if facts.n_swa and s.swa_full:
         notes.append("full-size sliding-window KV cache (llama-cpp-python default; swa_full=false saves memory)")
     if ctx > facts.n_ctx_train:

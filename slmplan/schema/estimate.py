@@ -21,7 +21,7 @@ class MemoryEstimate(_Frozen):
     total_bytes: int
     budget_bytes: int
     output_bytes: int = 0  # llama.cpp's logits output buffer (included in compute_bytes)
-    repack_bytes: int = 0  # weights repacked by the CPU backend (included in overhead_bytes)
+    repack_bytes: int = 0  # weights the CPU backend repacks (an anonymous copy; see estimate/memory.py)
     weights_method: str = ""
     kv_cells: int = 0
     notes: list[str] = []

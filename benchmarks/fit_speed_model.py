@@ -1,0 +1,39 @@
+"""Refit the speed model on slmplan/data/calibration and rewrite slmplan/data/speed_model.json.
+
+    .venv/bin/python benchmarks/fit_speed_model.py          # refit, print validation, write JSON
+    .venv/bin/python benchmarks/fit_speed_model.py --check  # exit 1 if the shipped JSON is stale
+
+Prints the decode/prefill error on the training rows, on hold-out devices the shipped constants
+never saw, and leave-one-device-out cross-validation (the figures quoted in the README).
+"""
+
+import json
+import sys
+
+from slmplan.estimate.fit import fit_all
+from slmplan.estimate.speed import MODEL_FILE
+
+
+def main() -> int:
+    result = fit_all()
+    text = json.dumps(result, indent=1, sort_keys=True) + "\n"
+    for cls, val in result["validation"].items():
+        for split, e in val.items():
+            print(f"{cls:4s} {split:22s} decode median |err| {e.get('decode_median_abs_pct')}%  "
+                  f"mean {e.get('decode_mean_abs_pct')}%  prefill median {e.get('prefill_median_abs_pct')}%  "
+                  f"(rows: {e.get('decode_rows')})")
+    if "--check" in sys.argv:
+        if MODEL_FILE.read_text() != text:
+            print(f"{MODEL_FILE} is stale: run benchmarks/fit_speed_model.py", file=sys.stderr)
+            return 1
+        print("shipped constants are up to date")
+        return 0
+    tmp = MODEL_FILE.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(MODEL_FILE)
+    print(f"wrote {MODEL_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

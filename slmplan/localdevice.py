@@ -1,0 +1,159 @@
+"""Detect the local machine as a DeviceProfile: RAM, cgroup limit, CPU features, memory bandwidth.
+
+Bandwidth is measured (a large numpy copy, best of a few runs; single-threaded, so a lower bound
+on machines with many memory channels) and cached per machine in the user cache directory, so
+only the first call pays the ~0.5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import psutil
+
+from slmplan.schema.device import DeviceProfile
+
+GIB = 1 << 30
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("SLMPLAN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmplan")
+    return Path(base)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_memory_limit() -> tuple[int | None, int | None]:
+    """(limit, current usage) of this process's cgroup, or (None, None)."""
+    v2 = _read("/sys/fs/cgroup/memory.max")
+    if v2 is not None:
+        limit = None if v2 == "max" else int(v2)
+        cur = _read("/sys/fs/cgroup/memory.current")
+        return limit, int(cur) if cur and cur.isdigit() else None
+    v1 = _read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    if v1 and v1.isdigit() and int(v1) < 1 << 60:
+        cur = _read("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+        return int(v1), int(cur) if cur and cur.isdigit() else None
+    return None, None
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor() or platform.machine(), set()
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "Hardware") and val.strip():
+            model = val.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(val.split())
+    wanted = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
+              "amx_int8", "asimd", "asimddp", "i8mm", "sve", "sve2", "fphp"]
+    return {"model": model, "features": [f for f in wanted if f in flags],
+            "physical_cores": psutil.cpu_count(logical=False) or psutil.cpu_count() or 1,
+            "logical_cores": psutil.cpu_count() or 1}
+
+
+def flops_per_cycle(features: list[str]) -> int:
+    if "avx512f" in features:
+        return 64
+    if "avx2" in features and "fma" in features:
+        return 32
+    if "asimd" in features:
+        return 16
+    return 8
+
+
+def cpu_ghz() -> float | None:
+    try:
+        f = psutil.cpu_freq()
+    except (OSError, NotImplementedError, FileNotFoundError):
+        f = None
+    if f and (f.max or f.current):
+        return (f.max or f.current) / 1000
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000
+    return None
+
+
+def measure_bandwidth_gbs(size_bytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Copy bandwidth (read + write bytes / time), best of ``repeats`` runs."""
+    import numpy as np
+
+    src = np.ones(size_bytes // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    best = float("inf")
+    np.copyto(dst, src)  # warm-up: fault the pages in
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size_bytes / best / 1e9
+
+
+def _bandwidth_cached(key: str) -> tuple[float, str]:
+    path = cache_dir() / "local_bandwidth.json"
+    try:
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return float(data["gbs"]), f"measured {data['when']}: numpy copy, single thread (cached)"
+    except (OSError, ValueError, KeyError):
+        pass
+    gbs = measure_bandwidth_gbs()
+    when = time.strftime("%Y-%m-%d")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "gbs": gbs, "when": when}))
+        tmp.replace(path)
+    except OSError:
+        pass
+    return gbs, f"measured {when}: numpy copy, single thread"
+
+
+@lru_cache(maxsize=1)
+def detect_local() -> DeviceProfile:
+    vm = psutil.virtual_memory()
+    limit, used = cgroup_memory_limit()
+    ram = vm.total if limit is None else min(vm.total, limit)
+    avail = vm.available
+    sources = {"ram_gb": "psutil.virtual_memory().total" + ("; capped by the cgroup memory limit" if limit and limit < vm.total else "")}
+    if limit is not None and used is not None:
+        avail = min(avail, max(limit - used, 0))
+    budget = max(min(avail, ram) * 0.9, 0.1 * GIB)
+    sources["memory_budget_gb"] = "90% of the memory available now (psutil available, cgroup limit minus usage)"
+    cpu = cpu_info()
+    key = f"{cpu['model']}|{ram}|{cpu['logical_cores']}"
+    if os.environ.get("SLMPLAN_BANDWIDTH_GBS"):
+        bw, bw_src = float(os.environ["SLMPLAN_BANDWIDTH_GBS"]), "SLMPLAN_BANDWIDTH_GBS environment variable"
+    else:
+        bw, bw_src = _bandwidth_cached(key)
+    sources["memory_bandwidth_gbs"] = bw_src
+    ghz = cpu_ghz()
+    threads = cpu["physical_cores"]
+    gflops = None
+    if ghz:
+        gflops = round(threads * ghz * flops_per_cycle(cpu["features"]), 1)
+        sources["cpu_gflops"] = (f"estimate: {threads} cores x {ghz:.2f} GHz x "
+                                 f"{flops_per_cycle(cpu['features'])} FP32 FLOPs/cycle")
+    sources["power_w"] = "unknown: no power sensor read; energy figures need a power_w (use a YAML profile)"
+    return DeviceProfile(
+        id="local", name=f"This machine ({cpu['model']})", kind="server" if not ghz else "desktop",
+        ram_gb=round(ram / GIB, 2), memory_budget_gb=round(min(budget, ram) / GIB, 2),
+        memory_bandwidth_gbs=round(bw, 1), cpu_cores=cpu["logical_cores"], backend="cpu",
+        cpu_gflops=gflops, threads=threads, soc=cpu["model"], sources=sources,
+        notes=f"{platform.system()} {platform.release()} {platform.machine()}; CPU features: {' '.join(cpu['features']) or 'none detected'}",
+    )

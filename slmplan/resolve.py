@@ -1,0 +1,45 @@
+"""Turn a MODEL argument (catalog id or .gguf path) into facts and the quant variants to estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmplan.catalog import facts, get_model, get_variant, load_catalog
+from slmplan.errors import BadInputError
+from slmplan.model import ModelFacts
+
+
+@dataclass(frozen=True)
+class Candidate:
+    facts: ModelFacts
+    quant: str
+    weights_bytes: int | None  # None: estimate from the quant mix
+    weights_method: str | None
+
+
+def is_gguf_path(spec: str) -> bool:
+    return spec.lower().endswith(".gguf") or Path(spec).is_file()
+
+
+def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None) -> list[Candidate]:
+    if spec.startswith("hf://"):
+        from slmplan.hub import remote_facts  # optional extra
+
+        f = remote_facts(spec)
+        return [Candidate(f, f.file_quant or "unknown", None, None)]
+    if is_gguf_path(spec):
+        from slmplan.gguf import read_gguf
+        from slmplan.model import facts_from_gguf
+
+        f = facts_from_gguf(read_gguf(spec))
+        fq = f.file_quant or "unknown"
+        if quant and quant.upper() != fq.upper():
+            raise BadInputError(f"{spec} is a {fq} file; --quant {quant} does not apply",
+                                "Drop --quant for a .gguf file")
+        return [Candidate(f, fq, None, None)]
+    cat = load_catalog(catalog_path)
+    m = get_model(cat, spec)
+    variants = [get_variant(m, quant)] if quant else list(m.variants)
+    f = facts(m)
+    return [Candidate(f, v.quant, None, None) for v in variants]
