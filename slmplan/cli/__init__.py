@@ -1,0 +1,1 @@
+"""Typer commands only: parse, call the library, print. Nothing imports this package."""

@@ -1,0 +1,263 @@
+"""slmplan command line. Errors become one line 'Error: ...' with exit code 2 (bad input) or 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from slmplan.cli.output import VERDICT_STYLE, emit_json, err, fmt_num, gib, out
+from slmplan.errors import BadInputError, SlmplanError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Will this small language model fit this device, and how fast will it run?\n\n"
+         "Examples:\n\n"
+         "  slmplan fit llama-3.2-1b --device pixel-8\n\n"
+         "  slmplan plan --device iphone-15-pro --ctx 2048\n\n"
+         "  slmplan inspect model.gguf",
+)
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+
+
+CatalogOpt = Annotated[Optional[str], typer.Option("--catalog", help="Model catalog YAML (default: the bundled model_catalog.yaml).")]
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="table for people, json for scripts.")]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Built-in device id, 'local', or a device YAML path.")]
+CtxOpt = Annotated[int, typer.Option("--ctx", help="Context length in tokens (KV cache size).")]
+PromptOpt = Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens of one query (energy, time to first token).")]
+GenOpt = Annotated[int, typer.Option("--gen-tokens", help="Generated tokens of one query.")]
+SwaOpt = Annotated[bool, typer.Option("--swa-full/--no-swa-full", help="Full-size sliding-window KV cache (llama-cpp-python's default) or llama-server's smaller one.")]
+FaOpt = Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (smaller compute buffer at long contexts).")]
+
+
+def _query(ctx: int, prompt: int, gen: int, swa_full: bool = True, flash_attn: bool = False):
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.planner import Query
+
+    return Query(ctx=ctx, n_prompt=prompt, n_gen=gen, settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn))
+
+
+@app.command("catalog")
+def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
+    """Every model in the catalog with its quant variants.
+
+    Example: slmplan catalog --format json
+    """
+    from slmplan.catalog import facts, load_catalog
+
+    cat = load_catalog(catalog)
+    if fmt == Fmt.json:
+        rows = []
+        for m in cat.models:
+            d = m.model_dump(exclude_none=True)
+            d["params_computed"] = facts(m).params
+            d["variants"] = [dict(v.model_dump(exclude_none=True), weights_bytes_estimate=facts(m).weights_bytes(v.quant))
+                             for v in m.variants]
+            rows.append(d)
+        emit_json(rows)
+        return
+    t = Table(title=f"Model catalog ({len(cat.models)} models)")
+    for col in ("id", "params", "layers", "ctx", "KV heads", "license", "quants (weights GiB)"):
+        t.add_column(col)
+    for m in cat.models:
+        f = facts(m)
+        qs = ", ".join(f"{v.quant} {f.weights_bytes(v.quant) / 2**30:.2f}" for v in m.variants)
+        t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", m.license, qs)
+    out.print(t)
+
+
+@app.command("devices")
+def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this machine instead of listing the built-in profiles.")] = False,
+                fmt: FormatOpt = Fmt.table) -> None:
+    """Built-in device profiles, or this machine with --local.
+
+    Examples: slmplan devices; slmplan devices --local --format json
+    """
+    from slmplan.devices import builtin_devices
+    from slmplan.localdevice import detect_local
+
+    if local:
+        err.print("[dim]detecting this machine (first run measures memory bandwidth)...[/dim]")
+        devs = [detect_local()]
+    else:
+        devs = list(builtin_devices())
+    if fmt == Fmt.json:
+        emit_json([d.contract_dict() for d in devs] if not local else devs[0].contract_dict())
+        return
+    t = Table(title="Device profiles" if not local else "This machine")
+    for col in ("id", "kind", "RAM GB", "budget GB", "bandwidth GB/s", "cores", "NPU TOPS", "backend", "power W"):
+        t.add_column(col)
+    for d in devs:
+        t.add_row(d.id, d.kind, f"{d.ram_gb:g}", f"{d.memory_budget_gb:g}", f"{d.memory_bandwidth_gbs:g}", str(d.cpu_cores),
+                  fmt_num(d.npu_tops, 0) if d.npu_tops else "-", d.effective_backend, f"{d.power_w:g}" if d.power_w else "unknown")
+    out.print(t)
+    if local:
+        for k, v in devs[0].sources.items():
+            out.print(f"  {k}: {v}")
+        out.print(f"  {devs[0].notes}")
+
+
+def _results_table(results, title: str, limit: int | None = None) -> Table:
+    t = Table(title=title)
+    for col in ("model", "quant", "verdict", "memory GiB (w+kv+comp+ovh)", "budget", "prefill tok/s", "decode tok/s (low-high)", "TTFT s", "Wh/query"):
+        t.add_column(col)
+    for r in results[:limit]:
+        m, s, e = r.memory, r.speed, r.energy
+        style = VERDICT_STYLE[r.verdict]
+        t.add_row(
+            r.model, r.quant, f"[{style}]{r.verdict}[/{style}]",
+            f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
+            gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
+            f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})",
+            f"{s.ttft_s:.2f}" if s.prefill_tokens_per_s else "unknown",
+            f"{e.wh_per_query:.4f}" if e.wh_per_query is not None else "unknown")
+    return t
+
+
+def _cloud_line(results) -> str | None:
+    from slmplan.estimate.energy import cloud_baselines
+
+    e = next((r.energy for r in results if r.energy.wh_per_query), None)
+    if not e:
+        return None
+    parts = [f"{b['wh_per_query']:g} Wh ({b['label']})" for b in cloud_baselines()]
+    return (f"Energy per query ({e.prompt_tokens} prompt + {e.generated_tokens} generated tokens) is an estimate; "
+            f"cloud baselines, also estimates: {'; '.join(parts)}.")
+
+
+@app.command("fit")
+def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf file, or hf://owner/repo/file.gguf.")],
+            device: DeviceOpt,
+            quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="One quant variant (default: all of the model's variants).")] = None,
+            ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+    """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
+
+    Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
+    """
+    from slmplan.devices import get_device
+    from slmplan.planner import fit
+
+    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q.validate()
+    dev = get_device(device)
+    results = fit(model, dev, quant, q, catalog)
+    if fmt == Fmt.json:
+        emit_json([r.model_dump() for r in results])
+        return
+    out.print(_results_table(results, f"{model} on {dev.name} (ctx {ctx})"))
+    notes = sorted({n for r in results for n in r.memory.notes})
+    for n in notes:
+        out.print(f"  note: {n}")
+    out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
+    line = _cloud_line(results)
+    if line:
+        out.print(f"  {line}")
+
+
+@app.command("plan")
+def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+             top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
+             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+    """Rank every catalog model/quant for DEVICE and recommend one.
+
+    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
+    """
+    from slmplan.devices import get_device
+    from slmplan.planner import plan, recommend
+
+    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q.validate()
+    if top <= 0:
+        raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
+    dev = get_device(device)
+    results = plan(dev, q, catalog)
+    if fmt == Fmt.json:
+        emit_json([r.model_dump() for r in results])
+        return
+    fitting = sum(r.verdict != "does-not-fit" for r in results)
+    out.print(_results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {ctx}): {fitting}/{len(results)} fit", top))
+    best, why = recommend(results, q)
+    out.print(f"[bold]Recommendation:[/bold] {why}")
+    line = _cloud_line(results)
+    if line:
+        out.print(f"  {line}")
+
+
+@app.command("inspect")
+def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file (or hf://owner/repo/file.gguf).")],
+                fmt: FormatOpt = Fmt.table) -> None:
+    """What a GGUF file holds: architecture, tensor types and sizes (reads the header only).
+
+    Example: slmplan inspect SmolLM2-135M-Instruct.Q4_1.gguf
+    """
+    from slmplan.inspect import inspect_model
+
+    info = inspect_model(model)
+    if fmt == Fmt.json:
+        emit_json(info)
+        return
+    t = Table(title=f"{info['name']} ({info['source']})", show_header=False)
+    for k in ("architecture", "file_type", "params", "layers", "embedding", "ffn", "heads", "kv_heads", "head_dim",
+              "vocab", "context_length", "sliding_window", "tied_embeddings", "tensor_count", "tensor_bytes", "file_size",
+              "gguf_version", "license"):
+        t.add_row(k, str(info.get(k)))
+    out.print(t)
+    tt = Table(title="Tensor types")
+    for col in ("type", "tensors", "MiB"):
+        tt.add_column(col)
+    for name, (n, b) in sorted(info["types"].items(), key=lambda kv: -kv[1][1]):
+        tt.add_row(name, str(n), f"{b / 2**20:.2f}")
+    out.print(tt)
+
+
+def _click_exceptions():
+    """typer >= 0.26 vendors click as typer._click; older typer uses click itself."""
+    try:
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as cx
+    return cx
+
+
+def run() -> None:
+    """Console entry point: one-line errors, exit 2 for bad input, 1 for failures."""
+    try:
+        rv = app(standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
+    except SlmplanError as e:
+        if os.environ.get("SLMPLAN_DEBUG"):
+            raise
+        err.print(f"Error: {e.one_line()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except Exception as e:  # click usage errors (vendored or not); anything else is a bug: re-raise
+        cx = _click_exceptions()
+        if getattr(cx, "NoArgsIsHelpError", None) and isinstance(e, cx.NoArgsIsHelpError):
+            sys.exit(0)  # typer already printed the help
+        if not isinstance(e, cx.ClickException):
+            raise
+        ctx = getattr(e, "ctx", None)
+        sub = ctx.command_path.split(" ", 1)[1] if ctx and " " in ctx.command_path else ""
+        err.print(f"Error: {e.format_message().rstrip('.')}. Run 'slmplan {sub + ' ' if sub else ''}--help' for usage.",
+                  markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()
