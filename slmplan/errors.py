@@ -21,7 +21,8 @@ class SlmplanError(Exception):
     def one_line(self) -> str:
         text = self.message.rstrip(".")
         if self.hint:
-            text = f"{text}. {self.hint.rstrip('.')}."
+            hint = self.hint if self.hint.endswith(("?", "!", ".")) else self.hint + "."
+            text = f"{text}. {hint}"
         else:
             text = f"{text}."
         return " ".join(text.split())

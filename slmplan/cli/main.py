@@ -231,7 +231,7 @@ def _click_exceptions():
 def run() -> None:
     """Console entry point: one-line errors, exit 2 for bad input, 1 for failures."""
     try:
-        rv = app(standalone_mode=False)
+        rv = app(prog_name="slmplan", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
     except SlmplanError as e:
         if os.environ.get("SLMPLAN_DEBUG"):

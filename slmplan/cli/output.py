@@ -8,8 +8,22 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+class _Out:
+    """Results go to stdout; when piped (not a terminal) tables are laid out 200 columns wide so
+    nothing is cut. Created per call so redirected/captured stdout is honoured."""
+
+    def print(self, *args, **kwargs) -> None:
+        width = None if sys.stdout.isatty() else 200
+        Console(file=sys.stdout, width=width, soft_wrap=False).print(*args, **kwargs)
+
+
+class _Err:
+    def print(self, *args, **kwargs) -> None:
+        Console(file=sys.stderr).print(*args, **kwargs)
+
+
+out = _Out()
+err = _Err()
 
 
 def emit_json(data: Any) -> None:
