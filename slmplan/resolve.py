@@ -24,7 +24,11 @@ def is_gguf_path(spec: str) -> bool:
 
 def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None) -> list[Candidate]:
     if spec.startswith("hf://"):
-        from slmplan.hub import remote_facts  # optional extra
+        try:
+            from slmplan.hub import remote_facts
+        except ImportError:
+            raise BadInputError(f"{spec}: reading hf:// files is not available in this version",
+                                "Download the file and pass its local path") from None
 
         f = remote_facts(spec)
         return [Candidate(f, f.file_quant or "unknown", None, None)]
