@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,6 +47,3 @@ def get_device(spec: str) -> DeviceProfile:
             else "Run 'slmplan devices' to list the ids, use 'local', or pass a YAML profile path")
     raise UnknownIdError(f"unknown device '{spec}'", hint)
 
-
-def machine_summary() -> str:
-    return f"{platform.system()} {platform.machine()}"
