@@ -92,7 +92,7 @@ def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = N
     for m in cat.models:
         f = facts(m)
         for v in m.variants:
-            out.append(evaluate(Candidate(f, v.quant, None, None), device, q, constants))
+            out.append(evaluate(Candidate(f, v.quant), device, q, constants))
     return rank(out)
 
 

@@ -14,8 +14,6 @@ from slmplan.model import ModelFacts
 class Candidate:
     facts: ModelFacts
     quant: str
-    weights_bytes: int | None  # None: estimate from the quant mix
-    weights_method: str | None
 
 
 def is_gguf_path(spec: str) -> bool:
@@ -31,7 +29,7 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
                                 "Download the file and pass its local path") from None
 
         f = remote_facts(spec)
-        return [Candidate(f, f.file_quant or "unknown", None, None)]
+        return [Candidate(f, f.file_quant or "unknown")]
     if is_gguf_path(spec):
         from slmplan.gguf import read_gguf
         from slmplan.model import facts_from_gguf
@@ -41,9 +39,9 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
         if quant and quant.upper() != fq.upper():
             raise BadInputError(f"{spec} is a {fq} file; --quant {quant} does not apply",
                                 "Drop --quant for a .gguf file")
-        return [Candidate(f, fq, None, None)]
+        return [Candidate(f, fq)]
     cat = load_catalog(catalog_path)
     m = get_model(cat, spec)
     variants = [get_variant(m, quant)] if quant else list(m.variants)
     f = facts(m)
-    return [Candidate(f, v.quant, None, None) for v in variants]
+    return [Candidate(f, v.quant) for v in variants]

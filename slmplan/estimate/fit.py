@@ -139,14 +139,8 @@ def _fit_decode(rows: list[Row], cls: str, get) -> dict:
     return best[1]
 
 
-def _fit_prefill(rows: list[Row], cls: str, get) -> float | None:
-    ratios = []
-    for r in rows:
-        if not r.pp:
-            continue
-        f = get(r.model_id)
-        flops = r.gpu_tflops * 1e12 if cls == "gpu" else r.cpu_gflops * 1e9
-        ratios.append(r.pp * flops_per_token(f, r.quant, r.pp_tokens // 2) / flops)
+def _fit_prefill(rows: list[Row], get) -> float | None:
+    ratios = [r.pp / _pp_pred(r, 1.0, get) for r in rows if r.pp]
     return float(statistics.median(ratios)) if ratios else None
 
 
@@ -158,7 +152,7 @@ def _pp_pred(r: Row, eff: float, get) -> float:
 
 def fit_class(rows: list[Row], cls: str, get) -> dict:
     k = _fit_decode(rows, cls, get)
-    k["eff_pp"] = _fit_prefill(rows, cls, get)
+    k["eff_pp"] = _fit_prefill(rows, get)
     ratios = sorted(r.tg / _predict_tg(r, k, get) for r in rows if r.tg)
     k["decode_ratio_low"] = round(float(np.quantile(ratios, 0.1)), 3)
     k["decode_ratio_high"] = round(float(np.quantile(ratios, 0.9)), 3)

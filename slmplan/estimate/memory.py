@@ -97,12 +97,10 @@ def repack_bytes(facts: ModelFacts, quant: str, s: RuntimeSettings = RuntimeSett
 
 
 def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
-                    s: RuntimeSettings = RuntimeSettings(), weights_override: int | None = None,
-                    weights_method: str | None = None) -> MemoryEstimate:
-    weights = weights_override if weights_override is not None else facts.weights_bytes(quant)
-    if weights_method is None:
-        weights_method = ("exact: sum of tensor sizes in the GGUF header" if facts.exact_tensors is not None
-                          else f"estimate: {quant} quant mix applied to the architecture's tensors")
+                    s: RuntimeSettings = RuntimeSettings()) -> MemoryEstimate:
+    weights = facts.weights_bytes(quant)
+    weights_method = ("exact: sum of tensor sizes in the GGUF header" if facts.exact_tensors is not None
+                      else f"estimate: {quant} quant mix applied to the architecture's tensors")
     kv = kv_cache_bytes(facts, ctx, s)
     comp = compute_bytes(facts, ctx, s)
     out = output_bytes(facts, s)

@@ -108,9 +108,6 @@ def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prom
         pp_v = pp
         ttft = n_prompt / pp + t_tok
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
-    src = constants.get("local_override")
-    if src:
-        method += f"; {src}"
     return SpeedEstimate(
         prefill_tokens_per_s=round(pp_v, 2), decode_tokens_per_s=round(tg, 2),
         decode_tokens_per_s_low=round(tg * k["decode_ratio_low"], 2),

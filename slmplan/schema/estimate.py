@@ -60,4 +60,3 @@ class FitResult(_Frozen):
     energy: EnergyEstimate
     params: int = 0
     score: float | None = None
-    reason: str = ""
