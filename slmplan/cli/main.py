@@ -219,6 +219,137 @@ def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file 
     out.print(tt)
 
 
+@app.command("bench")
+def bench_cmd(
+    model: Annotated[str, typer.Argument(help="Path to a .gguf file, or a catalog id with a local GGUF (bundled: smollm2-135m, gemma-3-270m).")],
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="llama.cpp (ONNX Runtime: not in this version).")] = "llama.cpp",
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Threads for generation and prompt processing (default: physical cores, as llama-bench).")] = None,
+    pp: Annotated[str, typer.Option("--pp", "-p", help="Prompt-processing test sizes, comma-separated; 0 = none.")] = "512",
+    tg: Annotated[str, typer.Option("--tg", "-n", help="Generation test sizes, comma-separated; 0 = none.")] = "128",
+    depth: Annotated[str, typer.Option("--depth", "-d", help="Context depth(s) already in the KV cache before each test (llama-bench -d).")] = "0",
+    reps: Annotated[int, typer.Option("--reps", help="Timed repetitions per test (after one warmup run).")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Logical batch size (llama-bench -b).")] = 2048,
+    ubatch_size: Annotated[int, typer.Option("--ubatch-size", "-ub", help="Physical batch size (llama-bench -ub).")] = 512,
+    flash_attn: Annotated[str, typer.Option("--flash-attn", "-fa", help="auto | on | off (llama-bench's default: auto).")] = "auto",
+    cache_type_k: Annotated[str, typer.Option("--cache-type-k", help="KV cache type for K (f16, q8_0, ...).")] = "f16",
+    cache_type_v: Annotated[str, typer.Option("--cache-type-v", help="KV cache type for V (quantized V needs flash attention).")] = "f16",
+    ttft: Annotated[bool, typer.Option("--ttft/--no-ttft", help="Also time the first token of a real chat prompt.")] = True,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="The prompt for --ttft (default: a built-in ~100-word request).")] = None,
+    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One untimed run before the timed ones.")] = True,
+    mmap: Annotated[bool, typer.Option("--mmap/--no-mmap", help="Map the weights from the file (llama.cpp's default).")] = True,
+    quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="For a catalog id: which quant's cached GGUF to use.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store this machine's fitted speed constants; later 'fit/plan --device local' use them.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even if the predicted footprint exceeds the RAM available now.")] = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table | json | csv | md (default: table, or from -o's extension).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the result to this file (.json/.csv/.md), atomically.")] = None,
+) -> None:
+    """Measure a model on this machine like llama.cpp's llama-bench, plus memory, time to first token and
+    the planner's prediction for the same run.
+
+    Each run happens in a child process. Ctrl-C stops it and keeps the samples measured so far.
+
+    Examples:
+
+      slmplan bench smollm2-135m
+
+      slmplan bench model.gguf --threads 2 --pp 512 --tg 128 --reps 5 -o bench.json
+
+      slmplan bench gemma-3-270m --depth 0,4096 --calibrate
+    """
+    from slmplan.bench import prepare as P
+    from slmplan.bench import render as R
+    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.schema.bench import BenchSettings
+
+    P.check_runtime(runtime)
+    if fmt is not None:
+        fmt = P.check_choice(fmt, R.FORMATS, "--format")
+    file_fmt = None
+    if output:
+        file_fmt = R.format_for_path(output) or (fmt if fmt in ("json", "csv", "md") else None)
+        if file_fmt is None:
+            raise BadInputError(f"cannot tell the format of -o {output}", "Use a .json, .csv or .md file name (or --format json)")
+    pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
+    tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
+    depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
+    tests = build_tests(pps, tgs, depths)
+    if not tests and not ttft:
+        raise BadInputError("nothing to measure: --pp and --tg are all 0 and --no-ttft is set", "Use e.g. --pp 512 --tg 128")
+    P.check_range(reps, "--reps", 1, 1000, "5")
+    P.check_range(batch_size, "--batch-size", 1, 1 << 17, "2048")
+    P.check_range(ubatch_size, "--ubatch-size", 1, 1 << 17, "512")
+    fa = P.check_choice(flash_attn, P.FLASH_ATTN, "--flash-attn")
+    tk = P.check_choice(cache_type_k, P.KV_TYPES, "--cache-type-k")
+    tv = P.check_choice(cache_type_v, P.KV_TYPES, "--cache-type-v")
+    if tv not in ("f16", "f32", "bf16") and fa == "off":
+        raise BadInputError("a quantized V cache needs flash attention", "Use --flash-attn on (or auto)")
+    if prompt is not None and not prompt.strip():
+        raise BadInputError("--prompt is empty", "Give a prompt text, or drop --prompt to use the built-in one")
+    from slmplan.localdevice import cpu_info, detect_local
+
+    cores = cpu_info()
+    if threads is None:
+        threads = cores["physical_cores"]
+    P.check_range(threads, "--threads", 1, 4 * cores["logical_cores"], str(cores["physical_cores"]))
+    target = P.resolve_model(model, quant)
+    max_ctx = max([t.n_prompt + t.n_gen + t.n_depth for t in tests] + [1024 if ttft else 1])
+    P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
+    settings = BenchSettings(threads=threads, n_batch=batch_size, n_ubatch=ubatch_size, flash_attn=fa, type_k=tk,
+                             type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap)
+    device = detect_local()
+    run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None)
+    if calibrate and not run_.interrupted:
+        from slmplan.bench.calibrate import calibrate as do_calibrate
+        from slmplan.calibration_store import local_constants_path
+
+        c = do_calibrate(run_, shipped)
+        if c:
+            lf = c["local_fit"]
+            err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
+                      f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
+    if output:
+        R.write_atomic(output, R.render(run_, file_fmt))
+        err.print(f"Wrote {output}", markup=False, highlight=False)
+    shown = fmt or "table"
+    if shown == "table":
+        for t in R.tables(run_):
+            out.print(t)
+        for line in R.summary_lines(run_):
+            out.print(line, markup=False, highlight=False)
+    else:
+        sys.stdout.write(R.render(run_, shown))
+    for w in run_.warnings:
+        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+    if run_.interrupted:
+        n = sum(len(r.samples) for r in run_.results)
+        err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
+        raise typer.Exit(130)
+
+
+def _bench_with_progress(model, target, tests, settings, device, ttft_prompt):
+    """Run the benchmark with a progress bar on stderr (shown only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from slmplan.bench.runner import run_llamacpp
+
+    console = Console(file=sys.stderr)
+    names = [t.name for t in tests] + (["ttft"] if ttft_prompt else [])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"loading {target.path.name}", total=len(names) * settings.reps)
+
+        def on_event(ev):
+            kind = ev["event"]
+            if kind == "start":
+                bar.update(task, description=f"{ev['test']}" + (" (warmup)" if settings.warmup else ""))
+            elif kind == "sample":
+                bar.update(task, advance=1, description=ev["test"])
+
+        return run_llamacpp(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
+                            on_event=on_event)
+
+
 def _click_exceptions():
     """typer >= 0.26 vendors click as typer._click; older typer uses click itself."""
     try:

@@ -84,12 +84,14 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: di
     return max(t_mem, t_cpu) + t_fix, bound
 
 
-def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int, k: dict) -> float | None:
+def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int, k: dict,
+                         depth: int = 0) -> float | None:
+    """Prompt tokens/s for ``n_prompt`` tokens processed after ``depth`` tokens already in the cache."""
     flops = hw.gpu_tflops * 1e12 if hw.backend != "cpu" and hw.gpu_tflops else (
         hw.cpu_gflops * 1e9 if hw.cpu_gflops else None)
     if flops is None:
         return None
-    return k["eff_pp"] * flops / flops_per_token(facts, quant, n_prompt // 2)
+    return k["eff_pp"] * flops / flops_per_token(facts, quant, depth + n_prompt // 2)
 
 
 def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prompt: int = 300,

@@ -1,0 +1,156 @@
+"""Everything checked before a benchmark loads a model: the MODEL argument, the numbers, the file, RAM.
+
+A bad value, a missing/corrupt/truncated file or a model that would not fit in the RAM available
+now is refused here with a one-line error, before any child process starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from slmplan.errors import BadInputError, GGUFError
+from slmplan.estimate.memory import MIB, estimate_memory
+from slmplan.localdevice import cgroup_memory_limit
+from slmplan.model import ModelFacts
+
+RUNTIMES = ("llama.cpp", "onnx")
+FLASH_ATTN = ("auto", "on", "off")
+KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+RAM_SAFETY = 0.9  # refuse when the predicted footprint exceeds 90% of the memory available now
+
+
+def parse_int_list(value: str, option: str, minimum: int = 0, maximum: int = 1 << 20) -> list[int]:
+    """'512' or '128,512' (llama-bench style) -> [ints]; a clear error for anything else."""
+    out = []
+    for part in str(value).split(","):
+        part = part.strip()
+        try:
+            n = int(part)
+        except ValueError:
+            raise BadInputError(f"{option} takes whole numbers separated by commas, got '{value}'",
+                                f"Use e.g. {option} 512 or {option} 128,512") from None
+        if not minimum <= n <= maximum:
+            raise BadInputError(f"{option} {n} is out of range ({minimum}..{maximum})", f"Use e.g. {option} 512")
+        out.append(n)
+    return list(dict.fromkeys(out))
+
+
+def check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    v = value.lower()
+    if v not in choices:
+        raise BadInputError(f"{option} '{value}' is not one of {', '.join(choices)}", f"Use {option} {choices[0]}")
+    return v
+
+
+def check_range(value: int, option: str, lo: int, hi: int, example: str) -> int:
+    if not lo <= value <= hi:
+        raise BadInputError(f"{option} {value} is out of range ({lo}..{hi})", f"Use e.g. {option} {example}")
+    return value
+
+
+def check_runtime(runtime: str) -> str:
+    r = runtime.lower().replace("llamacpp", "llama.cpp").replace("llama-cpp", "llama.cpp")
+    if r not in RUNTIMES:
+        raise BadInputError(f"unknown runtime '{runtime}'", "Use --runtime llama.cpp (or --runtime onnx)")
+    if r == "onnx":
+        raise BadInputError("the ONNX Runtime benchmark is not available in this version",
+                            "Use --runtime llama.cpp with a .gguf model")
+    return r
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    arg: str
+    path: Path
+    facts: ModelFacts
+
+
+def resolve_model(arg: str, quant: str | None = None) -> BenchTarget:
+    """A .gguf path, a bundled test model id, or a catalog id whose GGUF is in the Hugging Face cache."""
+    from slmplan.gguf import read_gguf
+    from slmplan.model import facts_from_gguf
+
+    p = Path(arg).expanduser()
+    if arg.lower().endswith(".gguf") or p.exists():
+        if p.is_dir():
+            raise BadInputError(f"{arg} is a directory", "Pass a .gguf file (folders are for --runtime onnx)")
+        h = read_gguf(p, check_data=True)  # missing / not GGUF / truncated -> GGUFError (exit 2)
+        return BenchTarget(arg, p.resolve(), facts_from_gguf(h))
+    path = _local_gguf_for_id(arg, quant)
+    h = read_gguf(path, check_data=True)
+    return BenchTarget(arg, path, facts_from_gguf(h, model_id=arg))
+
+
+def _local_gguf_for_id(model_id: str, quant: str | None) -> Path:
+    from slmplan.catalog import get_model, load_catalog
+    from slmplan.testmodels import BUNDLED, bundled_model_path
+
+    m = get_model(load_catalog(), model_id)  # unknown id -> clear error listing close matches
+    if model_id in BUNDLED and (quant is None or quant.upper() in bundled_quants(model_id)):
+        return bundled_model_path(model_id)
+    found = _hf_cached_gguf(m.hf_repo, quant or "Q4_K_M") if m.hf_repo else None
+    if found:
+        return found
+    raise BadInputError(
+        f"no local GGUF file for '{model_id}'" + (f" ({quant})" if quant else "") +
+        (f"; it is published in {m.hf_repo}" if m.hf_repo else ""),
+        "Download the .gguf file and pass its path (bundled test models: " + ", ".join(BUNDLED) + ")")
+
+
+def bundled_quants(model_id: str) -> set[str]:
+    return {"smollm2-135m": {"Q4_1"}, "gemma-3-270m": {"Q4_K_M"}}.get(model_id, set())
+
+
+def _hf_cached_gguf(repo: str, quant: str) -> Path | None:
+    """A file of ``repo`` already in the standard Hugging Face cache whose name carries ``quant``."""
+    try:
+        from huggingface_hub import scan_cache_dir
+    except ImportError:
+        return None
+    try:
+        info = scan_cache_dir()
+    except Exception:  # no cache dir yet, unreadable cache: nothing cached
+        return None
+    for r in info.repos:
+        if r.repo_id.lower() != repo.lower():
+            continue
+        for rev in r.revisions:
+            for f in rev.files:
+                if f.file_name.lower().endswith(".gguf") and quant.lower() in f.file_name.lower():
+                    return Path(f.file_path)
+    return None
+
+
+def available_memory() -> int:
+    avail = psutil.virtual_memory().available
+    limit, used = cgroup_memory_limit()
+    if limit is not None and used is not None:
+        avail = min(avail, max(limit - used, 0))
+    return avail
+
+
+def check_fits_ram(target: BenchTarget, max_ctx: int, n_batch: int, n_ubatch: int, flash_attn: str,
+                   force: bool) -> dict:
+    """Predicted peak footprint of the benchmark process vs the RAM available now."""
+    from slmplan.bench.predict import context_settings
+
+    s = context_settings(max_ctx, n_batch, n_ubatch, flash_attn != "off", "f16", "f16")
+    est = estimate_memory(target.facts, target.facts.file_quant or "F16", max_ctx, 1 << 50, s)
+    need = est.total_bytes + est.repack_bytes
+    avail = available_memory()
+    info = {"predicted_bytes": need, "available_bytes": avail}
+    if need > RAM_SAFETY * avail and not force:
+        raise BadInputError(
+            f"{target.path.name} needs about {need / MIB:,.0f} MiB (weights, KV cache at {max_ctx} tokens, buffers) "
+            f"but only {avail / MIB:,.0f} MiB of RAM is available now; loading it would make the machine swap",
+            "Close other programs, use a smaller --pp/--depth or a smaller quant, or pass --force to try anyway")
+    return info
+
+
+def check_model_readable(path: Path) -> None:
+    if not os.access(path, os.R_OK):
+        raise GGUFError(f"{path}: permission denied", "Check the file's permissions")

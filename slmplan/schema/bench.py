@@ -1,0 +1,130 @@
+"""`slmplan bench` results. The top-level keys of CONTRACT.md's bench JSON are kept; the rest is added.
+
+Throughput follows llama-bench: each repetition gives tokens/s = (n_prompt + n_gen) / time, and the
+mean and (sample) standard deviation are taken over those per-repetition figures.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BenchSettings(_M):
+    threads: int
+    n_batch: int = Field(description="logical batch (llama-bench -b)")
+    n_ubatch: int = Field(description="physical batch (llama-bench -ub)")
+    flash_attn: str = Field(description="requested: auto | on | off")
+    type_k: str = "f16"
+    type_v: str = "f16"
+    reps: int
+    warmup: bool
+    poll: int = Field(50, description="threadpool polling level, as llama-bench --poll")
+    use_mmap: bool = True
+    swa_full: bool = False
+
+
+class ContextBuffers(_M):
+    """llama.cpp's own report for one test's context, next to the planner's estimate."""
+
+    kv_cache_bytes: Optional[int] = None
+    compute_bytes: Optional[int] = None
+    output_bytes: Optional[int] = None
+    predicted_kv_cache_bytes: Optional[int] = None
+    predicted_compute_bytes: Optional[int] = Field(None, description="compute + output buffers, as the planner counts them")
+    kv_ratio: Optional[float] = Field(None, description="measured / predicted")
+    compute_ratio: Optional[float] = Field(None, description="(compute + output) measured / predicted")
+
+
+class TestResult(_M):
+    __test__ = False  # not a pytest test class
+    test: str = Field(description="ppN, tgN, with @dN for a context depth (llama-bench's naming)")
+    n_prompt: int
+    n_gen: int
+    n_depth: int
+    tokens_per_s_mean: float
+    tokens_per_s_std: float
+    samples: list[float] = Field(description="tokens/s of each timed repetition")
+    samples_ns: list[int] = Field(description="wall time of each timed repetition, ns")
+    tokens_per_s_median: float
+    llama_cpp_eval_ns: list[int] = Field(default_factory=list,
+                                         description="llama.cpp's own timing (llama_perf_context) of each repetition")
+    harness_overhead: Optional[float] = Field(None, description="median wall time / llama.cpp's own time - 1")
+    complete: bool = Field(True, description="false when interrupted before all repetitions ran")
+    flash_attn: Optional[str] = Field(None, description="as llama.cpp resolved it for this context")
+    threadpool_attached: Optional[bool] = None
+    predicted_tokens_per_s: Optional[float] = None
+    ratio_measured_to_predicted: Optional[float] = None
+    buffers: ContextBuffers = ContextBuffers()
+
+
+class TTFTResult(_M):
+    prompt_tokens: int
+    chat_template: bool = Field(description="the prompt was formatted with the model's chat template")
+    ttft_s_mean: float
+    ttft_s_std: float
+    ttft_s_median: float
+    samples_s: list[float]
+    tokenize_s_mean: float
+    first_token: str
+    predicted_ttft_s: Optional[float] = None
+    ratio_measured_to_predicted: Optional[float] = None
+    method: str = "wall time of tokenize + prefill (n_batch chunks) + greedy sampling of the first token, fresh KV cache each repetition"
+
+
+class MemoryReport(_M):
+    peak_rss_bytes: Optional[int] = Field(None, description="the child process's peak resident set (VmHWM)")
+    rss_before_load_bytes: Optional[int] = None
+    rss_after_load_bytes: Optional[int] = None
+    rss_anon_bytes: Optional[int] = Field(None, description="anonymous memory at the end of the last test")
+    rss_file_bytes: Optional[int] = Field(None, description="file-backed (mmap'ed weights) at the end of the last test")
+    swap_bytes: Optional[int] = None
+    major_faults: Optional[int] = None
+    weights_mapped_bytes: Optional[int] = Field(None, description="llama.cpp: CPU_Mapped model buffer")
+    weights_repacked_bytes: Optional[int] = Field(None, description="llama.cpp: CPU_REPACK model buffer (anonymous copy)")
+    kv_cache_bytes_max: Optional[int] = None
+    compute_bytes_max: Optional[int] = None
+    llama_buffers: dict[str, int] = Field(default_factory=dict, description="every buffer llama.cpp reported at load")
+    predicted_weights_bytes: Optional[int] = None
+    predicted_repack_bytes: Optional[int] = None
+    weights_ratio: Optional[float] = None
+    method: str = ("buffers parsed from llama.cpp's own log; RSS from /proc/self/status between tests "
+                   "(the kernel tracks the peak, nothing samples during timed runs)")
+
+
+class Prediction(_M):
+    device: str
+    constants: str = Field(description="'shipped' speed model or 'local calibration'")
+    bandwidth_gbs: float
+    cpu_gflops: Optional[float]
+    method: str
+
+
+class BenchRun(_M):
+    schema_version: int = SCHEMA_VERSION
+    runtime: str
+    model: str = Field(description="what the user asked for (catalog id or path)")
+    model_path: str
+    model_desc: str = ""
+    quant: Optional[str] = None
+    n_params: Optional[int] = None
+    model_size_bytes: Optional[int] = None
+    threads: int
+    settings: BenchSettings
+    results: list[TestResult] = Field(default_factory=list)
+    ttft: Optional[TTFTResult] = None
+    memory: MemoryReport = MemoryReport()
+    load_s: Optional[float] = None
+    system: dict = Field(default_factory=dict)
+    prediction: Optional[Prediction] = None
+    warnings: list[str] = Field(default_factory=list)
+    interrupted: bool = False
+    started_at: str = ""
+    duration_s: float = 0.0
