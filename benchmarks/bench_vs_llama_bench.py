@@ -61,6 +61,8 @@ def main() -> int:
     ap.add_argument("--tol", type=float, default=0.03)
     ap.add_argument("--models", default="smollm2-135m,gemma-3-270m")
     ap.add_argument("--json", help="write all samples and ratios here")
+    ap.add_argument("--control", action="store_true",
+                    help="also run llama-bench a second time per round (A/A): the noise floor of the machine")
     a = ap.parse_args()
 
     exe = ensure_llama_bench(log=lambda m: print(m, file=sys.stderr))
@@ -73,12 +75,16 @@ def main() -> int:
     ok = True
     for mid in a.models.split(","):
         model = paths[mid]()
-        lb_runs, sp_runs, warns = [], [], []
+        lb_runs, sp_runs, aa_runs, warns = [], [], [], []
         for i in range(a.rounds):
-            order = ("lb", "sp") if i % 2 == 0 else ("sp", "lb")  # ABBA
+            order = ["lb", "sp"] + (["aa"] if a.control else [])
+            if i % 2:
+                order.reverse()  # ABBA
             for who in order:
                 if who == "lb":
                     lb_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps))
+                elif who == "aa":
+                    aa_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps))
                 else:
                     res, w = run_slmplan(model, a.threads, a.pp, a.tg, a.reps)
                     sp_runs.append(res)
@@ -96,6 +102,10 @@ def main() -> int:
                         "ratios": [round(r, 4) for r in ratios], "median_ratio": round(med, 4),
                         "best_sample_ratio": round(best_sp / best_lb, 4),
                         "llama_bench_best_tps": round(best_lb, 2), "slmplan_best_tps": round(best_sp, 2)}
+            if aa_runs:
+                aa = [c[t][0] / lb[t][0] for c, lb in zip(aa_runs, lb_runs)]
+                tests[t]["control_ratios"] = [round(r, 4) for r in aa]
+                tests[t]["control_median_ratio"] = round(statistics.median(aa), 4)
             ok &= abs(med - 1) <= a.tol
         report["models"][mid] = {"file": model.name, "tests": tests, "slmplan_warnings": sorted(set(warns))}
     print()
@@ -105,6 +115,9 @@ def main() -> int:
             print(f"{mid:<14} {t:<6} {statistics.median(v['llama_bench_mean_tps']):>12.2f} "
                   f"{statistics.median(v['slmplan_mean_tps']):>9.2f} {v['median_ratio']:>13.4f} "
                   f"{v['best_sample_ratio']:>18.4f}  {', '.join(f'{r:.3f}' for r in v['ratios'])}")
+            if "control_ratios" in v:
+                print(f"{'':<14} {'(A/A)':<6} {'llama-bench vs itself':>36} {v['control_median_ratio']:>6.4f} {'':>18}  "
+                      f"{', '.join(f'{r:.3f}' for r in v['control_ratios'])}")
         for w in m["slmplan_warnings"]:
             print(f"  warning during {mid}: {w}")
     print(f"\nmachine: {report['cpu']}; threads {a.threads}; {a.rounds} rounds x {a.reps} reps; tolerance +-{a.tol:.0%}: "
