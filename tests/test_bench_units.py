@@ -131,3 +131,20 @@ def test_write_atomic_never_leaves_half_files(tmp_path, monkeypatch):
     assert target.read_text() == "new"
     with pytest.raises(BadInputError, match="does not exist"):
         R.write_atomic(str(tmp_path / "nope" / "x.json"), "x")
+
+
+def test_rapl_energy_with_counter_wrap(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from slmplan.bench.llamacpp import Rapl
+
+    assert Rapl(str(tmp_path)).read() is None  # nothing readable: energy is "not measured", never 0
+    for name, uj in (("intel-rapl:0", 990_000_000), ("intel-rapl:0:0", 5), ("intel-rapl:1", 1_000_000)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "energy_uj").write_text(str(uj))
+        (tmp_path / name / "max_energy_range_uj").write_text("1000000000")
+    r = Rapl(str(tmp_path))
+    assert len(r.zones) == 2  # packages only; the core sub-zone is part of package 0
+    a = r.read()
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("10000000")  # wrapped past 1e9
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("3500000")
+    assert r.joules(a, r.read()) == pytest.approx(20.0 + 2.5)

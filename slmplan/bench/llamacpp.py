@@ -134,6 +134,45 @@ class _Threadpool:
             self.ptr = None
 
 
+class Rapl:
+    """CPU package energy from Linux RAPL (powercap), when the kernel exposes it and it is readable.
+
+    It counts the whole package (every process on it), so it is only meaningful on a quiet machine."""
+
+    def __init__(self, root: str = "/sys/class/powercap") -> None:
+        import glob
+
+        self.zones = []
+        for z in sorted(glob.glob(f"{root}/intel-rapl:[0-9]*")):
+            if z.count(":") != 1:
+                continue  # sub-zones (core, uncore) are inside their package's count
+            try:
+                with open(f"{z}/energy_uj") as fh:
+                    int(fh.read())
+                with open(f"{z}/max_energy_range_uj") as fh:
+                    rng = int(fh.read())
+            except (OSError, ValueError):
+                continue
+            self.zones.append((f"{z}/energy_uj", rng))
+
+    def read(self) -> list[int] | None:
+        if not self.zones:
+            return None
+        out = []
+        for path, _ in self.zones:
+            with open(path) as fh:
+                out.append(int(fh.read()))
+        return out
+
+    def joules(self, a: list[int] | None, b: list[int] | None) -> float | None:
+        if a is None or b is None:
+            return None
+        total = 0
+        for (x, y, (_, rng)) in zip(a, b, self.zones):
+            total += y - x if y >= x else y + rng - x  # the counter wraps at max_energy_range_uj
+        return total / 1e6
+
+
 class Runner:
     """One loaded model; ``run_test`` makes a context per test as llama-bench does."""
 
@@ -160,6 +199,7 @@ class Runner:
         L.llama_model_desc(self.model, buf, 512)
         self.desc = buf.value.decode("utf-8", "replace")
         self.rng = random.Random(1)
+        self.rapl = Rapl()
 
     def new_context(self, n_ctx: int, s: dict):
         cp = L.llama_context_default_params()
@@ -220,6 +260,7 @@ class Runner:
         mem = L.llama_get_memory(ctx)
         samples: list[int] = []
         inner: list[int] = []  # llama.cpp's own timing of the same decode calls (llama_perf_context)
+        energy: list[float | None] = []  # RAPL package energy of each repetition, when readable
         try:
             L.llama_memory_clear(mem, False)
             if warmup:
@@ -237,18 +278,20 @@ class Runner:
                         depth_state = (ctypes.c_uint8 * size)()
                         L.llama_state_seq_get_data(ctx, depth_state, size, 0)
                 L.llama_perf_context_reset(ctx)
+                e0 = self.rapl.read()
                 t0 = time.perf_counter_ns()
                 if n_prompt > 0:
                     self.test_prompt(ctx, n_prompt, n_batch, threads)
                 if n_gen > 0:
                     self.test_gen(ctx, n_gen, threads)
                 ns = time.perf_counter_ns() - t0
+                energy.append(self.rapl.joules(e0, self.rapl.read()))
                 perf = L.llama_perf_context(ctx)
                 samples.append(ns)
                 inner.append(int((perf.t_p_eval_ms + perf.t_eval_ms) * 1e6))
                 if on_sample:
                     on_sample(ns)
-            return {"samples_ns": samples, "runtime_ns": inner, "buffers": parse_buffers(ctx_log),
+            return {"samples_ns": samples, "runtime_ns": inner, "energy_j": energy, "buffers": parse_buffers(ctx_log),
                     "flash_attn": parse_flash_attn(ctx_log, s["flash_attn"]), "threadpool": bool(pool.ptr)}
         finally:
             self.free_context(ctx, pool)

@@ -171,6 +171,8 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
         buffers = ContextBuffers()
         fa = None
         inner = (done or {}).get("runtime_ns") or []
+        energy = [e for e in (done or {}).get("energy_j") or [] if e is not None]
+        jpt = round(statistics.median(energy) / (t.n_prompt + t.n_gen), 6) if energy else None
         overhead = (round(statistics.median(w / i for w, i in zip(ns, inner) if i > 0) - 1, 5)
                     if inner and all(i > 0 for i in inner) else None)
         if done:
@@ -188,7 +190,8 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
         results.append(TestResult(
             test=t.name, n_prompt=t.n_prompt, n_gen=t.n_gen, n_depth=t.n_depth,
             tokens_per_s_mean=round(mean, 3), tokens_per_s_std=round(std, 3), samples=[round(x, 3) for x in tps],
-            samples_ns=ns, tokens_per_s_median=round(med, 3), llama_cpp_eval_ns=inner, harness_overhead=overhead, complete=bool(done) and len(ns) >= s.reps,
+            samples_ns=ns, tokens_per_s_median=round(med, 3), llama_cpp_eval_ns=inner, harness_overhead=overhead,
+            energy_j=(done or {}).get("energy_j") or [], joules_per_token=jpt, complete=bool(done) and len(ns) >= s.reps,
             flash_attn=fa, threadpool_attached=done.get("threadpool") if done else None,
             predicted_tokens_per_s=round(pred, 3) if pred else None, ratio_measured_to_predicted=_ratio(med, pred),
             buffers=buffers))

@@ -336,8 +336,10 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt):
     console = Console(file=sys.stderr)
     names = [t.name for t in tests] + (["ttft"] if ttft_prompt else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as bar:
+                  console=console, transient=True, disable=not console.is_terminal,
+                  auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
         task = bar.add_task(f"loading {target.path.name}", total=len(names) * settings.reps)
+        bar.refresh()
 
         def on_event(ev):
             kind = ev["event"]
@@ -345,9 +347,122 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt):
                 bar.update(task, description=f"{ev['test']}" + (" (warmup)" if settings.warmup else ""))
             elif kind == "sample":
                 bar.update(task, advance=1, description=ev["test"])
+            bar.refresh()
 
         return run_llamacpp(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
                             on_event=on_event)
+
+
+@app.command("report")
+def report_cmd(
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Built-in device id, 'local', or a device YAML path.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="OUT.html, OUT.md or OUT.json (default: Markdown on stdout).")] = None,
+    bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result; repeat for several.")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated catalog ids or .gguf paths (default: the planner's top choices).")] = None,
+    ctx: CtxOpt = 4096, prompt: PromptOpt = 300, gen: GenOpt = 200,
+    top: Annotated[int, typer.Option("--top", help="How many of the planner's choices to include.")] = 5,
+    queries_per_day: Annotated[int, typer.Option("--queries-per-day", help="Usage pattern for the yearly energy and CO2.")] = 100,
+    grid: Annotated[Optional[str], typer.Option("--grid", help="Country for the grid's carbon intensity (default: world average).")] = None,
+    grid_intensity: Annotated[Optional[float], typer.Option("--grid-intensity", help="Grid carbon intensity in gCO2e/kWh (overrides --grid).")] = None,
+    power_w: Annotated[Optional[float], typer.Option("--power-w", help="The device's sustained power while generating, in watts (when the profile has none).")] = None,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the JSON report and exit.")] = False,
+    catalog: CatalogOpt = None,
+) -> None:
+    """A feasibility report for one device: ranked candidates, the recommendation, memory and speed charts,
+    predicted vs measured, context-length effect, energy and CO2 against the cloud, privacy notes.
+
+    Examples:
+
+      slmplan report --device pixel-8 -o pixel8.html
+
+      slmplan report --device local --bench bench.json -o report.html
+
+      slmplan report --device iphone-15-pro --models llama-3.2-1b,qwen3-1.7b --grid france -o report.md
+    """
+    from slmplan.bench.render import write_atomic
+    from slmplan.devices import get_device
+    from slmplan.report.build import build_report, load_bench
+    from slmplan.report.render import render, schema_json
+
+    if schema:
+        sys.stdout.write(schema_json())
+        return
+    if not device:
+        raise BadInputError("--device is required", "Use e.g. --device pixel-8 (see 'slmplan devices') or --device local")
+    fmt = "md"
+    if output:
+        ext = os.path.splitext(output)[1].lower()
+        fmt = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(ext)
+        if fmt is None:
+            raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
+    dev = get_device(device)
+    runs = [load_bench(b) for b in (bench or [])]
+    model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    rep = build_report(dev, runs, model_list, _query(ctx, prompt, gen), top=top, queries_per_day=queries_per_day,
+                       grid=grid, grid_value=grid_intensity, power_w=power_w)
+    text = render(rep, fmt)
+    if output:
+        write_atomic(output, text)
+        err.print(f"Wrote {output}", markup=False, highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the bench result and the reports.")] = "slmplan-demo",
+    reps: Annotated[int, typer.Option("--reps", help="Timed repetitions of the benchmark.")] = 3,
+    model: Annotated[str, typer.Option("--model", help="Bundled model to benchmark (smollm2-135m or gemma-3-270m).")] = "smollm2-135m",
+) -> None:
+    """Everything on defaults: plan for this machine, benchmark the bundled small model, write the report.
+
+    Example: slmplan demo --out demo
+    """
+    from pathlib import Path
+
+    from slmplan.bench import prepare as P
+    from slmplan.bench import render as R
+    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.localdevice import cpu_info, detect_local
+    from slmplan.planner import plan, recommend
+    from slmplan.report.build import build_report
+    from slmplan.report.render import render
+    from slmplan.schema.bench import BenchSettings
+
+    P.check_range(reps, "--reps", 1, 100, "3")
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir():
+        raise BadInputError(f"--out {out_dir} is a file", "Pass a folder name")
+    d.mkdir(parents=True, exist_ok=True)
+    device = detect_local()
+    q = _query(4096, 300, 200)
+    ranked = plan(device, q)
+    out.print(_results_table(ranked, f"1/3 Plan for this machine ({device.name}): top 5", limit=5))
+    best, why = recommend(ranked, q)
+    out.print(f"Recommendation: {why}", markup=False, highlight=False)
+    target = P.resolve_model(model)
+    tests = build_tests([512], [128], [0])
+    P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
+    settings = BenchSettings(threads=cpu_info()["physical_cores"], n_batch=2048, n_ubatch=512, flash_attn="auto",
+                             reps=reps, warmup=True)
+    err.print(f"2/3 Benchmarking {target.path.name} with llama.cpp ({reps} repetitions)...", markup=False, highlight=False)
+    run_, _ = _bench_with_progress(model, target, tests, settings, device, DEFAULT_TTFT_PROMPT)
+    for t in R.tables(run_):
+        out.print(t)
+    for w in run_.warnings:
+        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+    bench_path = d / f"bench-{model}.json"
+    R.write_atomic(str(bench_path), R.to_json(run_))
+    rep = build_report(device, [run_], None, q)
+    written = [bench_path]
+    for ext in ("html", "md", "json"):
+        p = d / f"report.{ext}"
+        R.write_atomic(str(p), render(rep, ext))
+        written.append(p)
+    out.print(f"3/3 Wrote {', '.join(str(p) for p in written)}. Open {d / 'report.html'} in a browser.",
+              markup=False, highlight=False)
+    if run_.interrupted:
+        raise typer.Exit(130)
 
 
 def _click_exceptions():

@@ -57,6 +57,9 @@ class TestResult(_M):
     llama_cpp_eval_ns: list[int] = Field(default_factory=list,
                                          description="llama.cpp's own timing (llama_perf_context) of each repetition")
     harness_overhead: Optional[float] = Field(None, description="median wall time / llama.cpp's own time - 1")
+    energy_j: list[Optional[float]] = Field(default_factory=list,
+                                            description="CPU package energy (Linux RAPL) of each repetition; empty/null when not readable")
+    joules_per_token: Optional[float] = Field(None, description="median RAPL energy / tokens; null = not measured")
     complete: bool = Field(True, description="false when interrupted before all repetitions ran")
     flash_attn: Optional[str] = Field(None, description="as llama.cpp resolved it for this context")
     threadpool_attached: Optional[bool] = None

@@ -1,0 +1,134 @@
+"""The feasibility report's data. The JSON output is exactly ``Report.model_dump()``; its JSON Schema
+is ``Report.model_json_schema()`` (``slmplan report --schema``). Every number that matters is a
+``Figure``: value, unit and where it comes from. A value of null means unknown, never zero.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Figure(_M):
+    value: Optional[float] = Field(description="null = unknown")
+    unit: str
+    source: str = Field(description="measured / estimate / given, and how")
+
+
+class Candidate(_M):
+    rank: int
+    model: str
+    quant: str
+    verdict: str = Field(description="fits | tight | does-not-fit")
+    params: int
+    weights: Figure
+    kv_cache: Figure
+    compute: Figure
+    overhead: Figure
+    total: Figure
+    budget: Figure
+    prefill_tokens_per_s: Figure
+    decode_tokens_per_s: Figure
+    decode_tokens_per_s_low: Figure
+    decode_tokens_per_s_high: Figure
+    ttft: Figure
+    joules_per_token: Figure
+    wh_per_query: Figure
+    benchmarked: bool = False
+
+
+class Recommendation(_M):
+    model: str
+    quant: str
+    why: str
+
+
+class Measured(_M):
+    model: str
+    quant: Optional[str]
+    file: str
+    test: str
+    measured_tokens_per_s: Figure
+    predicted_tokens_per_s: Figure
+    ratio_measured_to_predicted: Optional[float]
+    joules_per_token: Figure
+    machine: str
+    measured_at: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class BenchMemory(_M):
+    model: str
+    file: str
+    peak_rss: Figure
+    weights_mapped: Figure
+    predicted_weights: Figure
+    ttft: Optional[Figure] = None
+    predicted_ttft: Optional[Figure] = None
+
+
+class KVPoint(_M):
+    ctx: int
+    kv_cache_bytes: int
+    total_bytes: int
+
+
+class KVGrowth(_M):
+    model: str
+    quant: str
+    budget_bytes: int
+    points: list[KVPoint]
+    source: str = "estimate: slmplan memory model (llama.cpp's allocation rules)"
+
+
+class CloudComparison(_M):
+    label: str
+    wh_per_query: Figure
+    local_to_cloud_ratio: Optional[float] = Field(description="local Wh per query / cloud Wh per query")
+
+
+class Energy(_M):
+    model: str
+    quant: str
+    joules_per_token: Figure
+    wh_per_query: Figure
+    method: str
+    queries_per_day: int
+    kwh_per_year: Figure
+    grid_intensity: Figure
+    grid_region: str
+    co2_kg_per_year: Figure
+    cloud: list[CloudComparison]
+    cloud_note: str
+
+
+class Query(_M):
+    ctx: int
+    prompt_tokens: int
+    generated_tokens: int
+
+
+class Report(_M):
+    schema_version: int = REPORT_SCHEMA_VERSION
+    title: str
+    generated_at: str
+    slmplan_version: str
+    device: dict
+    query: Query
+    candidates: list[Candidate]
+    recommendation: Optional[Recommendation]
+    recommendation_note: str
+    measured: list[Measured]
+    bench_memory: list[BenchMemory]
+    not_measured: list[str] = Field(description="candidates without a benchmark: their speeds are predictions only")
+    kv_growth: Optional[KVGrowth]
+    energy: Optional[Energy]
+    privacy: list[str]
+    notes: list[str]
