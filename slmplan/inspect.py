@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from slmplan.errors import BadInputError
 from slmplan.gguf import ArrayValue, GGUFHeader, read_gguf
 from slmplan.model import facts_from_gguf
 
 
 def header_for(spec: str) -> GGUFHeader:
     if spec.startswith("hf://"):
-        try:
-            from slmplan.hub import remote_header
-        except ImportError:
-            raise BadInputError(f"{spec}: reading hf:// files is not available in this version",
-                                "Download the file and pass its local path") from None
+        from slmplan.hub import remote_header  # needs the 'hub' extra; says so if missing
 
         return remote_header(spec)
     return read_gguf(spec)

@@ -22,11 +22,7 @@ def is_gguf_path(spec: str) -> bool:
 
 def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None) -> list[Candidate]:
     if spec.startswith("hf://"):
-        try:
-            from slmplan.hub import remote_facts
-        except ImportError:
-            raise BadInputError(f"{spec}: reading hf:// files is not available in this version",
-                                "Download the file and pass its local path") from None
+        from slmplan.hub import remote_facts  # needs the 'hub' extra; says so if missing
 
         f = remote_facts(spec)
         return [Candidate(f, f.file_quant or "unknown")]

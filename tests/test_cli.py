@@ -83,8 +83,3 @@ def test_bad_files_via_cli(cli, tmp_path, smollm2):
     badyaml.write_text("id: x\nname: x\nkind: phone\nram_gb: 4\nmemory_budget_gb: 6\nmemory_bandwidth_gbs: 10\ncpu_cores: 4\n")
     code, _, err = cli("plan", "--device", str(badyaml))
     assert code == 2 and "above ram_gb" in err
-
-
-def test_hf_paths_not_yet_supported_get_a_clear_error(cli):
-    code, out, err = cli("inspect", "hf://owner/repo/model.gguf")
-    assert code == 2 and out == "" and err.startswith("Error: hf://owner/repo/model.gguf: reading hf:// files is not available")

@@ -465,6 +465,92 @@ def demo_cmd(
         raise typer.Exit(130)
 
 
+hub_app = typer.Typer(help="The Hugging Face Hub: list a repo's GGUF files with a verdict for a device.\n\n"
+                             "Example: slmplan hub list bartowski/SmolLM2-135M-Instruct-GGUF --device pixel-8",
+                        no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("list")
+def hub_list_cmd(
+    repo: Annotated[str, typer.Argument(help="owner/repo on the Hugging Face Hub.")],
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Also give each file's verdict for this device.")] = None,
+    ctx: CtxOpt = 4096,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit (default: main).")] = None,
+    fmt: FormatOpt = Fmt.table,
+) -> None:
+    """The GGUF files of a Hub repo: quant type and size, and with --device the estimated memory and verdict.
+
+    Reads the repo's file list (sizes) and one GGUF header (a few MiB, by HTTP range); nothing is downloaded.
+
+    Example: slmplan hub list unsloth/gemma-3-270m-it-GGUF --device raspberry-pi-5-8gb
+    """
+    from slmplan.hub import list_gguf_files, remote_facts
+
+    files, summary = list_gguf_files(repo, revision)
+    if not files:
+        raise BadInputError(f"{repo} has no .gguf files", "Pick a repository with GGUF files (their names end in .gguf)")
+    rows = [{"file": f.name, "quant": f.quant, "size_bytes": f.size,
+             "split": f"{f.split[0]}/{f.split[1]}" if f.split else None} for f in files]
+    if device:
+        from slmplan.devices import get_device
+        from slmplan.planner import evaluate
+        from slmplan.resolve import Candidate
+
+        dev = get_device(device)
+        q = _query(ctx, 300, 200)
+        q.validate()
+        # one header gives the architecture; each quant's weights follow llama.cpp's quant mix
+        first = next((f for f in files if f.split is None or f.split[0] == 1), files[0])
+        rev = f"@{revision}" if revision else ""
+        facts = remote_facts(f"hf://{repo}{rev}/{first.name}")
+        for row, f in zip(rows, files):
+            if not f.quant:
+                row["verdict"] = "unknown (quant type not in the file name)"
+                continue
+            exact = f.name == first.name
+            r = evaluate(Candidate(facts, f.quant if not exact else (facts.file_quant or f.quant)), dev, q)
+            row.update({"verdict": r.verdict, "total_bytes": r.memory.total_bytes, "budget_bytes": r.memory.budget_bytes,
+                        "decode_tokens_per_s": r.speed.decode_tokens_per_s,
+                        "weights": "exact (header read)" if exact else "estimate (quant mix of the same architecture)"})
+    if fmt == Fmt.json:
+        emit_json({"repo": repo, "gguf": summary, "files": rows})
+        return
+    t = Table(title=f"{repo}: {len(rows)} GGUF file(s)" + (f" on {device}, ctx {ctx}" if device else ""))
+    cols = ["file", "quant", "size GiB"] + (["total GiB", "verdict", "decode tok/s"] if device else [])
+    for c in cols:
+        t.add_column(c)
+    for row in rows:
+        cells = [row["file"], row["quant"] or "?", gib(row["size_bytes"])]
+        if device:
+            v = row.get("verdict", "")
+            style = VERDICT_STYLE.get(v, "")
+            cells += [gib(row.get("total_bytes")), f"[{style}]{v}[/{style}]" if style else v,
+                      fmt_num(row.get("decode_tokens_per_s"))]
+        t.add_row(*cells)
+    out.print(t)
+    if summary:
+        out.print(f"Hub summary: architecture {summary.get('architecture')}, {summary.get('total', 0) / 1e9:.2f} B parameters, "
+                  f"context {summary.get('context_length')}", markup=False, highlight=False)
+
+
+@app.command("pull")
+def pull_cmd(
+    model: Annotated[str, typer.Argument(help="Catalog id (its hf_repo says where the GGUF files are).")],
+    quant: Annotated[str, typer.Option("--quant", "-q", help="Quant type to download.")] = "Q4_K_M",
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit (default: main).")] = None,
+) -> None:
+    """Download a catalog model's GGUF into the standard Hugging Face cache (progress bar, resumable),
+    so 'slmplan bench MODEL --quant Q' can run it.
+
+    Example: slmplan pull smollm2-360m --quant Q4_K_M && slmplan bench smollm2-360m --quant Q4_K_M
+    """
+    from slmplan.hub import pull
+
+    path = pull(model, quant, revision)
+    out.print(str(path), markup=False, highlight=False)
+
+
 def _click_exceptions():
     """typer >= 0.26 vendors click as typer._click; older typer uses click itself."""
     try:

@@ -1,0 +1,289 @@
+"""Hugging Face Hub: read a remote GGUF's header without downloading the file, list a repo's GGUF
+files, and download a catalog model's GGUF into the standard Hugging Face cache.
+
+Everything goes through huggingface_hub's public API (``HfFileSystem`` range reads, ``HfApi``,
+``hf_hub_download``), so ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` and the standard cache
+behave as they do for every other Hugging Face tool. Headers are cached under slmplan's cache
+directory (the header bytes themselves, keyed by repo, revision and file), so a second inspection is
+instant and works offline. Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmplan.errors import BadInputError, MissingExtraError, RuntimeFailure
+from slmplan.gguf import GGUFHeader, read_header
+from slmplan.localdevice import cache_dir
+
+BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
+QUANT_IN_NAME = re.compile(
+    r"(?i)(?:^|[-_.])((?:I?Q[1-8](?:_[0-9A-Z]+)*)|F16|BF16|F32|FP16|FP32)(?=[-_.]|$)")
+SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+
+
+@dataclass(frozen=True)
+class HfPath:
+    repo_id: str
+    path: str
+    revision: str | None = None
+
+    @property
+    def spec(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"hf://{self.repo_id}{rev}/{self.path}"
+
+
+def parse_hf_path(spec: str) -> HfPath:
+    """hf://owner/repo[@revision]/path/to/file.gguf"""
+    rest = spec[len("hf://"):] if spec.startswith("hf://") else spec
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts[:3]):
+        raise BadInputError(f"'{spec}' is not a Hub file path",
+                            "Use hf://owner/repo/file.gguf (optionally hf://owner/repo@revision/file.gguf)")
+    repo, _, rev = parts[1].partition("@")
+    path = "/".join(parts[2:])
+    if not path.lower().endswith(".gguf"):
+        raise BadInputError(f"{spec} is not a .gguf file", "slmplan reads GGUF files; list a repo's with 'slmplan hub list owner/repo'")
+    return HfPath(f"{parts[0]}/{repo}", path, rev or None)
+
+
+def _hf():
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise MissingExtraError("huggingface_hub", "hub", "Reading files on the Hugging Face Hub") from None
+    return huggingface_hub
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def quant_from_name(name: str) -> str | None:
+    m = QUANT_IN_NAME.findall(Path(name).name.replace(".gguf", ""))
+    return m[-1].upper() if m else None
+
+
+# ------------------------------------------------------------------------------------------ errors
+def hub_error(e: Exception, what: str) -> Exception:
+    """A huggingface_hub / network exception as a one-line slmplan error (never with a token in it)."""
+    hf = _hf()
+    errs = hf.errors
+    chain, x = [], e
+    while x is not None and len(chain) < 8:  # HfFileSystem wraps Hub errors (e.g. in FileNotFoundError)
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    for cls in ("GatedRepoError", "RepositoryNotFoundError", "RevisionNotFoundError"):
+        hit = next((c for c in chain if isinstance(c, getattr(errs, cls, ()))), None)
+        if hit is not None:
+            e = hit
+            break
+    name = type(e).__name__
+    if isinstance(e, getattr(errs, "RevisionNotFoundError", ())):
+        return BadInputError(f"{what}: no such revision (branch, tag or commit)", "Check the @revision part, or drop it for main")
+    if isinstance(e, getattr(errs, "GatedRepoError", ())):
+        return BadInputError(f"{what}: the repository is gated (you must accept its terms on the Hub first)",
+                             "Accept the terms on the model's Hub page, then set HF_TOKEN to a token of that account")
+    if isinstance(e, getattr(errs, "RepositoryNotFoundError", ())):
+        return BadInputError(f"{what}: repository not found, or it is private",
+                             "Check the owner/repo spelling; for a private repo set HF_TOKEN to a token with access")
+    if isinstance(e, (getattr(errs, "EntryNotFoundError", ()), getattr(errs, "RemoteEntryNotFoundError", ()),
+                      FileNotFoundError)):
+        return BadInputError(f"{what}: no such file in the repository",
+                             "List the repo's GGUF files with 'slmplan hub list owner/repo'")
+    if isinstance(e, (getattr(errs, "OfflineModeIsEnabled", ()), getattr(errs, "LocalEntryNotFoundError", ()))):
+        return BadInputError(f"{what}: not available offline (HF_HUB_OFFLINE is set and it is not cached)",
+                             "Unset HF_HUB_OFFLINE and run once with network access")
+    if isinstance(e, getattr(errs, "HfHubHTTPError", ())):
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            return BadInputError(f"{what}: access denied by the Hub (HTTP {status})",
+                                 "Set HF_TOKEN to a token that can read this repository")
+        return RuntimeFailure(f"{what}: the Hub answered HTTP {status}", "Try again later, or check HF_ENDPOINT")
+    text = str(e)
+    if "token" in text.lower():
+        text = name  # never echo anything that might carry a token
+    return RuntimeFailure(f"{what}: could not reach the Hugging Face Hub ({name}: {text.splitlines()[0][:160] if text else ''})",
+                          "Check the network connection (or HF_ENDPOINT); already inspected files work offline")
+
+
+# ----------------------------------------------------------------------------------- header cache
+def _cache_file(p: HfPath, key: str) -> Path:
+    safe = p.repo_id.replace("/", "--")
+    return cache_dir() / "hub-headers" / safe / key / (p.path.replace("/", "--") + ".json")
+
+
+def _latest_cache(p: HfPath) -> Path | None:
+    base = cache_dir() / "hub-headers" / p.repo_id.replace("/", "--")
+    name = p.path.replace("/", "--") + ".json"
+    cands = sorted(base.glob(f"*/{name}"), key=lambda f: f.stat().st_mtime, reverse=True) if base.exists() else []
+    return cands[0] if cands else None
+
+
+def _from_cache(f: Path, spec: str) -> GGUFHeader:
+    meta = json.loads(f.read_text())
+    raw = f.with_suffix(".bin").read_bytes()
+    return read_header(io.BytesIO(raw), spec, meta["size"])
+
+
+class _Recorder(io.RawIOBase):
+    """A file-like over a remote file that keeps every byte it hands out (the header prefix)."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.data = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.fh.read(n)
+        self.data += b
+        return b
+
+
+def remote_header(spec: str) -> GGUFHeader:
+    """The GGUF header of hf://owner/repo/file.gguf, reading only its first few MiB over HTTP ranges."""
+    p = parse_hf_path(spec)
+    cached = _latest_cache(p)
+    if offline():
+        if cached:
+            return _from_cache(cached, spec)
+        raise BadInputError(f"{spec}: not available offline (HF_HUB_OFFLINE is set and its header is not cached)",
+                            "Unset HF_HUB_OFFLINE and inspect it once with network access")
+    hf = _hf()
+    fs = hf.HfFileSystem(endpoint=_endpoint())
+    rev = p.revision
+    path = f"{p.repo_id}@{rev}/{p.path}" if rev else f"{p.repo_id}/{p.path}"
+    try:
+        info = fs.info(path)
+        size = int(info["size"])
+        # the cache key is the file's content hash (LFS sha256, else its git blob id): a new upload is re-read
+        lfs = info.get("lfs")
+        key = getattr(lfs, "sha256", None) or (lfs or {}).get("sha256") if lfs else None
+        key = key or info.get("blob_id") or (rev or "main")
+        f = _cache_file(p, key)
+        if f.exists() and json.loads(f.read_text()).get("size") == size:
+            return _from_cache(f, spec)
+        with fs.open(path, "rb", block_size=BLOCK) as fh:
+            rec = _Recorder(fh)
+            h = read_header(rec, spec, size)
+    except Exception as e:  # noqa: BLE001 - mapped to one-line errors below
+        from slmplan.errors import SlmplanError
+
+        if isinstance(e, SlmplanError):
+            raise
+        if cached and _is_network_error(e):
+            return _from_cache(cached, spec)
+        raise hub_error(e, spec) from None
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.with_suffix(".bin").write_bytes(bytes(rec.data[:h.header_bytes_read]))
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
+                               "header_bytes": h.header_bytes_read}))
+    tmp.replace(f)
+    return h
+
+
+def _is_network_error(e: Exception) -> bool:
+    names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
+    return bool(names & {"ConnectError", "ConnectTimeout", "ReadTimeout", "ConnectionError", "OSError",
+                         "NetworkError", "RemoteProtocolError", "TimeoutException"})
+
+
+def remote_facts(spec: str):
+    from slmplan.model import facts_from_gguf
+
+    return facts_from_gguf(remote_header(spec), model_id=spec)
+
+
+# ------------------------------------------------------------------------------------- repo listing
+@dataclass(frozen=True)
+class RepoFile:
+    name: str
+    size: int
+    quant: str | None
+    split: tuple[int, int] | None  # (part, of) for split GGUF files
+
+
+def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[RepoFile], dict | None]:
+    """The repo's GGUF files with sizes, and the Hub's GGUF summary (architecture, parameters)."""
+    if "/" not in repo_id or repo_id.count("/") != 1 or repo_id.startswith("hf://"):
+        raise BadInputError(f"'{repo_id}' is not a repository id", "Use owner/repo, e.g. bartowski/SmolLM2-135M-Instruct-GGUF")
+    if offline():
+        raise BadInputError(f"{repo_id}: listing a repository needs the network (HF_HUB_OFFLINE is set)",
+                            "Unset HF_HUB_OFFLINE")
+    hf = _hf()
+    api = hf.HfApi(endpoint=_endpoint())
+    try:
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        try:
+            summary = api.model_info(repo_id, revision=revision, expand=["gguf"]).gguf
+        except Exception:  # noqa: BLE001 - the summary is optional
+            summary = None
+    except Exception as e:  # noqa: BLE001
+        raise hub_error(e, repo_id) from None
+    files = []
+    for s in info.siblings or []:
+        if not s.rfilename.lower().endswith(".gguf"):
+            continue
+        m = SPLIT.search(s.rfilename)
+        files.append(RepoFile(s.rfilename, int(s.size or 0), quant_from_name(SPLIT.sub(".gguf", s.rfilename)),
+                              (int(m.group(1)), int(m.group(2))) if m else None))
+    return sorted(files, key=lambda f: (f.size, f.name)), summary
+
+
+# ---------------------------------------------------------------------------------------- download
+def pick_file(files: list[RepoFile], quant: str) -> list[RepoFile]:
+    """The file(s) of ``quant`` (all parts of a split model), preferring non-split single files."""
+    q = quant.upper()
+    match = [f for f in files if f.quant == q]
+    if not match:
+        have = sorted({f.quant for f in files if f.quant})
+        raise BadInputError(f"no {quant} GGUF file in this repository",
+                            f"Available quants: {', '.join(have) or 'none recognised'}")
+    singles = [f for f in match if f.split is None]
+    if singles:
+        return [min(singles, key=lambda f: f.size)]
+    first = sorted(match, key=lambda f: f.name)
+    return first
+
+
+def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> Path:
+    """Download a catalog model's GGUF (resumable, with progress) into the standard HF cache."""
+    from slmplan.catalog import get_model, load_catalog
+
+    m = get_model(load_catalog(), model_id)
+    if not m.hf_repo:
+        raise BadInputError(f"the catalog has no Hugging Face repo for '{model_id}'", "Download its GGUF by hand and pass the path")
+    hf = _hf()
+    if offline():
+        files = None
+    else:
+        files, _ = list_gguf_files(m.hf_repo, revision)
+    if files is None:  # offline: only what the cache already has
+        from slmplan.bench.prepare import _hf_cached_gguf
+
+        hit = _hf_cached_gguf(m.hf_repo, quant)
+        if hit:
+            return hit
+        raise BadInputError(f"{model_id} {quant} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+                            "Unset HF_HUB_OFFLINE to download it")
+    chosen = pick_file(files, quant)
+    paths = []
+    try:
+        for f in chosen:
+            paths.append(Path(hf.hf_hub_download(m.hf_repo, f.name, revision=revision, endpoint=_endpoint())))
+    except Exception as e:  # noqa: BLE001
+        raise hub_error(e, f"{m.hf_repo}/{chosen[0].name}") from None
+    return paths[0]
