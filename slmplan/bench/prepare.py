@@ -6,6 +6,8 @@ now is refused here with a one-line error, before any child process starts.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +58,45 @@ def check_runtime(runtime: str) -> str:
     r = runtime.lower().replace("llamacpp", "llama.cpp").replace("llama-cpp", "llama.cpp")
     if r not in RUNTIMES:
         raise BadInputError(f"unknown runtime '{runtime}'", "Use --runtime llama.cpp (or --runtime onnx)")
-    if r == "onnx":
-        raise BadInputError("the ONNX Runtime benchmark is not available in this version",
-                            "Use --runtime llama.cpp with a .gguf model")
     return r
+
+
+def resolve_onnx_dir(arg: str) -> Path:
+    """An ONNX Runtime GenAI model folder (genai_config.json + model), as 'slmplan convert' writes."""
+    p = Path(arg).expanduser()
+    if arg.lower().endswith(".gguf") and p.is_file():
+        raise BadInputError(f"{arg} is a GGUF file; --runtime onnx needs an ONNX Runtime GenAI model folder",
+                            f"Convert it first: slmplan convert {arg} --to onnx -o model-onnx")
+    if not p.exists():
+        raise BadInputError(f"{arg}: no such folder", "Pass the folder written by 'slmplan convert MODEL.gguf --to onnx -o DIR'")
+    if not p.is_dir() or not (p / "genai_config.json").is_file():
+        raise BadInputError(f"{arg} is not an ONNX Runtime GenAI model folder (no genai_config.json)",
+                            "Pass the folder written by 'slmplan convert MODEL.gguf --to onnx -o DIR'")
+    try:
+        cfg = json.loads((p / "genai_config.json").read_text())
+        cfg["model"]["decoder"]["num_hidden_layers"]
+    except (ValueError, KeyError, TypeError):
+        raise BadInputError(f"{p / 'genai_config.json'} is not a valid GenAI config",
+                            "Re-create the folder with 'slmplan convert'") from None
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        from slmplan.errors import MissingExtraError
+
+        raise MissingExtraError("onnxruntime-genai", "onnx", "Benchmarking with ONNX Runtime")
+    return p.resolve()
+
+
+def onnx_footprint(p: Path, max_ctx: int) -> int:
+    """Model files + a KV cache allocated for the whole max_length (ONNX Runtime GenAI does so up front)."""
+    cfg = json.loads((p / "genai_config.json").read_text())["model"]["decoder"]
+    kv = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_size"] * 4 * max_ctx  # fp32 on CPU
+    return sum(f.stat().st_size for f in p.glob("*.onnx*")) + kv + (64 << 20)
+
+
+def check_onnx_fits_ram(p: Path, max_ctx: int, force: bool) -> None:
+    need, avail = onnx_footprint(p, max_ctx), available_memory()
+    if need > RAM_SAFETY * avail and not force:
+        raise BadInputError(f"{p.name} needs about {need / MIB:,.0f} MiB but only {avail / MIB:,.0f} MiB of RAM is available now",
+                            "Close other programs or use smaller tests, or pass --force to try anyway")
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def render(run: BenchRun, fmt: str) -> str:
 
 
 def tables(run: BenchRun) -> list[Table]:
-    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - llama.cpp, {run.threads} threads")
+    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads")
     for col, just in (("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
                       ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right")):
         t.add_column(col, justify=just)
@@ -107,8 +107,11 @@ def tables(run: BenchRun) -> list[Table]:
     mt = Table(title="Memory (MiB)", show_header=True)
     for col in ("what", "measured", "predicted"):
         mt.add_column(col, justify="right" if col != "what" else "left")
-    mt.add_row("weights (mapped)", _mib(m.weights_mapped_bytes), _mib(m.predicted_weights_bytes))
-    mt.add_row("weights (repacked copy)", _mib(m.weights_repacked_bytes) or "0.00", _mib(m.predicted_repack_bytes))
+    if m.weights_mapped_bytes is not None:
+        mt.add_row("weights (mapped)", _mib(m.weights_mapped_bytes), _mib(m.predicted_weights_bytes))
+        mt.add_row("weights (repacked copy)", _mib(m.weights_repacked_bytes) or "0.00", _mib(m.predicted_repack_bytes))
+    elif run.model_size_bytes:
+        mt.add_row("model files on disk", _mib(run.model_size_bytes), "")
     worst = max(run.results, key=lambda r: r.buffers.compute_bytes or 0, default=None)
     if worst and worst.buffers.kv_cache_bytes is not None:
         mt.add_row(f"KV cache ({worst.test})", _mib(worst.buffers.kv_cache_bytes), _mib(worst.buffers.predicted_kv_cache_bytes))

@@ -98,13 +98,17 @@ class _Child:
         return " | ".join(lines[-n:])
 
 
-def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestSpec], settings: BenchSettings,
+def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
                  device: DeviceProfile, ttft_prompt: str | None = DEFAULT_TTFT_PROMPT, ttft_reps: int | None = None,
-                 on_event: Callable[[dict], None] | None = None) -> tuple[BenchRun, dict[str, float | None]]:
-    """Measure; returns the run and the *shipped* model's prediction per test (for --calibrate)."""
-    quant = facts.file_quant
+                 on_event: Callable[[dict], None] | None = None,
+                 runtime: str = "llama.cpp") -> tuple[BenchRun, dict[str, float | None]]:
+    """Measure; returns the run and the *shipped* model's prediction per test (for --calibrate).
+
+    ``runtime='onnx'`` runs the same tests through ONNX Runtime GenAI on a model folder; then
+    ``facts`` is None and there are no predictions (the speed model describes llama.cpp)."""
+    quant = facts.file_quant if facts else None
     s = settings
-    spec = {"model": path, "tests": [{"name": t.name, "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth}
+    spec = {"runtime": runtime, "model": path, "tests": [{"name": t.name, "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth}
                                      for t in tests],
             "settings": {"threads": s.threads, "n_batch": s.n_batch, "n_ubatch": s.n_ubatch, "flash_attn": s.flash_attn,
                          "type_k": s.type_k, "type_v": s.type_v, "poll": s.poll},
@@ -150,13 +154,13 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
             why = ("it was killed (SIGKILL: out of memory?)" if rc == -9 else f"it exited with code {rc}")
             error = f"the benchmark process stopped unexpectedly: {why}. {child.stderr_tail()}"
         if not state["done"]:
-            raise RuntimeFailure(f"llama.cpp benchmark failed: {error}",
+            raise RuntimeFailure(f"{runtime} benchmark failed: {error}",
                                  "Check the model file with 'slmplan inspect', or rerun with fewer threads/smaller --pp")
 
-    shipped_pred = make_predictor(facts, quant, device, s.threads)
     from slmplan.estimate.speed import load_constants
 
-    shipped = make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped")
+    shipped_pred = make_predictor(facts, quant, device, s.threads) if facts else None
+    shipped = make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped") if facts else None
     results: list[TestResult] = []
     shipped_by_test: dict[str, float | None] = {}
     for t in tests:
@@ -166,8 +170,8 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
         done = state["done"].get(t.name)
         tps = [(t.n_prompt + t.n_gen) / (x / 1e9) for x in ns]
         mean, std, med = _stats(tps)
-        pred = shipped_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth)
-        shipped_by_test[t.name] = shipped.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth)
+        pred = shipped_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if shipped_pred else None
+        shipped_by_test[t.name] = shipped.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if shipped else None
         buffers = ContextBuffers()
         fa = None
         inner = (done or {}).get("runtime_ns") or []
@@ -175,7 +179,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
         jpt = round(statistics.median(energy) / (t.n_prompt + t.n_gen), 6) if energy else None
         overhead = (round(statistics.median(w / i for w, i in zip(ns, inner) if i > 0) - 1, 5)
                     if inner and all(i > 0 for i in inner) else None)
-        if done:
+        if done and facts:
             fa = done.get("flash_attn")
             b = done["buffers"]
             n_ctx = t.n_prompt + t.n_gen + t.n_depth
@@ -201,7 +205,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
     if tt and tt["samples_ns"]:
         secs = [x / 1e9 for x in tt["samples_ns"]]
         mean, std, med = _stats(secs)
-        pred = shipped_pred.ttft_s(tt["n_prompt_tokens"])
+        pred = shipped_pred.ttft_s(tt["n_prompt_tokens"]) if shipped_pred else None
         ttft = TTFTResult(prompt_tokens=tt["n_prompt_tokens"], chat_template=tt["chat_template"],
                           ttft_s_mean=round(mean, 5), ttft_s_std=round(std, 5), ttft_s_median=round(med, 5),
                           samples_s=[round(x, 5) for x in secs],
@@ -211,6 +215,9 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
 
     loaded = state.get("loaded") or {}
     mem = _memory_report(state["mem"], loaded, end, results, facts, quant)
+    if runtime == "onnx":
+        mem = mem.model_copy(update={"method": "ONNX Runtime does not report its buffers: process RSS from "
+                                               "/proc/self/status between tests (the kernel tracks the peak)"})
     cont = sysinfo.contention(before, after, end["cpu_s"] if end else None)
     warnings = sysinfo.busy_warnings(before, after, cont)
     if error:
@@ -218,16 +225,21 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts, tests: list[TestS
     if any(r.threadpool_attached is False for r in results):
         warnings.append("could not attach a ggml threadpool as llama-bench does (ggml's default one was used)")
     system = {**static, **(loaded.get("system") or {}), **sysinfo.dynamic_info(before, after, cont)}
+    prediction = None
+    if shipped_pred:
+        prediction = Prediction(
+            device=device.id, constants=shipped_pred.label, bandwidth_gbs=shipped_pred.hw.bandwidth_gbs,
+            cpu_gflops=shipped_pred.hw.cpu_gflops,
+            method=f"slmplan's estimator for the '{device.id}' profile with the {shipped_pred.label} "
+                   f"speed constants, compute scaled to {s.threads} thread(s); an estimate")
+    elif runtime == "onnx":
+        warnings.append("no prediction: slmplan's speed model describes llama.cpp, not ONNX Runtime")
     run = BenchRun(
-        runtime="llama.cpp", model=model_arg, model_path=path, model_desc=loaded.get("desc", ""), quant=quant,
+        runtime=runtime, model=model_arg, model_path=path, model_desc=loaded.get("desc", ""), quant=quant,
         n_params=loaded.get("n_params"), model_size_bytes=loaded.get("model_size"), threads=s.threads, settings=s,
         results=results, ttft=ttft, memory=mem, load_s=round(loaded["load_s"], 4) if loaded else None,
         system=system, warnings=warnings, interrupted=interrupted, started_at=started,
-        duration_s=round(after.wall - before.wall, 3),
-        prediction=Prediction(device=device.id, constants=shipped_pred.label, bandwidth_gbs=shipped_pred.hw.bandwidth_gbs,
-                              cpu_gflops=shipped_pred.hw.cpu_gflops,
-                              method=f"slmplan's estimator for the '{device.id}' profile with the {shipped_pred.label} "
-                                     f"speed constants, compute scaled to {s.threads} thread(s); an estimate"),
+        duration_s=round(after.wall - before.wall, 3), prediction=prediction,
     )
     return run, shipped_by_test
 
@@ -238,7 +250,7 @@ def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[Test
     bufs = {k: int(v) for k, v in (loaded.get("buffers") or {}).items()}
     mapped = sum(v for k, v in bufs.items() if k.endswith("_Mapped model")) or None
     repack = sum(v for k, v in bufs.items() if "REPACK" in k) or None
-    w_pred, rep_pred = weights_memory(facts, quant) if quant else (None, None)
+    w_pred, rep_pred = weights_memory(facts, quant) if facts and quant else (None, None)
     kvs = [r.buffers.kv_cache_bytes for r in results if r.buffers.kv_cache_bytes is not None]
     comps = [r.buffers.compute_bytes for r in results if r.buffers.compute_bytes is not None]
     return MemoryReport(

@@ -49,14 +49,22 @@ def main() -> int:
 
     spec = json.loads(sys.stdin.read())
     try:
-        from slmplan.bench import llamacpp
+        if spec.get("runtime") == "onnx":
+            from slmplan.bench import onnxrt
 
-        log = llamacpp.LogCapture()
-        emit(event="memory", stage="start", memory=proc_memory())
-        runner = llamacpp.Runner(spec["model"], log, use_mmap=spec.get("use_mmap", True))
-        emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
-             n_params=runner.n_params, buffers=llamacpp.parse_buffers(runner.model_log),
-             memory=proc_memory(), system=llamacpp.system_info())
+            emit(event="memory", stage="start", memory=proc_memory())
+            runner = onnxrt.Runner(spec["model"], spec["settings"]["threads"])
+            emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
+                 n_params=runner.n_params, buffers={}, memory=proc_memory(), system=onnxrt.system_info())
+        else:
+            from slmplan.bench import llamacpp
+
+            log = llamacpp.LogCapture()
+            emit(event="memory", stage="start", memory=proc_memory())
+            runner = llamacpp.Runner(spec["model"], log, use_mmap=spec.get("use_mmap", True))
+            emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
+                 n_params=runner.n_params, buffers=llamacpp.parse_buffers(runner.model_log),
+                 memory=proc_memory(), system=llamacpp.system_info())
         s = spec["settings"]
         for t in spec["tests"]:
             emit(event="start", test=t["name"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -222,7 +223,7 @@ def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file 
 @app.command("bench")
 def bench_cmd(
     model: Annotated[str, typer.Argument(help="Path to a .gguf file, or a catalog id with a local GGUF (bundled: smollm2-135m, gemma-3-270m).")],
-    runtime: Annotated[str, typer.Option("--runtime", "-r", help="llama.cpp (ONNX Runtime: not in this version).")] = "llama.cpp",
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="llama.cpp (a .gguf) or onnx (a folder from 'slmplan convert').")] = "llama.cpp",
     threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Threads for generation and prompt processing (default: physical cores, as llama-bench).")] = None,
     pp: Annotated[str, typer.Option("--pp", "-p", help="Prompt-processing test sizes, comma-separated; 0 = none.")] = "512",
     tg: Annotated[str, typer.Option("--tg", "-n", help="Generation test sizes, comma-separated; 0 = none.")] = "128",
@@ -261,7 +262,7 @@ def bench_cmd(
     from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
     from slmplan.schema.bench import BenchSettings
 
-    P.check_runtime(runtime)
+    runtime = P.check_runtime(runtime)
     if fmt is not None:
         fmt = P.check_choice(fmt, R.FORMATS, "--format")
     file_fmt = None
@@ -291,13 +292,24 @@ def bench_cmd(
     if threads is None:
         threads = cores["physical_cores"]
     P.check_range(threads, "--threads", 1, 4 * cores["logical_cores"], str(cores["physical_cores"]))
-    target = P.resolve_model(model, quant)
     max_ctx = max([t.n_prompt + t.n_gen + t.n_depth for t in tests] + [1024 if ttft else 1])
-    P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
+    if runtime == "onnx":
+        from slmplan.bench.prepare import BenchTarget
+
+        folder = P.resolve_onnx_dir(model)
+        P.check_onnx_fits_ram(folder, max_ctx, force)
+        target = BenchTarget(model, folder, None)
+        if calibrate:
+            raise BadInputError("--calibrate fits the llama.cpp speed model; it does not apply to --runtime onnx",
+                                "Drop --calibrate")
+    else:
+        target = P.resolve_model(model, quant)
+        P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
     settings = BenchSettings(threads=threads, n_batch=batch_size, n_ubatch=ubatch_size, flash_attn=fa, type_k=tk,
                              type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap)
     device = detect_local()
-    run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None)
+    run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None,
+                                         runtime=runtime)
     if calibrate and not run_.interrupted:
         from slmplan.bench.calibrate import calibrate as do_calibrate
         from slmplan.calibration_store import local_constants_path
@@ -326,7 +338,7 @@ def bench_cmd(
         raise typer.Exit(130)
 
 
-def _bench_with_progress(model, target, tests, settings, device, ttft_prompt):
+def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, runtime="llama.cpp"):
     """Run the benchmark with a progress bar on stderr (shown only on a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -350,7 +362,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt):
             bar.refresh()
 
         return run_llamacpp(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
-                            on_event=on_event)
+                            on_event=on_event, runtime=runtime)
 
 
 @app.command("report")
@@ -549,6 +561,63 @@ def pull_cmd(
 
     path = pull(model, quant, revision)
     out.print(str(path), markup=False, highlight=False)
+
+
+@app.command("convert")
+def convert_cmd(
+    model: Annotated[str, typer.Argument(help="A .gguf file (architectures: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3).")],
+    to: Annotated[str, typer.Option("--to", help="Target format: onnx (ONNX Runtime GenAI).")] = "onnx",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="int4 (MatMulNBits, block 32), fp16 or fp32.")] = "int4",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder (created; must not exist or be empty).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """Convert a GGUF model to an ONNX Runtime GenAI model folder, offline (needs the 'convert' extra:
+    torch CPU, transformers, onnx).
+
+    The GGUF is dequantized with transformers, then onnxruntime-genai's model builder writes the ONNX
+    model, genai_config.json and tokenizer. A quantized GGUF converted to int4 is quantized twice.
+
+    Example: slmplan convert SmolLM2-135M-Instruct.Q4_1.gguf --to onnx --precision int4 -o smollm2-onnx
+    """
+    from slmplan.convert import convert
+
+    if to.lower() != "onnx":
+        raise BadInputError(f"--to {to} is not supported", "Use --to onnx")
+    if not output:
+        raise BadInputError("-o/--output is required", "Use e.g. -o model-onnx")
+    t0 = time.time()
+    with err_status("converting") as status:
+        dest = convert(model, output, precision, force=force, on_step=lambda m: status(m))
+    size = sum(f.stat().st_size for f in dest.iterdir() if f.is_file())
+    out.print(f"Wrote {dest} ({size / 2**20:,.1f} MiB, {time.time() - t0:.0f} s). Benchmark it with: "
+              f"slmplan bench {dest} --runtime onnx", markup=False, highlight=False)
+
+
+class err_status:
+    """A status line on stderr (spinner on a terminal, plain lines otherwise)."""
+
+    def __init__(self, first: str) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=sys.stderr)
+        self.first = first
+        self._status = None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            self._status = self.console.status(self.first)
+            self._status.__enter__()
+
+        def update(msg: str) -> None:
+            if self._status is not None:
+                self._status.update(msg)
+            else:
+                self.console.print(msg, markup=False, highlight=False)
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
 
 
 def _click_exceptions():

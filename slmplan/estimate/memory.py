@@ -19,7 +19,7 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slmplan.model import ModelFacts
 from slmplan.schema.estimate import MemoryEstimate
@@ -98,6 +98,9 @@ def repack_bytes(facts: ModelFacts, quant: str, s: RuntimeSettings = RuntimeSett
 
 def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
                     s: RuntimeSettings = RuntimeSettings()) -> MemoryEstimate:
+    if quant == "ONNX-INT4":
+        # ONNX Runtime GenAI (CPU): an fp32 KV cache, allocated for the whole max_length up front
+        s = replace(s, type_k="f32", type_v="f32")
     weights = facts.weights_bytes(quant)
     weights_method = ("exact: sum of tensor sizes in the GGUF header" if facts.exact_tensors is not None
                       else f"estimate: {quant} quant mix applied to the architecture's tensors")
@@ -112,6 +115,9 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     if rep:
         notes.append(f"{rep / MIB:.0f} MiB of weights are repacked by llama.cpp's CPU backend "
                      "(a second copy while loading; the mapped originals are then reclaimable)")
+    if quant == "ONNX-INT4":
+        notes.append("ONNX Runtime GenAI: fp32 KV cache allocated for the full context up front; compute buffers "
+                     "follow llama.cpp's model (an estimate for ONNX Runtime)")
     if facts.n_swa and s.swa_full:
         notes.append("full-size sliding-window KV cache (llama-cpp-python default; swa_full=false saves memory)")
     if ctx > facts.n_ctx_train:

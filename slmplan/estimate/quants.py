@@ -18,7 +18,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 # Formats other than GGUF: (bits per weight of quantized linear layers, bits of embeddings/lm_head).
 # AWQ/GPTQ (group 128) keep embeddings and lm_head in FP16; 4-bit weight + FP16 scale + 4-bit zero per
 # 128 weights = 4 + 16/128 + 4/128 = 4.156 bits. ONNX Runtime GenAI's builder writes MatMulNBits with
-# block 32: 4 + 16/32 (+4/32 zero point when asymmetric) bits. INT8: 8 bits + per-channel scales.
+# block 32 and f32 scales for CPU: 4 + 32/32 = 5 bits (measured). INT8: 8 bits + per-channel scales.
 NON_GGUF_FORMATS: dict[str, dict] = {
     "AWQ-INT4": {"linear_bpw": 4.156, "embed_bpw": 16.0, "lm_head_bpw": 16.0,
                  "source": "AWQ/GPTQ group-128 packing: 4-bit weights + FP16 scale + 4-bit zero per group; embeddings and lm_head stay FP16 (AutoAWQ default)"},
@@ -26,8 +26,10 @@ NON_GGUF_FORMATS: dict[str, dict] = {
                   "source": "GPTQ group-128 packing (as AWQ); embeddings and lm_head stay FP16"},
     "INT8": {"linear_bpw": 8.0, "embed_bpw": 16.0, "lm_head_bpw": 16.0,
              "source": "per-channel INT8 weights (scales negligible); embeddings and lm_head FP16"},
-    "ONNX-INT4": {"linear_bpw": 4.5, "embed_bpw": 16.0, "lm_head_bpw": 4.5,
-                  "source": "onnxruntime-genai builder int4: MatMulNBits block 32 (4 bits + FP16 scale per 32); embeddings FP16 (estimate, refined by measurement)"},
+    "ONNX-INT4": {"linear_bpw": 5.0, "embed_bpw": 5.0, "lm_head_bpw": 5.0,
+                  "source": "onnxruntime-genai 0.18 builder, int4 for CPU: MatMulNBits block 32 with f32 scales "
+                            "(4 + 32/32 bits per weight); a tied embedding is shared with the int4 lm_head. Measured: "
+                            "SmolLM2-135M converts to 86.5 MB (slmplan convert, 2026-11-22); untied embeddings: estimate"},
 }
 
 # llama.cpp file type name -> base GGML type of the bulk of 2-D weights.

@@ -21,7 +21,7 @@ from slmplan.schema.bench import BenchRun
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
 from slmplan.schema.report import (BenchMemory, Candidate, CloudComparison, Energy, Figure, KVGrowth, KVPoint, Measured,
-                                   Query, Recommendation, Report)
+                                   Query, Recommendation, Report, RuntimeRow)
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
 KV_CTX_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -178,7 +178,8 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         query=Query(ctx=q.ctx, prompt_tokens=q.n_prompt, generated_tokens=q.n_gen), candidates=candidates,
         recommendation=Recommendation(model=best.model, quant=best.quant,
                                       why=why.removeprefix(f"{best.model} {best.quant}: ")) if best else None,
-        recommendation_note=why, measured=measured, bench_memory=mem, not_measured=not_measured,
+        recommendation_note=why, measured=measured, bench_memory=mem, runtimes=_runtimes(benches),
+        not_measured=not_measured,
         kv_growth=kv, energy=energy, privacy=PRIVACY, notes=notes)
 
 
@@ -258,3 +259,20 @@ def _energy(best: FitResult, device: DeviceProfile, q: PlanQuery, per_day: int, 
         grid_intensity=grid, grid_region=region,
         co2_kg_per_year=_fig(co2, "kgCO2e/year", "kWh/year x grid intensity" if co2 is not None else "unknown: energy unknown"),
         cloud=cloud, cloud_note=note)
+
+
+def _runtimes(benches: list[BenchRun]) -> list[RuntimeRow]:
+    rows = []
+    for run in benches:
+        src = f"measured: slmplan bench ({run.runtime}, {run.threads} threads), {run.started_at}"
+        pp = next((r for r in run.results if r.n_gen == 0 and r.n_depth == 0), None)
+        tg = next((r for r in run.results if r.n_prompt == 0 and r.n_depth == 0), None)
+        rows.append(RuntimeRow(
+            model=Path(run.model_path).name, runtime=run.runtime,
+            prefill_tokens_per_s=_fig(pp.tokens_per_s_mean if pp else None, "tokens/s", f"{src}; {pp.test}" if pp else "not measured"),
+            decode_tokens_per_s=_fig(tg.tokens_per_s_mean if tg else None, "tokens/s", f"{src}; {tg.test}" if tg else "not measured"),
+            ttft=_fig(run.ttft.ttft_s_median if run.ttft else None, "s", src if run.ttft else "not measured"),
+            peak_rss=_fig(run.memory.peak_rss_bytes, "bytes", f"{src}; process peak RSS"),
+            load=_fig(run.load_s, "s", f"{src}; model load"),
+            model_size=_fig(run.model_size_bytes, "bytes", "the runtime's model size (weights as loaded)")))
+    return rows

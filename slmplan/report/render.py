@@ -97,6 +97,12 @@ def to_markdown(r: Report) -> str:
         L += [f"- Warning from the benchmark: {w}" for w in warns]
     else:
         L += ["No benchmark was given (`--bench FILE.json`): every speed in this report is a prediction."]
+    if r.runtimes:
+        L += ["", "Benchmarks side by side (runtimes):", ""]
+        L += _md_table(["model", "runtime", "prefill t/s", "decode t/s", "time to first token", "peak RSS GiB",
+                        "load", "model size GiB"],
+                       [[x.model, x.runtime, num(x.prefill_tokens_per_s), num(x.decode_tokens_per_s), ms(x.ttft),
+                         gib(x.peak_rss), ms(x.load), gib(x.model_size)] for x in r.runtimes])
     if r.not_measured:
         L += ["", "Not measured (predictions only): " + ", ".join(r.not_measured) + "."]
     if r.kv_growth:
@@ -188,6 +194,11 @@ a query = {{ r.query.prompt_tokens }} prompt + {{ r.query.generated_tokens }} ge
 {% for w in warnings %}<li class="warn">Warning from the benchmark: {{ w }}</li>{% endfor %}</ul>
 {% if charts.get('measured') %}<div class="chart" id="chart-measured">{{ charts.measured|safe }}</div>{% endif %}
 {% else %}<p>No benchmark was given (<code>--bench FILE.json</code>): every speed in this report is a prediction.</p>{% endif %}
+{% if r.runtimes %}<h3>Benchmarks side by side</h3><div class="scroll"><table>
+<tr><th class="l">model</th><th class="l">runtime</th><th>prefill t/s</th><th>decode t/s</th><th>first token</th><th>peak RSS GiB</th><th>load</th><th>model GiB</th></tr>
+{% for x in r.runtimes %}<tr><td class="l">{{ x.model }}</td><td class="l">{{ x.runtime }}</td><td>{{ num(x.prefill_tokens_per_s) }}</td>
+<td>{{ num(x.decode_tokens_per_s) }}</td><td>{{ ms(x.ttft) }}</td><td>{{ gib(x.peak_rss) }}</td><td>{{ ms(x.load) }}</td><td>{{ gib(x.model_size) }}</td></tr>{% endfor %}
+</table></div>{% endif %}
 {% if r.not_measured %}<p class="muted">Not measured (predictions only): {{ r.not_measured|join(", ") }}.</p>{% endif %}
 
 {% if r.kv_growth %}<h2>Context length effect ({{ r.kv_growth.model }} {{ r.kv_growth.quant }})</h2>

@@ -74,6 +74,19 @@ class BenchMemory(_M):
     predicted_ttft: Optional[Figure] = None
 
 
+class RuntimeRow(_M):
+    """One benchmark run, for the side-by-side table of runtimes (llama.cpp GGUF vs ONNX Runtime)."""
+
+    model: str
+    runtime: str
+    prefill_tokens_per_s: Figure
+    decode_tokens_per_s: Figure
+    ttft: Figure
+    peak_rss: Figure
+    load: Figure
+    model_size: Figure
+
+
 class KVPoint(_M):
     ctx: int
     kv_cache_bytes: int
@@ -127,6 +140,7 @@ class Report(_M):
     recommendation_note: str
     measured: list[Measured]
     bench_memory: list[BenchMemory]
+    runtimes: list[RuntimeRow] = Field(default_factory=list)
     not_measured: list[str] = Field(description="candidates without a benchmark: their speeds are predictions only")
     kv_growth: Optional[KVGrowth]
     energy: Optional[Energy]
