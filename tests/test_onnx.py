@@ -101,6 +101,12 @@ def test_gguf_given_to_the_onnx_runtime_and_unsupported_arch(cli, smollm2, tmp_p
     assert code == 2 and "architecture 'bert' is not supported" in err
 
 
+def test_gemma_conversion_is_refused_with_the_reason(cli, gemma3, tmp_path):
+    code, _, err = cli("convert", str(gemma3), "--to", "onnx", "-o", str(tmp_path / "g"))
+    assert code == 2 and "converting 'gemma3' to ONNX is not supported" in err and "--runtime llama.cpp" in err
+    assert not (tmp_path / "g").exists()
+
+
 @needs_convert
 def test_existing_output_folder_is_not_overwritten(cli, smollm2, tmp_path):
     out = tmp_path / "taken"

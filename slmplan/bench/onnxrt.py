@@ -29,6 +29,9 @@ class Runner:
         self.n_vocab = int(cfg_json["model"]["vocab_size"])
         self.bos = cfg_json["model"].get("bos_token_id")
         self.context_length = int(cfg_json["model"].get("context_length") or 0)
+        sw = cfg_json["model"]["decoder"].get("sliding_window")
+        # a sliding-window model's KV cache must hold at least the window (GroupQueryAttention refuses less)
+        self.min_length = int(sw.get("window_size", 0)) + 1 if isinstance(sw, dict) else 0
         cfg = og.Config(str(self.dir))
         cfg.overlay(json.dumps({"model": {"decoder": {"session_options": {
             "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
@@ -55,7 +58,7 @@ class Runner:
 
     def _generator(self, max_length: int):
         p = og.GeneratorParams(self.model)
-        p.set_search_options(max_length=max_length, do_sample=False)
+        p.set_search_options(max_length=max(max_length, self.min_length), do_sample=False)
         return og.Generator(self.model, p)
 
     def _one(self, n_prompt: int, n_gen: int, n_depth: int) -> int:

@@ -565,7 +565,7 @@ def pull_cmd(
 
 @app.command("convert")
 def convert_cmd(
-    model: Annotated[str, typer.Argument(help="A .gguf file (architectures: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3).")],
+    model: Annotated[str, typer.Argument(help="A .gguf file (architectures: llama; mistral, qwen2, qwen3, phi3 untested).")],
     to: Annotated[str, typer.Option("--to", help="Target format: onnx (ONNX Runtime GenAI).")] = "onnx",
     precision: Annotated[str, typer.Option("--precision", "-p", help="int4 (MatMulNBits, block 32), fp16 or fp32.")] = "int4",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder (created; must not exist or be empty).")] = None,
