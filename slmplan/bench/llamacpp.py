@@ -29,6 +29,8 @@ from pathlib import Path
 
 import llama_cpp as L
 
+from slmplan.bench.timing import TTFTRecorder
+
 LOG_BUFFER = re.compile(r"^\s*(?:\w+:\s+)?(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([\d.]+) MiB")
 GGML_MAX_N_THREADS = 512
 FA_TYPES = {"auto": -1, "off": 0, "on": 1}
@@ -330,7 +332,7 @@ class Runner:
         ctx, pool, _ = self.new_context(n_tokens + 16, s)
         smpl = L.llama_sampler_init_greedy()
         mem = L.llama_get_memory(ctx)
-        total, tok_ns, first = [], [], None
+        rec = TTFTRecorder(warmup, on_sample)
         n_batch, size = s["n_batch"], ctypes.sizeof(L.llama_token)
         try:
             L.llama_set_n_threads(ctx, s["threads"], s["threads"])
@@ -348,20 +350,14 @@ class Runner:
                         raise RuntimeError("llama_decode failed on the TTFT prompt")
                     done += n
                 tok = L.llama_sampler_sample(smpl, ctx, -1)
-                t2 = time.perf_counter_ns()
-                if warmup and i == 0:
-                    continue
-                first = tok
-                total.append(t2 - t0)
-                tok_ns.append(t1 - t0)
-                if on_sample:
-                    on_sample(t2 - t0)
+                rec.add(i, t0, t1, time.perf_counter_ns(), tok)
         finally:
             L.llama_sampler_free(smpl)
             self.free_context(ctx, pool)
         piece = ctypes.create_string_buffer(64)
+        first = rec.first_token
         n = L.llama_token_to_piece(self.vocab, first, piece, 64, 0, True) if first is not None else 0
-        return {"samples_ns": total, "tokenize_ns": tok_ns, "n_prompt_tokens": n_tokens,
+        return {"samples_ns": rec.total, "tokenize_ns": rec.tokenize, "n_prompt_tokens": n_tokens,
                 "chat_template": templated, "first_token": piece.raw[:max(n, 0)].decode("utf-8", "replace")}
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import onnxruntime_genai as og
 
+from slmplan.bench.timing import TTFTRecorder
+
 
 class Runner:
     def __init__(self, path: str, threads: int) -> None:
@@ -98,7 +100,7 @@ class Runner:
         except Exception:  # noqa: BLE001 - no chat template: the raw text
             prompt, templated = text, False
         n_tokens = len(self.tok.encode(prompt))
-        total, tok_ns, first = [], [], None
+        rec = TTFTRecorder(warmup, on_sample)
         for i in range(reps + (1 if warmup else 0)):
             g = self._generator(n_tokens + 8)
             t0 = time.perf_counter_ns()
@@ -107,17 +109,11 @@ class Runner:
             g.append_tokens(ids)
             g.generate_next_token()
             tok = int(g.get_next_tokens()[0])
-            t2 = time.perf_counter_ns()
+            rec.add(i, t0, t1, time.perf_counter_ns(), tok)
             del g
-            if warmup and i == 0:
-                continue
-            first = tok
-            total.append(t2 - t0)
-            tok_ns.append(t1 - t0)
-            if on_sample:
-                on_sample(t2 - t0)
-        return {"samples_ns": total, "tokenize_ns": tok_ns, "n_prompt_tokens": n_tokens, "chat_template": templated,
-                "first_token": self.tok.decode([first]) if first is not None else ""}
+        first = rec.first_token
+        return {"samples_ns": rec.total, "tokenize_ns": rec.tokenize, "n_prompt_tokens": n_tokens,
+                "chat_template": templated, "first_token": self.tok.decode([first]) if first is not None else ""}
 
     def close(self) -> None:
         del self.model
