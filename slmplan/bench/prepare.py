@@ -135,7 +135,8 @@ def _local_gguf_for_id(model_id: str, quant: str | None) -> Path:
     raise BadInputError(
         f"no local GGUF file for '{model_id}'" + (f" ({quant})" if quant else "") +
         (f"; it is published in {m.hf_repo}" if m.hf_repo else ""),
-        "Download the .gguf file and pass its path (bundled test models: " + ", ".join(BUNDLED) + ")")
+        (f"Download it with 'slmplan pull {model_id} --quant {quant or 'Q4_K_M'}', or pass a .gguf path "
+         f"(bundled test models: {', '.join(BUNDLED)})"))
 
 
 def bundled_quants(model_id: str) -> set[str]:
