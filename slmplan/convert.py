@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from slmplan.errors import BadInputError, MissingExtraError, RuntimeFailure
+from slmplan.fileio import package_versions
 
 PRECISIONS = ("int4", "fp16", "fp32")
 # GGUF architectures that both transformers (GGUF loading) and the GenAI builder handle. Only llama
@@ -124,7 +125,7 @@ def convert(gguf: str, out: str, precision: str = "int4", force: bool = False, o
         shutil.copy(log, onnx_dir / "convert.log")
         (onnx_dir / "slmplan_convert.json").write_text(json.dumps({
             "source": str(src), "source_size_bytes": src.stat().st_size, "architecture": arch, "precision": precision,
-            "execution_provider": "cpu", "seconds": round(time.time() - t0, 1), "versions": _versions(),
+            "execution_provider": "cpu", "seconds": round(time.time() - t0, 1), "versions": package_versions(("onnxruntime-genai", "onnxruntime", "transformers", "torch")),
             "note": "dequantized from the GGUF (transformers), then quantized again by the builder when int4"},
             indent=2))
         if dest.exists():
@@ -137,14 +138,3 @@ def convert(gguf: str, out: str, precision: str = "int4", force: bool = False, o
         shutil.rmtree(work, ignore_errors=True)
     return dest
 
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for d in ("onnxruntime-genai", "onnxruntime", "transformers", "torch"):
-        try:
-            out[d] = md.version(d)
-        except md.PackageNotFoundError:
-            pass
-    return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmplan.errors import BadInputError, MissingExtraError, RuntimeFailure
+from slmplan.fileio import write_atomic
 from slmplan.gguf import GGUFHeader, read_header
 from slmplan.localdevice import cache_dir
 
@@ -170,8 +171,8 @@ def remote_header(spec: str) -> GGUFHeader:
         size = int(info["size"])
         # the cache key is the file's content hash (LFS sha256, else its git blob id): a new upload is re-read
         lfs = info.get("lfs")
-        key = getattr(lfs, "sha256", None) or (lfs or {}).get("sha256") if lfs else None
-        key = key or info.get("blob_id") or (rev or "main")
+        sha = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
+        key = sha or info.get("blob_id") or rev or "main"
         f = _cache_file(p, key)
         if f.exists() and json.loads(f.read_text()).get("size") == size:
             return _from_cache(f, spec)
@@ -187,11 +188,9 @@ def remote_header(spec: str) -> GGUFHeader:
             return _from_cache(cached, spec)
         raise hub_error(e, spec) from None
     f.parent.mkdir(parents=True, exist_ok=True)
-    f.with_suffix(".bin").write_bytes(bytes(rec.data[:h.header_bytes_read]))
-    tmp = f.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
-                               "header_bytes": h.header_bytes_read}))
-    tmp.replace(f)
+    write_atomic(f.with_suffix(".bin"), bytes(rec.data[:h.header_bytes_read]))
+    write_atomic(f, json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
+                                "header_bytes": h.header_bytes_read}))
     return h
 
 
@@ -259,6 +258,26 @@ def pick_file(files: list[RepoFile], quant: str) -> list[RepoFile]:
     return first
 
 
+def cached_gguf(repo: str, quant: str) -> Path | None:
+    """A file of ``repo`` already in the standard Hugging Face cache whose name carries ``quant``."""
+    try:
+        from huggingface_hub import scan_cache_dir
+    except ImportError:
+        return None
+    try:
+        info = scan_cache_dir()
+    except Exception:  # no cache dir yet, unreadable cache: nothing cached
+        return None
+    for r in info.repos:
+        if r.repo_id.lower() != repo.lower():
+            continue
+        for rev in r.revisions:
+            for f in rev.files:
+                if f.file_name.lower().endswith(".gguf") and quant.lower() in f.file_name.lower():
+                    return Path(f.file_path)
+    return None
+
+
 def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> Path:
     """Download a catalog model's GGUF (resumable, with progress) into the standard HF cache."""
     from slmplan.catalog import get_model, load_catalog
@@ -272,9 +291,7 @@ def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> P
     else:
         files, _ = list_gguf_files(m.hf_repo, revision)
     if files is None:  # offline: only what the cache already has
-        from slmplan.bench.prepare import _hf_cached_gguf
-
-        hit = _hf_cached_gguf(m.hf_repo, quant)
+        hit = cached_gguf(m.hf_repo, quant)
         if hit:
             return hit
         raise BadInputError(f"{model_id} {quant} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from slmplan.errors import BadInputError
 from slmplan.schema.device import DeviceProfile
 
 GIB = 1 << 30
@@ -115,11 +116,11 @@ def _bandwidth_cached(key: str) -> tuple[float, str]:
     gbs = measure_bandwidth_gbs()
     when = time.strftime("%Y-%m-%d")
     try:
+        from slmplan.fileio import write_atomic
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "gbs": gbs, "when": when}))
-        tmp.replace(path)
-    except OSError:
+        write_atomic(path, json.dumps({"key": key, "gbs": gbs, "when": when}))
+    except (OSError, BadInputError):  # a cache that cannot be written only costs a re-measurement
         pass
     return gbs, f"measured {when}: numpy copy, single thread"
 

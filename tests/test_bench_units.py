@@ -11,6 +11,7 @@ from slmplan.bench.prepare import check_runtime, parse_int_list
 from slmplan.bench.runner import TestSpec, build_tests
 from slmplan.bench.system import Snapshot, busy_warnings, contention
 from slmplan.errors import BadInputError
+from slmplan.fileio import write_atomic
 from slmplan.estimate.speed import load_constants
 from slmplan.schema.bench import BenchRun, BenchSettings, ContextBuffers, MemoryReport, TestResult
 
@@ -124,13 +125,13 @@ def test_write_atomic_never_leaves_half_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr("os.replace", boom)
     with pytest.raises(OSError):
-        R.write_atomic(str(target), "new")
+        write_atomic(str(target), "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
     monkeypatch.undo()
-    R.write_atomic(str(target), "new")
+    write_atomic(str(target), "new")
     assert target.read_text() == "new"
     with pytest.raises(BadInputError, match="does not exist"):
-        R.write_atomic(str(tmp_path / "nope" / "x.json"), "x")
+        write_atomic(str(tmp_path / "nope" / "x.json"), "x")
 
 
 def test_rapl_energy_with_counter_wrap(tmp_path):

@@ -106,7 +106,7 @@ def test_pull_downloads_into_the_hf_cache_and_resumes(hub, tmp_path, smollm2):
     code, out3, _ = slm(hub.url, tmp_path, "pull", "smollm2-135m", "--quant", "Q4_1", offline=True)
     assert code == 0 and out3 == out
     # what 'bench ID --quant Q' looks up for a catalog model that is not bundled: the standard HF cache
-    r = subprocess.run([sys.executable, "-c", "from slmplan.bench.prepare import _hf_cached_gguf as f; "
+    r = subprocess.run([sys.executable, "-c", "from slmplan.hub import cached_gguf as f; "
                         "print(f('bartowski/SmolLM2-135M-Instruct-GGUF', 'Q4_1'))"],
                        capture_output=True, text=True, env={**os.environ, "HF_HOME": str(tmp_path / "hf")})
     assert Path(r.stdout.strip()).resolve() == path.resolve()

@@ -23,6 +23,7 @@ import time
 
 from slmplan.calibration_store import local_constants_path
 from slmplan.estimate.speed import load_constants
+from slmplan.fileio import write_atomic
 from slmplan.localdevice import cache_dir
 from slmplan.schema.bench import BenchRun
 
@@ -41,9 +42,7 @@ def _load_rows() -> list[dict]:
 
 def _atomic_json(path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[dict]:

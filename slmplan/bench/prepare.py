@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from slmplan.errors import BadInputError, GGUFError
+from slmplan.errors import BadInputError
 from slmplan.estimate.memory import MIB, estimate_memory
 from slmplan.localdevice import cgroup_memory_limit
 from slmplan.model import ModelFacts
@@ -129,7 +128,9 @@ def _local_gguf_for_id(model_id: str, quant: str | None) -> Path:
     m = get_model(load_catalog(), model_id)  # unknown id -> clear error listing close matches
     if model_id in BUNDLED and (quant is None or quant.upper() in bundled_quants(model_id)):
         return bundled_model_path(model_id)
-    found = _hf_cached_gguf(m.hf_repo, quant or "Q4_K_M") if m.hf_repo else None
+    from slmplan.hub import cached_gguf
+
+    found = cached_gguf(m.hf_repo, quant or "Q4_K_M") if m.hf_repo else None
     if found:
         return found
     raise BadInputError(
@@ -141,26 +142,6 @@ def _local_gguf_for_id(model_id: str, quant: str | None) -> Path:
 
 def bundled_quants(model_id: str) -> set[str]:
     return {"smollm2-135m": {"Q4_1"}, "gemma-3-270m": {"Q4_K_M"}}.get(model_id, set())
-
-
-def _hf_cached_gguf(repo: str, quant: str) -> Path | None:
-    """A file of ``repo`` already in the standard Hugging Face cache whose name carries ``quant``."""
-    try:
-        from huggingface_hub import scan_cache_dir
-    except ImportError:
-        return None
-    try:
-        info = scan_cache_dir()
-    except Exception:  # no cache dir yet, unreadable cache: nothing cached
-        return None
-    for r in info.repos:
-        if r.repo_id.lower() != repo.lower():
-            continue
-        for rev in r.revisions:
-            for f in rev.files:
-                if f.file_name.lower().endswith(".gguf") and quant.lower() in f.file_name.lower():
-                    return Path(f.file_path)
-    return None
 
 
 def available_memory() -> int:
@@ -187,8 +168,3 @@ def check_fits_ram(target: BenchTarget, max_ctx: int, n_batch: int, n_ubatch: in
             f"but only {avail / MIB:,.0f} MiB of RAM is available now; loading it would make the machine swap",
             "Close other programs, use a smaller --pp/--depth or a smaller quant, or pass --force to try anyway")
     return info
-
-
-def check_model_readable(path: Path) -> None:
-    if not os.access(path, os.R_OK):
-        raise GGUFError(f"{path}: permission denied", "Check the file's permissions")

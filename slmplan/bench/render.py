@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from rich.table import Table
 
-from slmplan.errors import BadInputError
 from slmplan.schema.bench import BenchRun
 
 MIB = 1 << 20
@@ -133,30 +130,3 @@ def summary_lines(run: BenchRun) -> list[str]:
                      f"{'chat ' if t.chat_template else ''}prompt{pred}")
     lines.append(f"Load {run.load_s} s. Predictions: {run.prediction.method}." if run.prediction else f"Load {run.load_s} s.")
     return lines
-
-
-def write_atomic(path: str, text: str) -> Path:
-    """Write via a temporary file in the same directory and rename: never a half-written file."""
-    p = Path(path).expanduser()
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInputError(f"cannot write {path}: folder {parent} does not exist", "Create the folder or choose another -o path")
-    if p.is_dir():
-        raise BadInputError(f"cannot write {path}: it is a folder", "Pass a file name, e.g. -o bench.json")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
-    except OSError as e:
-        raise BadInputError(f"cannot write {path}: {e.strerror}", "Choose a writable -o path") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return p

@@ -8,7 +8,6 @@ other processes took; hypervisor steal time is reported too.
 from __future__ import annotations
 
 import glob
-import importlib.metadata
 import os
 import platform
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from slmplan.fileio import package_versions
 from slmplan.localdevice import cgroup_memory_limit, cpu_info
 
 BUSY_BEFORE_FRACTION = 0.25  # share of all CPU time in use during the half second before the run
@@ -52,13 +52,8 @@ def _throttle_counts() -> int | None:
 
 
 def _versions() -> dict:
-    out = {"python": platform.python_version()}
-    for dist in ("llama_cpp_python", "onnxruntime", "onnxruntime-genai", "slmplan"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(),
+            **package_versions(("llama_cpp_python", "onnxruntime", "onnxruntime-genai", "slmplan"))}
 
 
 @dataclass

@@ -260,6 +260,7 @@ def bench_cmd(
     from slmplan.bench import prepare as P
     from slmplan.bench import render as R
     from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.fileio import write_atomic
     from slmplan.schema.bench import BenchSettings
 
     runtime = P.check_runtime(runtime)
@@ -320,7 +321,7 @@ def bench_cmd(
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:
-        R.write_atomic(output, R.render(run_, file_fmt))
+        write_atomic(output, R.render(run_, file_fmt))
         err.print(f"Wrote {output}", markup=False, highlight=False)
     shown = fmt or "table"
     if shown == "table":
@@ -391,8 +392,8 @@ def report_cmd(
 
       slmplan report --device iphone-15-pro --models llama-3.2-1b,qwen3-1.7b --grid france -o report.md
     """
-    from slmplan.bench.render import write_atomic
     from slmplan.devices import get_device
+    from slmplan.fileio import write_atomic
     from slmplan.report.build import build_report, load_bench
     from slmplan.report.render import render, schema_json
 
@@ -435,6 +436,7 @@ def demo_cmd(
     from slmplan.bench import prepare as P
     from slmplan.bench import render as R
     from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.fileio import write_atomic
     from slmplan.localdevice import cpu_info, detect_local
     from slmplan.planner import plan, recommend
     from slmplan.report.build import build_report
@@ -464,12 +466,12 @@ def demo_cmd(
     for w in run_.warnings:
         err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
     bench_path = d / f"bench-{model}.json"
-    R.write_atomic(str(bench_path), R.to_json(run_))
+    write_atomic(str(bench_path), R.to_json(run_))
     rep = build_report(device, [run_], None, q)
     written = [bench_path]
     for ext in ("html", "md", "json"):
         p = d / f"report.{ext}"
-        R.write_atomic(str(p), render(rep, ext))
+        write_atomic(str(p), render(rep, ext))
         written.append(p)
     out.print(f"3/3 Wrote {', '.join(str(p) for p in written)}. Open {d / 'report.html'} in a browser.",
               markup=False, highlight=False)

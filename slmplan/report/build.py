@@ -15,6 +15,7 @@ import yaml
 from slmplan.errors import BadInputError, SlmplanError
 from slmplan.estimate.energy import cloud_baselines
 from slmplan.estimate.memory import estimate_memory
+from slmplan.fileio import package_versions
 from slmplan.planner import Query as PlanQuery
 from slmplan.planner import fit, plan, rank, recommend
 from slmplan.schema.bench import BenchRun
@@ -39,15 +40,6 @@ PRIVACY = [
     "and sends a request to the cloud only when the local model cannot handle it, and only with the user's "
     "consent for that request. Then only those requests leave the device, not every conversation.",
 ]
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("slmplan")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @lru_cache(maxsize=1)
@@ -159,8 +151,6 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
     not_measured = [f"{c.model} {c.quant}" for c in candidates if not c.benchmarked]
     kv = _kv_growth(best, device, q) if best else None
     energy = _energy(best, device, q, queries_per_day, grid_fig, region) if best else None
-    __version__ = _version()
-
     notes = [
         "Verdict: 'fits' = predicted total at most 80% of the device's memory budget, 'tight' = up to 100%, "
         "'does-not-fit' above.",
@@ -174,7 +164,7 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
     return Report(
         title=f"On-device LLM feasibility: {device.name}",
         generated_at=now or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        slmplan_version=__version__, device=device.contract_dict(),
+        slmplan_version=package_versions(("slmplan",)).get("slmplan", "unknown"), device=device.contract_dict(),
         query=Query(ctx=q.ctx, prompt_tokens=q.n_prompt, generated_tokens=q.n_gen), candidates=candidates,
         recommendation=Recommendation(model=best.model, quant=best.quant,
                                       why=why.removeprefix(f"{best.model} {best.quant}: ")) if best else None,
