@@ -224,12 +224,16 @@ class _Reader:
         return kept
 
 
-def _value(r: _Reader, vtype: int, key: str) -> Any:
+def _value_type(r: _Reader, code: int, what: str) -> GGUFValueType:
     try:
-        vt = GGUFValueType(vtype)
+        return GGUFValueType(code)
     except ValueError:
-        raise GGUFError(f"{r.source}: metadata key '{key}' has unknown value type {vtype} (corrupted header)",
+        raise GGUFError(f"{r.source}: {what} {code} (corrupted header)",
                         "The file is damaged or from an unsupported GGUF version") from None
+
+
+def _value(r: _Reader, vtype: int, key: str) -> Any:
+    vt = _value_type(r, vtype, f"metadata key '{key}' has unknown value type")
     if vt in _SCALAR:
         return r.unpack(_SCALAR[vt], key)
     if vt == GGUFValueType.STRING:
@@ -240,11 +244,7 @@ def _value(r: _Reader, vtype: int, key: str) -> Any:
     if count > _MAX_ARRAY:
         raise GGUFError(f"{r.source}: metadata array '{key}' claims {count} elements (corrupted header)",
                         "The file is damaged; download it again")
-    try:
-        et = GGUFValueType(etype)
-    except ValueError:
-        raise GGUFError(f"{r.source}: array '{key}' has unknown element type {etype} (corrupted header)",
-                        "The file is damaged or from an unsupported GGUF version") from None
+    et = _value_type(r, etype, f"array '{key}' has unknown element type")
     if et in _SCALAR:
         size = _SCALAR_SIZE[et]
         keep = min(count, _KEEP_ARRAY)
