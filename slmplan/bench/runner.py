@@ -159,7 +159,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
 
     from slmplan.estimate.speed import load_constants
 
-    shipped_pred = make_predictor(facts, quant, device, s.threads) if facts else None
+    planner_pred = make_predictor(facts, quant, device, s.threads) if facts else None
     shipped = make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped") if facts else None
     results: list[TestResult] = []
     shipped_by_test: dict[str, float | None] = {}
@@ -170,7 +170,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
         done = state["done"].get(t.name)
         tps = [(t.n_prompt + t.n_gen) / (x / 1e9) for x in ns]
         mean, std, med = _stats(tps)
-        pred = shipped_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if shipped_pred else None
+        pred = planner_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if planner_pred else None
         shipped_by_test[t.name] = shipped.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if shipped else None
         buffers = ContextBuffers()
         fa = None
@@ -205,7 +205,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
     if tt and tt["samples_ns"]:
         secs = [x / 1e9 for x in tt["samples_ns"]]
         mean, std, med = _stats(secs)
-        pred = shipped_pred.ttft_s(tt["n_prompt_tokens"]) if shipped_pred else None
+        pred = planner_pred.ttft_s(tt["n_prompt_tokens"]) if planner_pred else None
         ttft = TTFTResult(prompt_tokens=tt["n_prompt_tokens"], chat_template=tt["chat_template"],
                           ttft_s_mean=round(mean, 5), ttft_s_std=round(std, 5), ttft_s_median=round(med, 5),
                           samples_s=[round(x, 5) for x in secs],
@@ -226,11 +226,11 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
         warnings.append("could not attach a ggml threadpool as llama-bench does (ggml's default one was used)")
     system = {**static, **(loaded.get("system") or {}), **sysinfo.dynamic_info(before, after, cont)}
     prediction = None
-    if shipped_pred:
+    if planner_pred:
         prediction = Prediction(
-            device=device.id, constants=shipped_pred.label, bandwidth_gbs=shipped_pred.hw.bandwidth_gbs,
-            cpu_gflops=shipped_pred.hw.cpu_gflops,
-            method=f"slmplan's estimator for the '{device.id}' profile with the {shipped_pred.label} "
+            device=device.id, constants=planner_pred.label, bandwidth_gbs=planner_pred.hw.bandwidth_gbs,
+            cpu_gflops=planner_pred.hw.cpu_gflops,
+            method=f"slmplan's estimator for the '{device.id}' profile with the {planner_pred.label} "
                    f"speed constants, compute scaled to {s.threads} thread(s); an estimate")
     elif runtime == "onnx":
         warnings.append("no prediction: slmplan's speed model describes llama.cpp, not ONNX Runtime")
