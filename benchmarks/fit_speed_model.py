@@ -12,6 +12,7 @@ import sys
 
 from slmplan.estimate.fit import fit_all
 from slmplan.estimate.speed import MODEL_FILE
+from slmplan.fileio import write_atomic
 
 
 def main() -> int:
@@ -28,9 +29,7 @@ def main() -> int:
             return 1
         print("shipped constants are up to date")
         return 0
-    tmp = MODEL_FILE.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(MODEL_FILE)
+    write_atomic(MODEL_FILE, text)
     print(f"wrote {MODEL_FILE}")
     return 0
 
