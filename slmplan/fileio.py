@@ -10,14 +10,21 @@ from pathlib import Path
 from slmplan.errors import BadInputError
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write via a temporary file in the same directory and rename: never a half-written file."""
+def check_writable_target(path: str | os.PathLike) -> Path:
+    """Refuse an output path whose folder is missing or which is a folder (before any long work)."""
     p = Path(path).expanduser()
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise BadInputError(f"cannot write {path}: folder {parent} does not exist", "Create the folder or choose another -o path")
     if p.is_dir():
         raise BadInputError(f"cannot write {path}: it is a folder", "Pass a file name, e.g. -o bench.json")
+    return p
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write via a temporary file in the same directory and rename: never a half-written file."""
+    p = check_writable_target(path)
+    parent = p.parent if str(p.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
     except OSError as e:

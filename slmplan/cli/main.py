@@ -271,6 +271,9 @@ def bench_cmd(
         file_fmt = R.format_for_path(output) or (fmt if fmt in ("json", "csv", "md") else None)
         if file_fmt is None:
             raise BadInputError(f"cannot tell the format of -o {output}", "Use a .json, .csv or .md file name (or --format json)")
+        from slmplan.fileio import check_writable_target
+
+        check_writable_target(output)  # before the benchmark, not after it
     pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
     tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
     depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
