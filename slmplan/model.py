@@ -29,6 +29,9 @@ class WeightTensor:
     n_elements: int
     n_bytes: int
     ggml_type: str
+    # Share of this tensor read per generated token: 1.0 for dense weights; for a mixture-of-experts
+    # expert tensor, n_expert_used / n_expert (all experts stay in memory, only the active ones are read).
+    active_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,15 @@ class ModelFacts:
         if not self.n_swa or not self.swa_pattern:
             return False
         return (i + 1) % self.swa_pattern != 0
+
+    def has_kv(self, i: int) -> bool:
+        """Layer i keeps a KV cache (False for recurrent/SSM layers of hybrid models, which keep a
+        fixed-size state instead)."""
+        return True
+
+    @property
+    def n_kv_layers(self) -> int:
+        return sum(self.has_kv(i) for i in range(self.n_layers))
 
     @property
     def n_swa_layers(self) -> int:
