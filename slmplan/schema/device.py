@@ -28,6 +28,9 @@ class DeviceProfile(BaseModel):
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
     cpu_gflops: float | None = Field(default=None, gt=0, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
     threads: int | None = Field(default=None, gt=0, description="threads llama.cpp would run with")
+    cpu_features: list[str] | None = Field(
+        default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512f, amx_int8, "
+                                  "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
 
