@@ -71,3 +71,17 @@ def test_estimate_matches_llamacpp(request, fixture, ctx, repack):
     # llama.cpp's total as it reports it: mapped + extra + KV + compute + output (the process baseline apart)
     reported = mapped + sum(extra.values()) + kv + comp + out
     assert est.total_bytes - est.overhead_bytes == pytest.approx(reported, rel=0.05)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
+@pytest.mark.parametrize("ctx", [512, 2048, 8192])
+def test_fit_local_matches_llamacpp_total(request, cli, fixture, ctx):
+    """What a user runs: 'slmplan fit FILE --device local --ctx N' against llama.cpp's own total."""
+    path = request.getfixturevalue(fixture)
+    code, out, err = cli("fit", str(path), "--device", "local", "--ctx", str(ctx), "--format", "json")
+    assert code == 0, err
+    m = json.loads(out)[0]["memory"]
+    got = llama_cpp_buffers(path, ctx, repack=True)
+    reported = sum(got.values())  # mapped + extra + KV + compute + output
+    assert m["total_bytes"] - m["overhead_bytes"] == pytest.approx(reported, rel=0.05)

@@ -90,8 +90,15 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
         devs = [detect_local()]
     else:
         devs = list(builtin_devices())
+    from slmplan.estimate.extra_bufts import describe_extra_buffer_types
+
     if fmt == Fmt.json:
-        emit_json([d.contract_dict() for d in devs] if not local else devs[0].contract_dict())
+        if local:
+            d = devs[0].contract_dict()
+            d["llama_cpp_extra_buffer_types"] = describe_extra_buffer_types(devs[0].cpu_features)
+            emit_json(d)
+        else:
+            emit_json([d.contract_dict() for d in devs])
         return
     t = Table(title="Device profiles" if not local else "This machine")
     for col in ("id", "kind", "RAM GB", "budget GB", "bandwidth GB/s", "cores", "NPU TOPS", "backend", "power W"):
@@ -102,8 +109,17 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
     out.print(t)
     if local:
         for k, v in devs[0].sources.items():
-            out.print(f"  {k}: {v}")
-        out.print(f"  {devs[0].notes}")
+            out.print(f"  {k}: {v}", markup=False, highlight=False)
+        out.print(f"  {devs[0].notes}", markup=False, highlight=False)
+        extra = describe_extra_buffer_types(devs[0].cpu_features)
+        if extra is None:
+            line = "unknown (CPU features not detected)"
+        elif not extra:
+            line = "none (weights are used as mapped from the file)"
+        else:
+            line = "; ".join(f"{k} for {', '.join(v)} weights" for k, v in extra.items())
+        out.print(f"  llama.cpp repacked weight copies here (extra buffer types, --repack 1): {line}",
+                  markup=False, highlight=False)
 
 
 def _results_table(results, title: str, limit: int | None = None) -> Table:

@@ -76,6 +76,20 @@ def _repack_rules(features: set[str]) -> dict[str, int]:
     return rules
 
 
+def describe_extra_buffer_types(features: Iterable[str] | None, backend: str = "cpu") -> dict[str, list[str]] | None:
+    """{buffer type: the GGML weight types it takes} for these CPU features (None: unknown)."""
+    types = extra_buffer_types(features, backend)
+    if types is None:
+        return None
+    feats = {x.lower() for x in features or ()}
+    out: dict[str, list[str]] = {}
+    if AMX in types:
+        out[AMX] = sorted(_AMX_ALIGN)
+    if CPU_REPACK in types:
+        out[CPU_REPACK] = sorted(_repack_rules(feats))
+    return out
+
+
 @dataclass(frozen=True)
 class ExtraBuffers:
     """Bytes llama.cpp puts in each extra buffer type for one model file."""
