@@ -86,3 +86,14 @@ def test_llama_system_info_and_log_helpers():
     err = f"{LOG_PREFIX}load_tensors: AMX model buffer size = 95.34 MiB\n{LOG_PREFIX}....\nFatal Python error: Illegal instruction\n"
     assert last_llama_line(err) == "load_tensors: AMX model buffer size = 95.34 MiB"
     assert last_llama_line("Fatal Python error\n") is None
+
+
+@pytest.mark.parametrize("spelled, canonical", [
+    (["neon", "dotprod", "i8mm"], PHONE_ARMV9),  # a chip table's names
+    (["avx2", "avx512", "amx"], ["avx2", "avx512f", "amx_int8", "avx512_vnni"]),
+])
+def test_feature_spellings_are_equivalent(models, spelled, canonical):
+    f = models["gemma3"]
+    a = extra_buffer_bytes(f, f.file_quant, extra_buffer_types(spelled), spelled)
+    b = extra_buffer_bytes(f, f.file_quant, extra_buffer_types(canonical), canonical)
+    assert a == b and a.total_bytes > 0

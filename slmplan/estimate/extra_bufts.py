@@ -44,6 +44,18 @@ _REPACK_ARM_I8MM = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "Q8_0": 4}
 _GET_ROWS_ROLES = {"token_embd", "per_layer_token_embd", "token_types", "pos_embd"}
 
 
+# other spellings of the same features (chip tables, llama.cpp's system info, ARM's names)
+_ALIASES = {"neon": "asimd", "dotprod": "asimddp", "avx512": "avx512f", "amx": "amx_int8", "amx-int8": "amx_int8",
+            "matmul_int8": "i8mm", "avx512vnni": "avx512_vnni"}
+
+
+def normalize_features(features: Iterable[str]) -> set[str]:
+    f = {_ALIASES.get(x.lower(), x.lower()) for x in features}
+    if "amx_int8" in f:
+        f.add("avx512_vnni")  # every CPU with AMX-INT8 (Sapphire Rapids and later) has AVX512-VNNI
+    return f
+
+
 def extra_buffer_types(features: Iterable[str] | None, backend: str = "cpu", repack: bool = True) -> tuple[str, ...] | None:
     """The extra buffer types llama.cpp's CPU backend offers for these CPU features, in its order.
 
@@ -54,9 +66,9 @@ def extra_buffer_types(features: Iterable[str] | None, backend: str = "cpu", rep
         return ()
     if features is None:
         return None
-    f = {x.lower() for x in features}
+    f = normalize_features(features)
     out = []
-    if "amx_int8" in f and ("avx512_vnni" in f or "avx512vnni" in f):
+    if "amx_int8" in f and "avx512_vnni" in f:
         out.append(AMX)
     if "avx2" in f or f & {"asimddp", "dotprod", "i8mm"}:
         out.append(CPU_REPACK)
@@ -67,7 +79,7 @@ def _repack_rules(features: set[str]) -> dict[str, int]:
     rules: dict[str, int] = {}
     if "avx2" in features:
         rules.update(_REPACK_X86_AVX2)
-        if "avx512f" in features or "avx512" in features:
+        if "avx512f" in features:
             rules.update(_REPACK_X86_AVX512)
     if features & {"asimddp", "dotprod"}:
         rules.update(_REPACK_ARM_DOTPROD)
@@ -81,7 +93,7 @@ def describe_extra_buffer_types(features: Iterable[str] | None, backend: str = "
     types = extra_buffer_types(features, backend)
     if types is None:
         return None
-    feats = {x.lower() for x in features or ()}
+    feats = normalize_features(features or ())
     out: dict[str, list[str]] = {}
     if AMX in types:
         out[AMX] = sorted(_AMX_ALIGN)
@@ -131,11 +143,7 @@ def extra_buffer_bytes(facts, quant: str, types: tuple[str, ...] | None, feature
     """Which weights of ``facts`` (at ``quant``) llama.cpp moves into the extra buffer ``types``."""
     if not types:
         return ExtraBuffers({}, types)
-    feats = {x.lower() for x in features}
-    if "neon" in feats:
-        feats.add("asimd")
-    if "dotprod" in feats:
-        feats.add("asimddp")
+    feats = normalize_features(features)
     rules = _repack_rules(feats) if CPU_REPACK in types else {}
     out: dict[str, int] = {}
     copied = 0
