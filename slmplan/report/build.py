@@ -60,7 +60,7 @@ def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str
     if key not in t["g_per_kwh"]:
         raise BadInputError(f"no grid intensity for '{region}'",
                             f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or --grid-intensity G")
-    return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=f"{t['source']}, year {t['year']}"), key
+    return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=t["source"] if str(t["year"]) in t["source"] else f"{t['source']}, year {t['year']}"), key
 
 
 def load_bench(path: str) -> BenchRun:
