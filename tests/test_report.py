@@ -304,3 +304,14 @@ def test_cli_use_case_and_service(cli, tmp_path):
     code, outp, _ = cli("report", "--help")
     flat = " ".join(w for w in outp.split() if w != "│")  # rich wraps the help in a box
     assert "--use-case" in flat and "summarize = 2000 prompt + 250 answer tokens" in flat
+
+
+def test_battery_shows_the_rapl_measured_figure_when_bench_had_it():
+    run = load_bench(str(DATA / "bench-smollm2-135m.json"))
+    assert all(r.joules_per_token is None for r in run.results)  # this machine had no RAPL access
+    rapl = run.model_copy(update={"results": [r.model_copy(update={"joules_per_token": 0.5 if r.n_gen == 0 else 2.0})
+                                              for r in run.results]})
+    r = build_report(get_device("pixel-9"), [rapl], None, top=3, now=NOW)
+    m = r.battery.measured_wh_per_query
+    assert m.value == pytest.approx((0.5 * 300 + 2.0 * 200) / 3600) and m.source.startswith("measured: Linux RAPL")
+    assert build_report(get_device("pixel-9"), [run], None, top=3, now=NOW).battery.measured_wh_per_query is None
