@@ -33,13 +33,13 @@ class UseCasePreset:
 
 PRESETS: dict[str, UseCasePreset] = {p.id: p for p in (
     UseCasePreset("chat", "a chat turn", 300, 200, 4096, "decode",
-                  "a chat turn: ~300 prompt tokens (system prompt, a short question and recent history) and a "
+                  "~300 prompt tokens (system prompt, a short question and recent history) and a "
                   "~200-token answer (~150 words); 4096 tokens of context keep a few turns of history"),
     UseCasePreset("summarize", "summarizing a document", 2000, 250, 4096, "prefill",
                   "a ~1,500-word note or transcript (~2,000 tokens) summarized in ~250 tokens (~190 words); "
                   "4096 tokens of context hold both"),
     UseCasePreset("translate", "a translation", 400, 450, 2048, "decode",
-                  "a ~300-word passage (~400 tokens) translated; the answer is as long as the input or longer "
+                  "a ~300-word passage (~400 tokens); the translation is as long as the input or longer "
                   "(~450 tokens: many languages take more tokens than English); 2048 tokens of context"),
     UseCasePreset("rewrite", "rewriting a paragraph", 350, 300, 2048, "decode",
                   "a ~250-word paragraph with an instruction (~350 tokens) rewritten in ~300 tokens; "
@@ -47,7 +47,7 @@ PRESETS: dict[str, UseCasePreset] = {p.id: p for p in (
 )}
 
 DEFAULT = UseCasePreset("default", "a generic query", 300, 200, 4096, "decode",
-                        "slmplan's default query: 300 prompt + 200 generated tokens, 4096 tokens of context")
+                        "300 prompt + 200 generated tokens, 4096 tokens of context")
 
 HELP = ("What one query looks like: " + "; ".join(
     f"{p.id} = {p.prompt_tokens} prompt + {p.gen_tokens} answer tokens, ctx {p.ctx}" for p in PRESETS.values())

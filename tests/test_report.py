@@ -315,3 +315,15 @@ def test_battery_shows_the_rapl_measured_figure_when_bench_had_it():
     m = r.battery.measured_wh_per_query
     assert m.value == pytest.approx((0.5 * 300 + 2.0 * 200) / 3600) and m.source.startswith("measured: Linux RAPL")
     assert build_report(get_device("pixel-9"), [run], None, top=3, now=NOW).battery.measured_wh_per_query is None
+
+
+def test_runtimes_data_is_sourced_and_well_formed():
+    from slmplan.report.deploy import runtimes
+
+    rts = runtimes()
+    assert {"llama.cpp", "mlx", "coreml", "onnxruntime-genai", "litert-lm", "executorch", "qualcomm-genie"} <= {r["id"] for r in rts}
+    for r in rts:
+        assert r["source"] and r["format"] and r["produce"] and r["slmplan"] in ("predicted", "measured-only", "not predicted")
+        assert set(r["backends"]) <= {"ios", "android", "macos", "windows", "linux"}
+        assert all(v.count("(") == v.count(")") for v in r["backends"].values()), r["backends"]  # YAML flow maps split on commas
+    assert [r["id"] for r in rts if r["slmplan"] == "predicted"] == ["llama.cpp"]
