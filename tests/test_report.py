@@ -249,8 +249,9 @@ def test_pixel9_formats_carry_the_new_parts(pixel9):
 def test_service_placeholder_and_nothing_that_cannot_run():
     from slmplan.schema.device import DeviceProfile
 
-    r = build_report(get_device("pixel-9"), now=NOW)
+    r = build_report(get_device("pixel-9"), now=NOW, service="  ")
     assert r.service.placeholder and "PLACEHOLDER" in r.summary[0].text
+    assert build_report(get_device("pixel-9"), now=NOW, service="a\n| b").service.description == "a | b"
     assert 'class="placeholder"' in to_html(r, charts={}) and "PLACEHOLDER" in to_markdown(r)
     tiny = DeviceProfile(id="tiny", name="Tiny phone", kind="phone", ram_gb=1, memory_budget_gb=0.05,
                          memory_bandwidth_gbs=10, cpu_cores=4, power_w=3, battery_wh=10,
@@ -283,6 +284,10 @@ def test_ios_budgets_with_and_without_the_entitlement(cli):
     assert code == 2 and err.startswith("Error: device 'pixel-9' has no budget with the increased-memory-limit")
     r = build_report(dev, use_case="chat", now=NOW)
     assert any("entitlement" in w.change for w in r.what_if) and r.deployment.platform == "iOS / iPadOS"
+    assert "without Apple's increased-memory-limit entitlement" in r.summary[1].text
+    assert "without Apple's increased-memory-limit entitlement; 4.0 GB with it" in to_markdown(r)
+    r2 = build_report(dev.with_entitlement(), use_case="chat", now=NOW)
+    assert not any("entitlement" in w.change for w in r2.what_if) and " with Apple's" in r2.summary[1].text
     assert {o.runtime.split(" (")[0] for o in r.deployment.options} >= {"llama.cpp", "MLX", "Core ML"}
 
 

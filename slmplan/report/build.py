@@ -25,7 +25,7 @@ from slmplan.report import decision
 from slmplan.report.deploy import deployment
 from slmplan.schema.report import (BenchMemory, Candidate, CloudComparison, Energy, Figure, KVGrowth, KVPoint, Measured,
                                    Query, Recommendation, Report, RuntimeRow, Service, UseCase)
-from slmplan.usecase import build_query, preset
+from slmplan.usecase import WORDS_PER_TOKEN_SOURCE, build_query, preset
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
 KV_CTX_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -120,6 +120,9 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
                  use_case: str | None = None, service: str | None = None, overridden: list[str] = ()) -> Report:
     """q: the query (default: the use case's preset, see slmplan.usecase.build_query)."""
     uc = preset(use_case)
+    service = " ".join((service or "").split()) or None  # one line in every format
+    if service and len(service) > 300:
+        raise BadInputError(f"--service is {len(service)} characters long", "Describe the service in one line (at most 300 characters)")
     if q is None:
         q = build_query(use_case)[0]
     if queries_per_day <= 0 or queries_per_day > 1_000_000:
@@ -181,6 +184,8 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
         "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
     ]
+    notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}. "
+                 "Use-case lengths are assumptions (see Use case).")
     if device.id == "local":
         notes.append("Device 'local' is this machine as detected now: its budget is 90% of the memory available at "
                      "the time of the report.")

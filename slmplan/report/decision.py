@@ -142,7 +142,7 @@ def what_ifs(device: DeviceProfile, q: Query, primary: FitResult) -> list[WhatIf
     out.append(_what_if("a device half as fast (half the memory bandwidth and compute, same memory budget)",
                         _scaled(device, 0.5), q, primary))
     ent = device.with_entitlement()
-    if ent is not None:
+    if ent is not None and device.memory_budget_gb_entitled != device.memory_budget_gb:
         out.append(_what_if(f"the app has Apple's increased-memory-limit entitlement (budget "
                             f"{device.memory_budget_gb_entitled:g} GB instead of {device.memory_budget_gb:g} GB)",
                             ent, q, primary))
@@ -215,6 +215,14 @@ def glossary() -> list[Concept]:
     return [Concept(term=t, explanation=e) for t, e in GLOSSARY]
 
 
+def _budget_basis(device: DeviceProfile) -> str:
+    e = device.memory_budget_gb_entitled
+    if e is None:
+        return ""
+    return (" with Apple's increased-memory-limit entitlement" if e == device.memory_budget_gb
+            else " without Apple's increased-memory-limit entitlement")
+
+
 def summary(device: DeviceProfile, uc: UseCasePreset, q: Query, pick_list: list[Pick], best: FitResult | None,
             bat: Battery | None, service: str | None, download: Figure | None) -> list[SummaryItem]:
     items = [SummaryItem(topic="Service", text=service or
@@ -229,7 +237,7 @@ def summary(device: DeviceProfile, uc: UseCasePreset, q: Query, pick_list: list[
         alt = f" Alternative from another model family: {pick_list[1].model} {pick_list[1].quant}." if len(pick_list) > 1 else ""
         items.append(SummaryItem(topic="Does it fit?", text=(
             f"Yes. {p.model} ({p.quant}) needs about {p.total.value / GIB:.1f} GB of the {p.budget.value / GIB:.1f} GB "
-            f"one app may use on the {device.name} (predicted).{alt}")))
+            f"one app may use on the {device.name}{_budget_basis(device)} (predicted).{alt}")))
         s = best.speed
         gen_s = q.n_gen / s.decode_tokens_per_s if s.decode_tokens_per_s else None
         wps = s.decode_tokens_per_s * 0.75

@@ -82,7 +82,7 @@ Expected {{ bound.get(u.expected_bound, u.expected_bound) }}.</p>
 
 <h2>Device</h2>
 <p><strong>{{ d.name }}</strong> (<code>{{ d.id }}</code>, {{ d.kind }}): {{ d.ram_gb }} GB RAM, memory budget
-{{ d.memory_budget_gb }} GB for one app, {{ d.memory_bandwidth_gbs }} GB/s memory bandwidth, {{ d.cpu_cores }} CPU cores{% if d.get('power_w') %}, {{ d.power_w }} W{% else %}, power unknown{% endif %}{% if d.get('battery_wh') %}, {{ d.battery_wh }} Wh battery{% endif %}.</p>
+{{ d.memory_budget_gb }} GB for one app{{ entitlement_text(d) }}, {{ d.memory_bandwidth_gbs }} GB/s memory bandwidth, {{ d.cpu_cores }} CPU cores{% if d.get('power_w') %}, {{ d.power_w }} W{% else %}, power unknown{% endif %}{% if d.get('battery_wh') %}, {{ d.battery_wh }} Wh battery{% endif %}.</p>
 
 <h2>Candidates</h2>
 <div class="scroll"><table>

@@ -48,6 +48,15 @@ USE_CASE_BOUND = {"prefill": "prefill-bound: the wait for the first token matter
                   "decode": "decode-bound: the speed of writing the answer matters most"}
 
 
+def entitlement_text(d: dict) -> str:
+    e = d.get("memory_budget_gb_entitled")
+    if e is None:
+        return ""
+    if e == d["memory_budget_gb"]:
+        return " (with Apple's increased-memory-limit entitlement)"
+    return f" (without Apple's increased-memory-limit entitlement; {e} GB with it)"
+
+
 def to_json(r: Report) -> str:
     return json.dumps(r.model_dump(), indent=2) + "\n"
 
@@ -79,7 +88,7 @@ def to_markdown(r: Report) -> str:
          *_md_summary(r),
          "## Device", "",
          f"**{d['name']}** (`{d['id']}`, {d['kind']}): {d['ram_gb']} GB RAM, memory budget {d['memory_budget_gb']} GB "
-         f"for one app, {d['memory_bandwidth_gbs']} GB/s memory bandwidth, {d['cpu_cores']} CPU cores"
+         f"for one app{entitlement_text(d)}, {d['memory_bandwidth_gbs']} GB/s memory bandwidth, {d['cpu_cores']} CPU cores"
          + (f", {d['power_w']} W" if d.get("power_w") else ", power unknown")
          + (f", {d['battery_wh']} Wh battery" if d.get("battery_wh") else "") + ".", ""]
     L += ["## Recommendation", ""]
@@ -228,7 +237,8 @@ def to_html(r: Report, charts: dict[str, str] | None = None) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     warnings = sorted({w for m in r.measured for w in m.warnings})
     return env.from_string(TEMPLATE).render(r=r, d=r.device, charts=charts, warnings=warnings, gib=gib, num=num,
-                                            sig=sig, ms=ms, pct=pct, size_gb=size_gb, bound=USE_CASE_BOUND)
+                                            sig=sig, ms=ms, pct=pct, size_gb=size_gb, bound=USE_CASE_BOUND,
+                                            entitlement_text=entitlement_text)
 
 
 def render(r: Report, fmt: str) -> str:
