@@ -184,7 +184,7 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
         "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
     ]
-    notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}. "
+    notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}; {decision.WAIT_SOURCE}. "
                  "Use-case lengths are assumptions (see Use case).")
     if device.id == "local":
         notes.append("Device 'local' is this machine as detected now: its budget is 90% of the memory available at "

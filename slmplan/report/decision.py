@@ -19,6 +19,9 @@ GIB = 1 << 30
 # silent reading of non-fiction, i.e. about 4 words per second.
 READING_WPS = 238 / 60
 READING_SOURCE = "silent reading speed of about 238 words per minute (Brysbaert 2019, J. Memory and Language)"
+# Jakob Nielsen, "Response Times: The 3 Important Limits" (Nielsen Norman Group, 1993): ~1 s keeps the
+# flow of thought, ~10 s is the limit for keeping the user's attention on the task.
+WAIT_SOURCE = "response-time limits of ~1 s and ~10 s (Jakob Nielsen, 'Response Times: The 3 Important Limits', 1993)"
 TIGHT_BUDGET_GB = 2.0  # the ceiling mobile teams commonly set for one feature's model
 
 
@@ -243,8 +246,10 @@ def summary(device: DeviceProfile, uc: UseCasePreset, q: Query, pick_list: list[
         wps = s.decode_tokens_per_s * 0.75
         feel = ("faster than people read" if wps >= READING_WPS else "slower than people read")
         if s.prefill_tokens_per_s:
-            first = (f"the first words appear after about {seconds(s.ttft_s)} (the model reads the "
-                     f"~{words(q.n_prompt)}-word input first), ")
+            wait = ("no noticeable wait" if s.ttft_s <= 1 else "a noticeable pause" if s.ttft_s <= 10
+                    else "a long wait, beyond the ~10 s users stay focused")
+            first = (f"the first words appear after about {seconds(s.ttft_s)}, while the model reads the "
+                     f"~{words(q.n_prompt)}-word input ({wait}); ")
             total = f"; the whole ~{words(q.n_gen)}-word answer takes about {seconds(s.ttft_s + gen_s)}"
         else:
             first, total = "the wait before the first word is unknown (no compute figure for this device), ", ""
@@ -254,7 +259,9 @@ def summary(device: DeviceProfile, uc: UseCasePreset, q: Query, pick_list: list[
     if bat is not None and bat.percent_per_day.value is not None:
         items.append(SummaryItem(topic="Battery", text=(
             f"{bat.queries_per_day} queries a day use about {bat.percent_per_day.value:.1f}% of a full charge "
-            f"(about {bat.percent_per_query.value:.2f}% each; estimate from the chip's power, before throttling).")))
+            f"(about {bat.percent_per_query.value:.2f}% each; estimate from the chip's power, before throttling)"
+            + ("; a large share of a charge: a smaller or faster model, or fewer queries, cuts it." if
+               bat.percent_per_day.value > 20 else "."))))
     elif bat is not None:
         items.append(SummaryItem(topic="Battery", text="Unknown: the device profile lacks a power or battery figure."))
     size = f" (a one-time download of about {download.value / 1e9:.1f} GB)" if download and download.value else ""
