@@ -38,10 +38,8 @@ def platform_of(device: DeviceProfile) -> str:
 
 def _soc_ok(rt: dict, device: DeviceProfile) -> bool:
     need = rt.get("requires_soc")
-    if not need:
-        return True
-    text = f"{device.soc or ''} {device.name}".lower()
-    return need.lower() in text or (need == "Qualcomm" and "snapdragon" in text)
+    # a vendor runtime only for a profile that names that vendor's chip (not a generic "... class" profile)
+    return not need or (device.soc or "").lower().startswith(need.lower())
 
 
 def _arch(model: str) -> str | None:
@@ -60,6 +58,8 @@ def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes
     if kind == "predicted" and device.effective_backend in rt.get("predicted_backends", []):
         s = best.speed
         ttft = f", first token after ~{s.ttft_s:.1f} s" if s.prefill_tokens_per_s else ""
+        if device.effective_backend in ("cuda", "vulkan"):
+            measured += " (GPU constants fitted on Apple Metal data: less certain on this GPU)"
         return "predicted", (f"predicted for {best.model} {best.quant} on {device.effective_backend}: "
                              f"~{s.decode_tokens_per_s:.1f} tokens/s decode{ttft}{measured}")
     if kind == "predicted":
