@@ -37,6 +37,13 @@ PromptOpt = Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens o
 GenOpt = Annotated[int, typer.Option("--gen-tokens", help="Generated tokens of one query.")]
 SwaOpt = Annotated[bool, typer.Option("--swa-full/--no-swa-full", help="Full-size sliding-window KV cache (llama-cpp-python's default) or llama-server's smaller one.")]
 FaOpt = Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (smaller compute buffer at long contexts).")]
+from slmplan.usecase import HELP as _UC_HELP  # noqa: E402 (light: no planner import)
+
+UseCaseOpt = Annotated[Optional[str], typer.Option("--use-case", help=_UC_HELP + " Default: 300 + 200 tokens, ctx 4096.")]
+QCtxOpt = Annotated[Optional[int], typer.Option("--ctx", help="Context length in tokens (KV cache size). Default: the use case's, else 4096.")]
+QPromptOpt = Annotated[Optional[int], typer.Option("--prompt-tokens", help="Prompt tokens of one query (default: the use case's, else 300).")]
+QGenOpt = Annotated[Optional[int], typer.Option("--gen-tokens", help="Generated tokens of one query (default: the use case's, else 200).")]
+EntOpt = Annotated[bool, typer.Option("--ios-entitlement", help="iOS/iPadOS: plan with the budget of Apple's increased-memory-limit entitlement.")]
 
 
 def _query(ctx: int, prompt: int, gen: int, swa_full: bool = True, flash_attn: bool = False):
@@ -44,6 +51,20 @@ def _query(ctx: int, prompt: int, gen: int, swa_full: bool = True, flash_attn: b
     from slmplan.planner import Query
 
     return Query(ctx=ctx, n_prompt=prompt, n_gen=gen, settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn))
+
+
+def _uc_query(use_case, ctx, prompt, gen, swa_full: bool = True, flash_attn: bool = False):
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.planner import Query
+    from slmplan.usecase import build_query
+
+    return build_query(use_case, ctx, prompt, gen, Query(settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn)))
+
+
+def _entitled(dev, ios_entitlement: bool):
+    from slmplan.entitlement import entitled_device
+
+    return entitled_device(dev) if ios_entitlement else dev
 
 
 @app.command("catalog")
@@ -154,8 +175,9 @@ def _cloud_line(results) -> str | None:
 def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf file, or hf://owner/repo/file.gguf.")],
             device: DeviceOpt,
             quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="One quant variant (default: all of the model's variants).")] = None,
-            ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
-            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+            ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+            prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
@@ -163,14 +185,19 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     from slmplan.devices import get_device
     from slmplan.planner import fit
 
-    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
-    q.validate()
-    dev = get_device(device)
+    q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    base_dev = get_device(device)
+    dev = _entitled(base_dev, ios_entitlement)
     results = fit(model, dev, quant, q, catalog)
+    if base_dev.memory_budget_gb_entitled is not None:  # iOS: show the other budget's verdicts too
+        from slmplan.entitlement import annotate
+
+        other = fit(model, base_dev if ios_entitlement else base_dev.with_entitlement(), quant, q, catalog)
+        results = annotate(results, other, base_dev, ios_entitlement)
     if fmt == Fmt.json:
         emit_json([r.model_dump() for r in results])
         return
-    out.print(_results_table(results, f"{model} on {dev.name} (ctx {ctx})"))
+    out.print(_results_table(results, f"{model} on {dev.name} (ctx {q.ctx})"))
     notes = sorted({n for r in results for n in r.memory.notes})
     for n in notes:
         out.print(f"  note: {n}")
@@ -181,9 +208,10 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
 
 
 @app.command("plan")
-def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
-             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+             prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
     """Rank every catalog model/quant for DEVICE and recommend one.
 
     Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
@@ -191,17 +219,16 @@ def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, 
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
-    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
-    q.validate()
+    q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
-    dev = get_device(device)
+    dev = _entitled(get_device(device), ios_entitlement)
     results = plan(dev, q, catalog)
     if fmt == Fmt.json:
         emit_json([r.model_dump() for r in results])
         return
     fitting = sum(r.verdict != "does-not-fit" for r in results)
-    out.print(_results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {ctx}): {fitting}/{len(results)} fit", top))
+    out.print(_results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
     best, why = recommend(results, q)
     out.print(f"[bold]Recommendation:[/bold] {why}")
     line = _cloud_line(results)
@@ -411,7 +438,9 @@ def report_cmd(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="OUT.html, OUT.md or OUT.json (default: Markdown on stdout).")] = None,
     bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result; repeat for several.")] = None,
     models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated catalog ids or .gguf paths (default: the planner's top choices).")] = None,
-    ctx: CtxOpt = 4096, prompt: PromptOpt = 300, gen: GenOpt = 200,
+    ctx: QCtxOpt = None, prompt: QPromptOpt = None, gen: QGenOpt = None, use_case: UseCaseOpt = None,
+    service: Annotated[Optional[str], typer.Option("--service", help="Your service in one line, for the report's summary (default: a marked placeholder).")] = None,
+    ios_entitlement: EntOpt = False,
     top: Annotated[int, typer.Option("--top", help="How many of the planner's choices to include.")] = 5,
     queries_per_day: Annotated[int, typer.Option("--queries-per-day", help="Usage pattern for the yearly energy and CO2.")] = 100,
     grid: Annotated[Optional[str], typer.Option("--grid", help="Country for the grid's carbon intensity (default: world average).")] = None,
@@ -430,6 +459,8 @@ def report_cmd(
       slmplan report --device local --bench bench.json -o report.html
 
       slmplan report --device iphone-15-pro --models llama-3.2-1b,qwen3-1.7b --grid france -o report.md
+
+      slmplan report --device pixel-9 --use-case summarize --service "offline meeting-note summaries" -o r.html
     """
     from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
@@ -447,11 +478,13 @@ def report_cmd(
         fmt = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(ext)
         if fmt is None:
             raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
-    dev = get_device(device)
+    dev = _entitled(get_device(device), ios_entitlement)
+    q, _, overridden = _uc_query(use_case, ctx, prompt, gen)
     runs = [load_bench(b) for b in (bench or [])]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    rep = build_report(dev, runs, model_list, _query(ctx, prompt, gen), top=top, queries_per_day=queries_per_day,
-                       grid=grid, grid_value=grid_intensity, power_w=power_w)
+    rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,
+                       grid=grid, grid_value=grid_intensity, power_w=power_w, use_case=use_case, service=service,
+                       overridden=overridden)
     text = render(rep, fmt)
     if output:
         write_atomic(output, text)
