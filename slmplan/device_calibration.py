@@ -1,12 +1,13 @@
 """Calibrate a device profile on llama-bench results measured on that device, and apply it.
 
 The planner's speed model stays a black box: :func:`predicted_token_time_s` is the one place that asks it
-for a per-token time (decode at a depth, or prefill of a prompt). On top of it, per device:
+for a per-token time (decode at a depth, split into the part that scales with the device's speed and the
+fixed rest; or prefill of a prompt). On top of it, per device:
 
-- decode: measured time per token = a * predicted + b * n_layers. One model size fixes ``a`` alone (b = 0):
-  one tg row corrects every model by the same factor. Rows of two or more models also fit ``b``, a fixed
-  cost per layer the shipped model under- or over-states on this device; both are least squares on the
-  relative error, with a > 0 and b >= 0.
+- decode: measured time per token = a * predicted streaming time + b * n_layers. Rows of two or more model
+  sizes fit both (least squares on the relative error, a > 0, b >= 0). One model size cannot separate them:
+  then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
+  the planner's own fixed cost otherwise) and one tg row fixes a.
 - prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
 - bounds: with rows of 3+ models (decode) or 3+ pp rows (prefill), the spread of the residuals widened by 5
   points; with fewer, the shipped model's own spread across devices (wide: one measurement says nothing
@@ -14,6 +15,7 @@ for a per-token time (decode at a depth, or prefill of a prompt). On top of it, 
 
 The fitted constants, the rows and each row's residual go into the profile's ``calibration:`` block; when
 the speed model changes (its fingerprint differs), the constants are refitted from the stored rows.
+benchmarks/calibration_lomo.py measures how well one model's measurement predicts the others.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from slmplan.schema.estimate import SpeedEstimate
 
 WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
+# Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
+# model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
+# llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints it; the shipped speed
+# model's GPU c_layer comes from one model size and is ~2.5x larger). Other classes: the planner's own split.
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 7.5e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
@@ -45,8 +52,17 @@ def _constants(device: DeviceProfile) -> dict:
     return c["classes"][BACKEND_CLASS.get(device.effective_backend, "cpu")]
 
 
+@dataclass(frozen=True)
+class Predicted:
+    """The planner's time per token, and the part of it that scales with the device's speed (streaming the
+    weights and KV cache, or the CPU's arithmetic when that is slower); the rest is its fixed cost."""
+
+    total_s: float
+    streaming_s: float
+
+
 def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile, kind: str, n_tokens: int,
-                           depth: int) -> float | None:
+                           depth: int) -> Predicted | None:
     """The planner's seconds per token: ``kind`` "tg" = generating ``n_tokens`` after ``depth`` tokens of
     context (mean depth depth + n_tokens/2), "pp" = processing an ``n_tokens`` prompt after ``depth``.
     None when the planner cannot predict it (prefill without a compute figure)."""
@@ -56,9 +72,10 @@ def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile,
     k, hw = _constants(device), hardware(device)
     if kind == "tg":
         t, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, k)
-        return t
+        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, {**k, "c_layer_s": 0.0})
+        return Predicted(t, stream)
     pp = prefill_tokens_per_s(facts, quant, hw, n_tokens, k, depth=depth)
-    return 1.0 / pp if pp else None
+    return Predicted(1.0 / pp, 1.0 / pp) if pp else None
 
 
 def predictor_fingerprint(device: DeviceProfile) -> str:
@@ -72,28 +89,51 @@ def predictor_fingerprint(device: DeviceProfile) -> str:
 class Point:
     key: Residual  # the row as stored (measured + where it came from)
     facts: ModelFacts
-    kind: str  # tg | pp
+    kind: str  # tg | pp | pg
     t_meas: float  # s/token
-    t_pred: float | None
+    pred: Predicted | None
+
+    @property
+    def t_pred(self) -> float | None:
+        return self.pred.total_s if self.pred else None
 
 
-def fit_decode(points: list[Point], shipped: dict) -> DecodeFit | None:
-    pts = [p for p in points if p.kind == "tg" and p.t_pred]
+def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
+    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
+    from slmplan.estimate.speed import BACKEND_CLASS
+
+    cls = BACKEND_CLASS.get(device.effective_backend, "cpu")
+    if cls in ONE_MODEL_LAYER_PRIOR_S:
+        return ONE_MODEL_LAYER_PRIOR_S[cls]
+    # no better evidence for this class: the planner's own split between streaming and fixed cost
+    return statistics.median((p.pred.total_s - p.pred.streaming_s) / p.facts.n_layers for p in pts)
+
+
+def fit_decode(points: list[Point], shipped: dict, device: DeviceProfile | None = None) -> DecodeFit | None:
+    pts = [p for p in points if p.kind == "tg" and p.pred]
     if not pts:
         return None
-    u = [p.t_pred / p.t_meas for p in pts]
+    u = [p.pred.streaming_s / p.t_meas for p in pts]
     v = [p.facts.n_layers / p.t_meas for p in pts]
     models = {p.key.model for p in pts}
-    a, b = sum(u) / sum(x * x for x in u), 0.0  # scale only: least squares of a*u - 1
-    if len(models) >= 2:
+    sizes = {(p.key.model, p.key.quant) for p in pts}
+    a = b = None
+    if len(sizes) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
         suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
         det = suu * svv - suv * suv
-        if det > 1e-12 * suu * svv:
+        if det > 1e-9 * suu * svv:
             a2 = (sum(u) * svv - sum(v) * suv) / det
             b2 = (suu * sum(v) - suv * sum(u)) / det
             if a2 > 0 and b2 >= 0:
-                a, b = a2, b2
-    ratios = [(a * p.t_pred + b * p.facts.n_layers) / p.t_meas for p in pts]  # measured / fitted tokens/s
+                a, b, form = a2, b2, "a and b fitted"
+            elif a2 > 0:
+                a, b, form = sum(u) / suu, 0.0, "b fitted at its bound 0"
+    if a is None:  # one model size: b = a * prior, then a from the rows
+        prior = layer_prior_s(device, pts) if device else 0.0
+        w = [x + prior * y for x, y in zip(u, v)]
+        a = sum(w) / sum(x * x for x in w)
+        b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer)"
+    ratios = [(a * p.pred.streaming_s + b * p.facts.n_layers) / p.t_meas for p in pts]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
@@ -101,8 +141,8 @@ def fit_decode(points: list[Point], shipped: dict) -> DecodeFit | None:
         lo, hi = shipped["decode_ratio_low"], shipped["decode_ratio_high"]
         how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
                f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
-    return DecodeFit(a=round(a, 6), b_layer_s=round(b, 9), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
-                     rows=len(pts), models=len(models), bounds=how)
+    return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
+                     rows=len(pts), models=len(models), bounds=how, form=form)
 
 
 def fit_prefill(points: list[Point], shipped: dict) -> PrefillFit | None:
@@ -122,8 +162,8 @@ def fit_prefill(points: list[Point], shipped: dict) -> PrefillFit | None:
                       bounds=how)
 
 
-def decode_time(fit: DecodeFit, t_pred: float, facts: ModelFacts) -> float:
-    return fit.a * t_pred + fit.b_layer_s * facts.n_layers
+def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
+    return fit.a * pred.streaming_s + fit.b_layer_s * facts.n_layers
 
 
 def _facts(model_id: str, catalog_path: str | None) -> ModelFacts:
@@ -149,18 +189,18 @@ def _point(res: Residual, f: ModelFacts, device: DeviceProfile) -> Point:
         kind, n = "pp", res.n_prompt
     else:
         return Point(res, f, "pg", 1.0 / res.measured_tokens_per_s, None)
-    t_pred = predicted_token_time_s(f, res.quant, device, kind, n, res.n_depth)
-    return Point(res, f, kind, 1.0 / res.measured_tokens_per_s, t_pred)
+    pred = predicted_token_time_s(f, res.quant, device, kind, n, res.n_depth)
+    return Point(res, f, kind, 1.0 / res.measured_tokens_per_s, pred)
 
 
 def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | None, PrefillFit | None, list[Residual]]:
     shipped = _constants(device)
-    dec, pre = fit_decode(points, shipped), fit_prefill(points, shipped)
+    dec, pre = fit_decode(points, shipped, device), fit_prefill(points, shipped)
     out = []
     for p in points:
         upd: dict = {"predicted_tokens_per_s": round(1 / p.t_pred, 4) if p.t_pred else None}
         if p.kind == "tg" and dec and p.t_pred:
-            fitted = 1 / decode_time(dec, p.t_pred, p.facts)
+            fitted = 1 / decode_time(dec, p.pred, p.facts)
         elif p.kind == "pp" and pre and p.t_pred:
             fitted = pre.scale / p.t_pred
         else:
@@ -179,9 +219,11 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
 _GPU = (("CUDA", "cuda"), ("Metal", "metal"), ("MTL", "metal"), ("Vulkan", "vulkan"))
 
 
-def row_backend(row) -> str:
-    """The slmplan backend a row ran on: a GPU backend with layers offloaded, else the CPU."""
-    b = row.backends or ""
+def row_backend(row) -> str | None:
+    """The slmplan backend a row ran on: a GPU backend with layers offloaded, else the CPU; None = not said."""
+    if not row.backends:
+        return None
+    b = row.backends
     for key, name in _GPU:
         if key.lower() in b.lower() and (row.n_gpu_layers is None or row.n_gpu_layers > 0):
             return name
@@ -214,7 +256,7 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
     were identified. Returns the profile and notes for the user."""
     notes = []
     rows = select_rows([r for f in files for r in f.rows], threads)
-    backend = row_backend(rows[0])
+    backend = row_backend(rows[0]) or base.effective_backend
     upd: dict = {"calibration": None, "backend": backend}
     if backend != base.effective_backend:
         notes.append(f"the rows ran on {backend}, the profile said {base.effective_backend}: the calibrated profile uses {backend}")
@@ -293,15 +335,14 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
     upd: dict = {"method": method + " (" + (speed.method or "estimate") + ")"}
     t_tok = 1.0 / speed.decode_tokens_per_s
     if dec:
-        t_pred = predicted_token_time_s(facts, quant, base, "tg", 0, depth)
-        t_tok = decode_time(dec, t_pred, facts)
+        t_tok = decode_time(dec, predicted_token_time_s(facts, quant, base, "tg", 0, depth), facts)
         tg = 1.0 / t_tok
         upd.update(decode_tokens_per_s=round(tg, 2), decode_tokens_per_s_low=round(tg * dec.ratio_low, 2),
                    decode_tokens_per_s_high=round(tg * dec.ratio_high, 2))
     pp = speed.prefill_tokens_per_s or None
     if pre and pp:
         t_pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, 0)
-        pp = pre.scale / t_pp if t_pp else pp
+        pp = pre.scale / t_pp.total_s if t_pp else pp
         upd.update(prefill_tokens_per_s=round(pp, 2), prefill_tokens_per_s_low=round(pp * pre.ratio_low, 2),
                    prefill_tokens_per_s_high=round(pp * pre.ratio_high, 2))
     if pp:
@@ -321,7 +362,7 @@ def predict_row(row, device: DeviceProfile, catalog_path: str | None = None) -> 
         return 1.0 / p.t_pred
     dec, pre, _ = current_fit(device, catalog_path)
     if p.kind == "tg" and dec:
-        return 1.0 / decode_time(dec, p.t_pred, p.facts)
+        return 1.0 / decode_time(dec, p.pred, p.facts)
     if p.kind == "pp" and pre:
         return pre.scale / p.t_pred
     return 1.0 / p.t_pred

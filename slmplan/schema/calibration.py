@@ -12,13 +12,14 @@ class _M(BaseModel):
 
 
 class DecodeFit(_M):
-    a: float = Field(gt=0, description="multiplies the planner's predicted time per generated token")
-    b_layer_s: float = Field(ge=0, description="seconds per token per layer added on top (0 with one model size)")
+    a: float = Field(gt=0, description="multiplies the planner's predicted streaming time per generated token")
+    b_layer_s: float = Field(ge=0, description="fixed seconds per token and layer")
     ratio_low: float = Field(gt=0)
     ratio_high: float = Field(gt=0)
     rows: int = Field(ge=1)
     models: int = Field(ge=1, description="distinct models among the rows")
     bounds: str = Field(description="where ratio_low/high come from")
+    form: str = Field("", description="time per token = a x predicted streaming time + b x layers; how a and b were set")
 
 
 class PrefillFit(_M):
