@@ -270,6 +270,9 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
                             "Run llama-bench with its default tests (-p 512 -n 128), which measure both")
     if dec is None:
         notes.append("no tg row: decode stays uncalibrated (run llama-bench with -n 128)")
+    elif not 1 / 3 <= dec.a <= 3:
+        notes.append(f"the device decodes {1 / dec.a:.1f}x as fast as the profile predicts: check that --device "
+                     "is the device that ran llama-bench (its bandwidth, backend and threads)")
     used = [r for r in residuals if r.residual_pct is not None]
     builds = sorted({r.build for r in rows if r.build})
     names = [Path(f.path).name for f in files]

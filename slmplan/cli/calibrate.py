@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -81,14 +82,14 @@ def _table(dev, cal) -> None:
     for col in ("row", "model", "quant", "test", "measured tok/s", "planner tok/s", "calibrated tok/s", "residual"):
         t.add_column(col)
     for r in cal.residuals:
-        t.add_row(r.source, r.model, r.quant, r.test, f"{r.measured_tokens_per_s:.2f}",
+        t.add_row(Path(r.source).name, r.model, r.quant, r.test, f"{r.measured_tokens_per_s:.2f}",
                   f"{r.predicted_tokens_per_s:.2f}" if r.predicted_tokens_per_s else "unknown",
                   f"{r.fitted_tokens_per_s:.2f}" if r.fitted_tokens_per_s else "-",
                   f"{r.residual_pct:+.1f}%" if r.residual_pct is not None else (r.note or "-"))
     out.print(t)
     if cal.decode:
         d = cal.decode
-        out.print(f"  decode: time per token = {d.a:.4f} x planner + {d.b_layer_s * 1e3:.4f} ms x layers "
+        out.print(f"  decode: time per token = {d.a:.4f} x predicted streaming time + {d.b_layer_s * 1e3:.4f} ms x layers "
                   f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}")
     if cal.prefill:
         p = cal.prefill
