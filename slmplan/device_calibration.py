@@ -264,6 +264,11 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
         upd["threads"] = rows[0].threads
     dev = base.model_copy(update=upd)
     points = points_from_rows(rows, dev, catalog_path)
+    partial = sorted({p.key.model for p, r in zip(points, rows) if backend != "cpu" and r.n_gpu_layers is not None
+                      and 0 < r.n_gpu_layers < p.facts.n_layers})
+    if partial:
+        notes.append(f"{', '.join(partial)}: only some layers ran on the GPU (-ngl): the calibration describes that "
+                     "split, not a full offload")
     dec, pre, residuals = fit_points(points, dev)
     if dec is None and pre is None:
         raise BadInputError("no tg or pp row the planner can predict: nothing to calibrate",

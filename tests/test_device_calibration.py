@@ -105,6 +105,7 @@ def test_calibrate_cli_writes_a_profile_that_fit_plan_and_report_use(cli, tmp_pa
     assert all(m["measured_tokens_per_s"]["source"].startswith("measured: llama-bench on unknown CPU, 2 threads (llama-bench (llama.cpp 0c1e570 (1), CPU))") for m in rows)
     assert any(c["model"] == "gemma-3-270m" and c["benchmarked"] for c in data["candidates"])
     assert "calibrated on 2 measurements" in data["candidates"][0]["decode_tokens_per_s"]["source"]
+    assert any(n.startswith("Speeds on this device are calibrated on 2 measurements from local-smollm2.json") for n in data["notes"])
 
 
 def test_report_bench_accepts_llama_bench_json_uncalibrated(cli, tmp_path):

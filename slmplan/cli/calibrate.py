@@ -78,7 +78,7 @@ def calibrate_cmd(
 def _table(dev, cal) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{dev.name}: {cal.method}")
+    t = Table(title=dev.name)
     for col in ("row", "model", "quant", "test", "measured tok/s", "planner tok/s", "calibrated tok/s", "residual"):
         t.add_column(col)
     for r in cal.residuals:
@@ -87,6 +87,7 @@ def _table(dev, cal) -> None:
                   f"{r.fitted_tokens_per_s:.2f}" if r.fitted_tokens_per_s else "-",
                   f"{r.residual_pct:+.1f}%" if r.residual_pct is not None else (r.note or "-"))
     out.print(t)
+    out.print(f"  {cal.method}", markup=False, highlight=False, soft_wrap=True)
     if cal.decode:
         d = cal.decode
         out.print(f"  decode: time per token = {d.a:.4f} x predicted streaming time + {d.b_layer_s * 1e3:.4f} ms x layers "

@@ -168,6 +168,8 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
         "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
     ]
+    if device.calibration:
+        notes.append(f"Speeds on this device are {device.calibration.method} (slmplan calibrate, {device.calibration.date}).")
     if device.id == "local":
         notes.append("Device 'local' is this machine as detected now: its budget is 90% of the memory available at "
                      "the time of the report.")
