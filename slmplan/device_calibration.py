@@ -257,7 +257,9 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
     notes = []
     rows = select_rows([r for f in files for r in f.rows], threads)
     backend = row_backend(rows[0]) or base.effective_backend
-    upd: dict = {"calibration": None, "backend": backend}
+    # renamed first: the fit and every later use then predict with the same constants (not 'local''s own)
+    new_id = base.id if base.id.endswith("-calibrated") else f"{base.id}-calibrated"
+    upd: dict = {"calibration": None, "backend": backend, "id": new_id}
     if backend != base.effective_backend:
         notes.append(f"the rows ran on {backend}, the profile said {base.effective_backend}: the calibrated profile uses {backend}")
     if rows[0].threads:
@@ -287,8 +289,7 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
         llama_cpp_build=", ".join(builds) or None,
         date=now or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), backend=backend,
         threads=rows[0].threads, predictor=predictor_fingerprint(dev), decode=dec, prefill=pre, residuals=residuals)
-    new_id = dev.id if dev.id.endswith("-calibrated") else f"{dev.id}-calibrated"
-    if dev.id == "local":
+    if base.id == "local":
         notes.append("'local' was detected now; the calibrated profile keeps these numbers fixed")
     name = dev.name if dev.name.endswith("(calibrated)") else f"{dev.name} (calibrated)"
     sources = {**dev.sources, "calibration": f"slmplan calibrate on {', '.join(names)} ({cal.date})"}

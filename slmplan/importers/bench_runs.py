@@ -16,7 +16,8 @@ def is_slmplan_bench(path: str) -> bool:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(data, dict) and "runtime" in data and "results" in data
+    # a JSON object that is not one llama-bench -o jsonl row: slmplan's loader names what is wrong with it
+    return isinstance(data, dict) and "avg_ts" not in data
 
 
 def runs_from_llama_bench(path: str, device: DeviceProfile | None, catalog_path: str | None = None) -> list[BenchRun]:
