@@ -157,3 +157,28 @@ def test_pasted_table_on_vulkan_calibrates_vulkan(cli, tmp_path):
     assert prof.effective_backend == "vulkan" and prof.calibration.llama_cpp_build == "e598697d (4696)"
     notes = {r.test: r.note for r in prof.calibration.residuals}
     assert "not used" in notes["pp4096+tg128"] and prof.calibration.measurements == 3
+
+
+def _lomo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibration_lomo", Path(__file__).parent.parent / "benchmarks" / "calibration_lomo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shipped_gpu_layer_prior_is_what_the_published_data_gives():
+    mod = _lomo()
+    _, _, prior = mod.run(mod.llmfit_devices())
+    assert prior["gpu_median_b_over_a_ms"] == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S["gpu"] * 1e3, rel=0.01)
+
+
+def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
+    """benchmarks/calibration_lomo.py's result, as a regression check (deterministic, no timing)."""
+    mod = _lomo()
+    results, _, _ = mod.run(mod.llmfit_devices())
+    assert len(results) >= 4
+    for r in results:
+        assert r["one_model_mean_abs_pct"] < 0.5 * r["uncalibrated_mean_abs_pct"], r["device"]
+        assert r["lomo_mean_abs_pct"] <= r["one_model_mean_abs_pct"], r["device"]
