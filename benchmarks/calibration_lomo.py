@@ -1,6 +1,7 @@
 """Does one measurement on a device predict the other models on it? Leave-one-model-out on the published data.
 
-For every device in slmplan/data/calibration with decode measurements of 3+ catalog models:
+For every device in slmplan/data/calibration with decode measurements of 3+ catalog models (llama.cpp rows of
+edge_cpu.csv and llmfit_community.csv, and the NPU runtimes of npu_llm.csv, each SoC + runtime one device):
 
 - uncalibrated: the planner with the shipped constants (and the device's spec bandwidth);
 - one model: `slmplan calibrate` on the rows of ONE model, then `fit` predicts every other model on the
@@ -9,7 +10,7 @@ For every device in slmplan/data/calibration with decode measurements of 3+ cata
   the left-out one.
 
 Errors are |predicted / measured - 1| of decode tokens/s, through the same code as the CLI
-(device_calibration.calibrate -> planner.fit). Model names are matched to catalog ids with the importer's
+(device_calibration.calibrate -> planner.evaluate, which fit and plan use). Model names are matched to catalog ids with the importer's
 strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qwen-7B, are left out).
 
     PYTHONPATH=. python benchmarks/calibration_lomo.py            # table on stdout
@@ -32,7 +33,8 @@ from slmplan.device_calibration import calibrate  # noqa: E402
 from slmplan.estimate.fit import CAL, MODEL_MAP  # noqa: E402
 from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
 from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
-from slmplan.planner import Query, fit  # noqa: E402
+from slmplan.planner import Query, evaluate  # noqa: E402
+from slmplan.resolve import Candidate  # noqa: E402
 from slmplan.schema.device import DeviceProfile  # noqa: E402
 
 # Memory bandwidth of the GPUs in llmfit's community data (the CSV leaves it empty): vendor specifications,
@@ -99,9 +101,47 @@ def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     return out
 
 
+# Memory bandwidth of the SoCs in npu_llm.csv, from the memory each SoC's spec sheet supports (the
+# phones'/laptops' own DRAM speed is not in the sources): spec-derived estimates.
+NPU_BANDWIDTH = {
+    "Snapdragon 8 Elite": (84.8, "Qualcomm Snapdragon 8 Elite spec: LPDDR5X-5300 (10.6 GT/s), 64-bit = 84.8 GB/s"),
+    "Snapdragon 8 Elite Gen 5": (84.8, "Qualcomm Snapdragon 8 Elite Gen 5 spec: LPDDR5X-5300, 64-bit = 84.8 GB/s"),
+    "Snapdragon X Elite": (135.0, "Qualcomm Snapdragon X Elite spec: LPDDR5X-8448, 128-bit = 135 GB/s"),
+    "Ryzen AI 7 350 (XDNA2)": (128.0, "AMD Ryzen AI 7 350 spec: LPDDR5X-8000, 128-bit = 128 GB/s"),
+}
+# 4-bit weights with 16-bit activations (Qualcomm w4a16, FastFlowLM Q4NX): no GGUF type; the planner's
+# bytes per token are taken for Q4_0 (4 bits + a 16-bit scale per 32 weights), an approximation.
+NPU_QUANT = {"w4a16": "Q4_0", "q4nx": "Q4_0"}
+
+
+def npu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """NPU runtimes (not llama.cpp): one device = one SoC with one runtime. The calibration form is the same:
+    a measured speed corrects the planner's bandwidth-based prediction (backend treated as cpu without a
+    compute figure, i.e. bandwidth + fixed cost)."""
+    rows: dict[tuple, list] = defaultdict(list)
+    path = CAL / "npu_llm.csv"
+    with open(path) as fh:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            q = NPU_QUANT.get(r["quant"].lower())
+            hits = match_name(r["model"])
+            if r["soc"] not in NPU_BANDWIDTH or not q or len(hits) != 1 or not r["decode_tps"]:
+                continue
+            rows[(r["soc"], r["runtime"])].append(_row(f"{path.name}:{i}", hits[0], q, float(r["decode_tps"]), 128))
+    out = {}
+    for (soc, runtime), rs in rows.items():
+        bw, src = NPU_BANDWIDTH[soc]
+        prof = DeviceProfile(id="npu", name=f"{soc}, {runtime}", kind="phone", ram_gb=16, memory_budget_gb=12,
+                             memory_bandwidth_gbs=bw, cpu_cores=8, backend="cpu", sources={"memory_bandwidth_gbs": src})
+        out[prof.name] = (prof, rs)
+    return out
+
+
 def _predict(dev: DeviceProfile, row: BenchRow) -> float:
-    (res,) = fit(row.model_id, dev, row.quant, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen))
-    return res.speed.decode_tokens_per_s
+    """planner.fit's path (evaluate) for the row's model and quant, also when the catalog lists no such variant."""
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    c = Candidate(facts(get_model(load_catalog(), row.model_id)), row.quant)
+    return evaluate(c, dev, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen)).speed.decode_tokens_per_s
 
 
 def _calibrated(base: DeviceProfile, rows: list[BenchRow]) -> DeviceProfile:
@@ -132,7 +172,7 @@ def evaluate_device(base: DeviceProfile, rows: list[BenchRow]) -> dict:
         per_model[m] = {"rows": len(by_model[m]), "calibrated_on_it_mean_abs_pct_on_others": round(100 * statistics.fmean(e1), 1),
                         "left_out_abs_pct": round(100 * statistics.fmean(el), 1)}
     pct = lambda xs: round(100 * statistics.fmean(xs), 1)  # noqa: E731
-    return {"device": base.name, "backend": base.effective_backend, "bandwidth_gbs": base.memory_bandwidth_gbs,
+    return {"device": base.name, "runtime": "NPU runtime" if base.id == "npu" else "llama.cpp", "backend": base.effective_backend, "bandwidth_gbs": base.memory_bandwidth_gbs,
             "models": len(models), "rows": len(rows), "uncalibrated_mean_abs_pct": pct(raw),
             "one_model_mean_abs_pct": pct(one), "one_model_median_abs_pct": round(100 * statistics.median(one), 1),
             "lomo_mean_abs_pct": pct(lomo), "per_model": per_model}
@@ -166,28 +206,30 @@ def run(devices: dict) -> tuple[list[dict], list[str], dict]:
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
-    prior = {"gpu_median_b_over_a_ms": round(1e3 * statistics.median([r for r in ratio.values() if r]), 4) if any(ratio.values()) else None,
-             "per_device_b_over_a_ms": {n: round(r * 1e3, 4) if r else None for n, r in ratio.items()}}
+    gpu = {n: r for n, r in ratio.items() if r and evald[n][0].effective_backend != "cpu"}
+    prior = {"gpu_median_b_over_a_ms": round(1e3 * statistics.median(gpu.values()), 4) if gpu else None,
+             "per_device_b_over_a_ms": {n: round(r * 1e3, 4) for n, r in gpu.items()}}
     return results, skipped, prior
 
 
 def main(argv: list[str]) -> int:
-    devices = {**llmfit_devices(), **edge_cpu_devices()}
+    devices = {**llmfit_devices(), **edge_cpu_devices(), **npu_devices()}
     results, skipped, prior = run(devices)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
         return 0
-    print("| device | models (rows) | uncalibrated | calibrated on one model: other models | leave one model out |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| device | runtime | models (rows) | uncalibrated | calibrated on one model: other models | leave one model out |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['device']} ({r['backend']}, {r['bandwidth_gbs']:g} GB/s) | {r['models']} ({r['rows']}) | "
+        print(f"| {r['device']} ({r['backend']}, {r['bandwidth_gbs']:g} GB/s) | {r['runtime']} | {r['models']} ({r['rows']}) | "
               f"{r['uncalibrated_mean_abs_pct']}% | {r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
               f"{r['lomo_mean_abs_pct']}% |")
-    if results:
-        allm = statistics.fmean(r["one_model_mean_abs_pct"] for r in results)
-        alll = statistics.fmean(r["lomo_mean_abs_pct"] for r in results)
-        print(f"\nmean over devices: calibrated on one model {allm:.1f}%, leave one model out {alll:.1f}% "
-              "(mean |predicted/measured - 1| of decode tokens/s)")
+    for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"])):
+        if sel:
+            print(f"mean over {label} ({len(sel)}): uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in sel):.1f}%, "
+                  f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "
+                  f"leave one model out {statistics.fmean(r['lomo_mean_abs_pct'] for r in sel):.1f}% "
+                  "(mean |predicted/measured - 1| of decode tokens/s)")
     print(f"prior fixed cost per layer (b/a), GPU devices: {prior['per_device_b_over_a_ms']} ms; median "
           f"{prior['gpu_median_b_over_a_ms']} ms (shipped: {DC.ONE_MODEL_LAYER_PRIOR_S.get('gpu', 0) * 1e3:g} ms)")
     print(f"devices with fewer than 3 catalog models (not evaluated): {'; '.join(skipped)}", file=sys.stderr)
