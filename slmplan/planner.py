@@ -50,6 +50,10 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | No
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings, device.cpu_features,
                           device.effective_backend)
     speed = estimate_speed(c.facts, c.quant, hardware(device), q.ctx, q.n_prompt, q.n_gen, constants)
+    if device.calibration is not None:  # measured on this device (slmplan calibrate): correct the estimate
+        from slmplan.device_calibration import apply_calibration
+
+        speed = apply_calibration(speed, c.facts, c.quant, device, q.ctx, q.n_prompt, q.n_gen)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,

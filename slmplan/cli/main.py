@@ -231,6 +231,8 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
     out.print(_results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
     best, why = recommend(results, q)
     out.print(f"[bold]Recommendation:[/bold] {why}")
+    if dev.calibration:
+        out.print(f"  speed: {results[0].speed.method}", markup=False, highlight=False)
     line = _cloud_line(results)
     if line:
         out.print(f"  {line}")
@@ -436,7 +438,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
 def report_cmd(
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="Built-in device id, 'local', or a device YAML path.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="OUT.html, OUT.md or OUT.json (default: Markdown on stdout).")] = None,
-    bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result; repeat for several.")] = None,
+    bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result or llama-bench output (json, jsonl, csv, md); repeat for several.")] = None,
     models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated catalog ids or .gguf paths (default: the planner's top choices).")] = None,
     ctx: QCtxOpt = None, prompt: QPromptOpt = None, gen: QGenOpt = None, use_case: UseCaseOpt = None,
     service: Annotated[Optional[str], typer.Option("--service", help="Your service in one line, for the report's summary (default: a marked placeholder).")] = None,
@@ -464,7 +466,7 @@ def report_cmd(
     """
     from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
-    from slmplan.report.build import build_report, load_bench
+    from slmplan.report.build import build_report, load_benches
     from slmplan.report.render import render, schema_json
 
     if schema:
@@ -480,7 +482,7 @@ def report_cmd(
             raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
     dev = _entitled(get_device(device), ios_entitlement)
     q, _, overridden = _uc_query(use_case, ctx, prompt, gen)
-    runs = [load_bench(b) for b in (bench or [])]
+    runs = [run for b in (bench or []) for run in load_benches(b, dev)]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
     rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,
                        grid=grid, grid_value=grid_intensity, power_w=power_w, use_case=use_case, service=service,
@@ -693,6 +695,10 @@ class err_status:
     def __exit__(self, *exc) -> None:
         if self._status is not None:
             self._status.__exit__(*exc)
+
+
+from slmplan.cli.calibrate import calibrate_cmd  # noqa: E402
+app.command("calibrate")(calibrate_cmd)
 
 
 def _click_exceptions():

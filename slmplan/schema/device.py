@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from slmplan.schema.calibration import DeviceCalibration
+
 Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
 
@@ -36,6 +38,7 @@ class DeviceProfile(BaseModel):
                                   "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
+    calibration: DeviceCalibration | None = Field(default=None, description="fitted by 'slmplan calibrate' from measurements on this device")
 
     @model_validator(mode="after")
     def _budget_within_ram(self):
