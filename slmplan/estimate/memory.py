@@ -15,6 +15,15 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
   ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch 512), the attention
   stage (f32 KQ scores for every head unless flash attention is on) and the FFN stage.
 * output: one f32 logits row per sequence.
+* recurrent state (hybrid models: LFM2, Granite 4 hybrid, Qwen3.5; llama.cpp's ``RS buffer``): per
+  recurrent layer and sequence an f32 conv state R and SSM state S (``llama_hparams::n_embd_r/s``),
+  fixed in size whatever the context. Those layers keep no KV cache; nor do the Gemma 3n/4 layers
+  that reuse an earlier layer's cache. KV is sized per layer (Gemma 4: other head size on SWA layers).
+* mixture of experts: every expert is in memory (weights_bytes); only the active ones are read per
+  token (``WeightTensor.active_fraction``, used by the speed estimate).
+* per-layer embeddings (Gemma 3n/4): llama.cpp maps the whole file on CPU and reports the table in
+  its model buffer, so the default counts it (``per_layer_embd="resident"``); a table read one row per
+  token from storage, as Google's on-device runtime does, leaves it out (``"mapped"``).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ class RuntimeSettings:
     swa_full: bool = True
     n_seq: int = 1
     repack: bool = True  # CPU backend repacks Q4_0/Q4_K/IQ4_NL (x86 AVX2, ARM NEON)
+    per_layer_embd: str = "resident"  # Gemma 3n/4 PLE table: "resident" (llama.cpp CPU) or "mapped"
     baseline_bytes: int = RUNTIME_BASELINE_BYTES
 
 
@@ -64,10 +74,30 @@ def kv_cells(facts: ModelFacts, ctx: int, s: RuntimeSettings) -> tuple[int, int]
 
 def kv_cache_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
     full_cells, swa_cells = kv_cells(facts, ctx, s)
-    per_cell = facts.n_embd_k_gqa * KV_TYPE_BYTES[s.type_k] + facts.n_embd_v_gqa * KV_TYPE_BYTES[s.type_v]
-    n_swa_layers = facts.n_swa_layers
-    n_full = facts.n_layers - n_swa_layers
-    return int(per_cell * (n_full * full_cells + n_swa_layers * swa_cells))
+    total = 0.0
+    # without flash attention V is stored transposed, every layer at the widest V (llama-kv-cache.cpp)
+    v_max = max(facts.kv_dims(i)[1] for i in range(facts.n_layers))
+    for i in range(facts.n_layers):
+        if not facts.has_kv(i):
+            continue
+        k, v = facts.kv_dims(i)
+        if not s.flash_attn:
+            v = v_max
+        cells = swa_cells if facts.is_swa_layer(i) else full_cells
+        total += cells * (k * KV_TYPE_BYTES[s.type_k] + v * KV_TYPE_BYTES[s.type_v])
+    return int(total)
+
+
+def state_bytes(facts: ModelFacts, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """llama.cpp's RS buffer: f32 R and S rows per recurrent layer, one set per sequence."""
+    if not facts.n_recurrent_layers:
+        return 0
+    r, st = facts.state_elements()
+    return 4 * (r + st) * max(1, s.n_seq) * facts.n_recurrent_layers
+
+
+def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
+    return sum(t.n_bytes for t in facts.weight_tensors(quant) if t.name.startswith("per_layer_token_embd"))
 
 
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
@@ -108,8 +138,12 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     comp = compute_bytes(facts, ctx, s)
     out = output_bytes(facts, s)
     rep = repack_bytes(facts, quant, s)
+    rs = state_bytes(facts, s)
+    ple = per_layer_embd_bytes(facts, quant)
     overhead = s.baseline_bytes
-    total = weights + kv + comp + out + overhead
+    total = weights + kv + rs + comp + out + overhead
+    if ple and s.per_layer_embd == "mapped":
+        total -= ple
     full_cells, swa_cells = kv_cells(facts, ctx, s)
     notes = []
     if rep:
@@ -120,11 +154,26 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
                      "follow llama.cpp's model (an estimate for ONNX Runtime)")
     if facts.n_swa and s.swa_full:
         notes.append("full-size sliding-window KV cache (llama-cpp-python default; swa_full=false saves memory)")
+    if rs:
+        notes.append(f"{facts.n_recurrent_layers} of {facts.n_layers} layers are recurrent: a fixed "
+                     f"{rs / MIB:.2f} MiB conv/SSM state instead of a KV cache that grows with context")
+    if facts.is_moe:
+        notes.append(f"mixture of experts: all {facts.n_expert} experts in memory, {facts.n_expert_used} "
+                     "read per token")
+    if ple:
+        notes.append(f"per-layer embeddings: {ple / MIB:.0f} MiB table "
+                     + ("left out of the total (mapped, read from storage one row per token, as on-device "
+                        "runtimes do)" if s.per_layer_embd == "mapped" else
+                        "counted as resident (llama.cpp on CPU maps it with the model; a mobile runtime "
+                        "keeps it in storage: --per-layer-embd mapped)"))
+    if not facts.modelled:
+        notes.append(f"architecture '{facts.architecture}' is not modelled: weights are exact from the file, "
+                     "KV cache, state and compute follow a llama-style decoder and may be wrong")
     if ctx > facts.n_ctx_train:
         notes.append(f"ctx {ctx} exceeds the model's trained context {facts.n_ctx_train}")
     return MemoryEstimate(
         weights_bytes=weights, kv_cache_bytes=kv, compute_bytes=comp + out, overhead_bytes=overhead,
         total_bytes=total, budget_bytes=budget_bytes, output_bytes=out, repack_bytes=rep,
         weights_method=weights_method, kv_cells=full_cells if full_cells == swa_cells else swa_cells,
-        notes=notes,
+        notes=notes, state_bytes=rs, per_layer_embd_bytes=ple, per_layer_embd=s.per_layer_embd if ple else "",
     )

@@ -24,6 +24,9 @@ class MemoryEstimate(_Frozen):
     repack_bytes: int = 0  # weights the CPU backend repacks (an anonymous copy; see estimate/memory.py)
     weights_method: str = ""
     kv_cells: int = 0
+    state_bytes: int = 0  # recurrent conv/SSM state of hybrid models (llama.cpp's RS buffer), in total_bytes
+    per_layer_embd_bytes: int = 0  # Gemma 3n/4 per-layer embedding table (in weights_bytes)
+    per_layer_embd: str = ""  # "resident" (counted in total_bytes) or "mapped" (left out: read from storage)
     notes: list[str] = []
 
 

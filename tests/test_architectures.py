@@ -1,0 +1,93 @@
+"""MoE, hybrid-recurrent and per-layer-embedding architectures against llama.cpp itself.
+
+Each case writes a small GGUF of the architecture (real metadata keys, the tensor layout of
+slmplan/arch.py, few layers, small dimensions: tests/synthgguf.py), loads it in llama.cpp through
+llama-cpp-python (no CPU repack buffers) and compares every buffer llama.cpp reports with the estimate
+slmplan makes from the same file's header: model weights, KV cache and recurrent state exactly (to the
+0.01 MiB llama.cpp prints), the compute buffer within 2%.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from slmplan.estimate.memory import RuntimeSettings, estimate_memory
+from slmplan.gguf import read_gguf
+from slmplan.model import ModelFacts, facts_from_gguf
+from synthgguf import llama_cpp_buffers, write
+
+MIB = 2**20
+PRINT_RES = 0.005 * MIB + 1  # llama.cpp prints MiB with two decimals
+
+
+def _f(arch, L=6, E=256, **kw):
+    base = dict(id=arch, name=arch, architecture=arch, n_layers=L, n_embd=E, n_ff=512, n_head=4, n_head_kv=2,
+                head_dim_k=64, head_dim_v=64, n_vocab=512, n_ctx_train=8192, tied_embeddings=True)
+    base.update(kw)
+    return ModelFacts(**base)
+
+
+def _hybrid(L, attn):
+    rec = tuple(i not in attn for i in range(L))
+    return dict(recurrent=rec, layer_kv_heads=tuple(0 if r else 2 for r in rec))
+
+
+CASES = {
+    # Qwen3-30B-A3B shape family: every layer MoE, q/k norms
+    "qwen3moe": (_f("qwen3moe", n_expert=8, n_expert_used=2, n_ff_exp=128), {}),
+    # gpt-oss: MoE with biases and attention sinks, alternating SWA (pattern 2), untied output
+    "gpt-oss": (_f("gpt-oss", tied_embeddings=False, n_swa=128, swa_pattern=2, n_expert=8, n_expert_used=2,
+                   n_ff_exp=128), {}),
+    # LFM2: short-conv layers (R state only) and attention layers; KV heads 0 mark the conv layers
+    "lfm2": (_f("lfm2", E=512, head_dim_k=128, head_dim_v=128, shortconv_l_cache=3, **_hybrid(6, {2, 5})), {}),
+    # LFM2-MoE: the same with MoE FFNs after the leading dense layers
+    "lfm2moe": (_f("lfm2moe", E=512, head_dim_k=128, head_dim_v=128, shortconv_l_cache=3, n_expert=8, n_expert_used=2, n_ff_exp=128,
+                   n_layer_dense_lead=2, **_hybrid(6, {2, 5})),
+                {"{arch}.leading_dense_block_count": 2, "{arch}.expert_gating_func": 2}),
+    # Granite 4 hybrid: Mamba 2 layers (R conv + S SSM state) and attention layers
+    "granitehybrid": (_f("granitehybrid", ssm_d_conv=4, ssm_d_inner=512, ssm_d_state=64, ssm_n_group=1,
+                         ssm_dt_rank=8, **_hybrid(6, {3})), {}),
+    # Qwen3.5: gated delta-net layers, every 4th layer full attention
+    "qwen35": (_f("qwen35", L=8, ssm_d_conv=4, ssm_d_inner=512, ssm_d_state=64, ssm_n_group=4, ssm_dt_rank=8,
+                  recurrent=tuple((i + 1) % 4 != 0 for i in range(8))),
+               {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [8, 12, 12, 0]}),
+    "qwen35moe": (_f("qwen35moe", L=8, ssm_d_conv=4, ssm_d_inner=512, ssm_d_state=64, ssm_n_group=4,
+                     ssm_dt_rank=8, n_expert=8, n_expert_used=2, n_ff_exp=128, n_ff_shexp=256,
+                     recurrent=tuple((i + 1) % 4 != 0 for i in range(8))),
+                  {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [8, 12, 12, 0]}),
+    # Gemma 3n: per-layer embeddings (256 wide), AltUp/Laurel, layers from 20 on reuse earlier KV
+    "gemma3n": (_f("gemma3n", L=22, n_swa=128, swa_pattern=5, n_layer_kv_from_start=20, n_embd_per_layer=256), {}),
+    # Gemma 4 (E2B-like): SWA and full layers with different head sizes, KV sharing, per-layer embeddings
+    "gemma4": (_f("gemma4", L=10, head_dim_k=128, head_dim_v=128, head_dim_swa=64, n_swa=128,
+                  swa_layers=tuple((i + 1) % 5 != 0 for i in range(10)), n_layer_kv_from_start=5,
+                  n_embd_per_layer=64),
+               {"{arch}.attention.shared_kv_layers": 5, "{arch}.embedding_length_per_layer_input": 64,
+                "{arch}.attention.key_length_swa": 64, "{arch}.attention.value_length_swa": 64,
+                "{arch}.attention.sliding_window_pattern": [(i + 1) % 5 != 0 for i in range(10)]}),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("arch")
+    return {k: write(d / f"{k}.gguf", f, kv) for k, (f, kv) in CASES.items()}
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("arch", list(CASES))
+@pytest.mark.parametrize("ctx", [512, 2048])
+def test_buffers_match_llamacpp(files, arch, ctx):
+    pytest.importorskip("llama_cpp")
+    path = files[arch]
+    f = facts_from_gguf(read_gguf(path))
+    assert f.architecture == arch and f.modelled
+    s = RuntimeSettings(repack=False)
+    est = estimate_memory(f, f.file_quant or "F32", ctx, budget_bytes=1 << 34, s=s)
+    got = llama_cpp_buffers(path, ctx)
+    print(arch, ctx, {k: round(v / MIB, 3) for k, v in got.items()},
+          dict(weights=est.weights_bytes / MIB, kv=est.kv_cache_bytes / MIB, rs=est.state_bytes / MIB,
+               compute=est.compute_bytes / MIB))
+    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
+    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
+    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), rel=0.02)
