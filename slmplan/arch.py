@@ -27,6 +27,7 @@ class LayoutTensor:
     ne: tuple[int, ...]
     role: str  # quant-rule role: token_embd/output/attn_*/ffn_*/norm/keep/other
     layer: int
+    # share read per generated token: n_expert_used / n_expert for experts, one row of a lookup table
     active_fraction: float = 1.0
 
     @property
@@ -215,7 +216,7 @@ def _gemma3n(f):
     out = []
     _head(f, out)
     out += [_t("altup_proj.weight", (E, E, A - 1), "keep"), _t("altup_unembd_proj.weight", (E, E, A - 1), "keep"),
-            _t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd"),
+            _t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd", -1, 1 / f.n_vocab),
             _t("per_layer_model_proj.weight", (E, P * L), "keep"), _t("per_layer_proj_norm.weight", (P,), "norm")]
     q = f.n_head * f.head_dim_k
     for i in range(L):
@@ -241,7 +242,7 @@ def _gemma4(f):
     out = []
     _head(f, out)
     if P:
-        out += [_t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd"),
+        out += [_t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd", -1, 1 / f.n_vocab),
                 _t("per_layer_model_proj.weight", (E, P * L), "keep"), _t("per_layer_proj_norm.weight", (P,), "norm")]
     first_full = True
     for i in range(L):
@@ -269,9 +270,39 @@ def _gemma4(f):
     return out
 
 
+def _dense(f):
+    """A llama-like block (llama, qwen3, smollm3), for writing test files; catalog estimates of these
+    architectures keep the role list of slmplan/model.py."""
+    out = []
+    _head(f, out)
+    q = f.n_head * f.head_dim_k
+    for i in range(f.n_layers):
+        _qkv(f, out, i, q, qk_norm=f.architecture == "qwen3")
+        out.append(_t(f"blk.{i}.attn_output.weight", (q, f.n_embd), "attn_output", i))
+        _ffn(f, out, i)
+    return out
+
+
 LAYOUTS = {"qwen3moe": _qwen3moe, "gpt-oss": _gpt_oss, "lfm2": _lfm2, "lfm2moe": _lfm2,
            "granitehybrid": _granitehybrid, "qwen35": _qwen35, "qwen35moe": _qwen35,
            "gemma3n": _gemma3n, "gemma4": _gemma4}
+
+
+# Not autoregressive text decoders: encoders (embeddings), encoder-decoders and diffusion LMs. A
+# decoder's KV/speed estimate of them would be meaningless, so they are refused, not estimated.
+NOT_DECODERS = frozenset({"bert", "modern-bert", "nomic-bert", "nomic-bert-moe", "neo-bert", "jina-bert-v2",
+                          "jina-bert-v3", "eurobert", "t5", "t5encoder", "clip", "wavtokenizer-dec",
+                          "gemma-embedding", "llama-embed", "dream", "llada", "llada-moe", "rnd1"})
+
+
+def check_estimable(f) -> None:
+    """Refuse models whose memory and speed slmplan cannot estimate (one-line error, exit 2)."""
+    from slmplan.errors import BadInputError
+
+    if f.architecture in NOT_DECODERS:
+        raise BadInputError(f"{f.id}: architecture '{f.architecture}' is not an autoregressive text decoder "
+                            "(an encoder, encoder-decoder or diffusion model): slmplan's estimates do not apply",
+                            "Plan a decoder model (llama, qwen3, gemma3, lfm2, ...); 'slmplan inspect' still shows the file")
 
 
 def has_layout(arch: str) -> bool:
@@ -283,6 +314,8 @@ def is_modelled(arch: str) -> bool:
 
 
 def layout(f) -> list[LayoutTensor]:
+    if f.architecture in ("llama", "qwen3", "smollm3", "mistral"):
+        return _dense(f)
     return LAYOUTS[f.architecture](f)
 
 

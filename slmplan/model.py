@@ -31,7 +31,8 @@ class WeightTensor:
     n_elements: int
     n_bytes: int
     ggml_type: str
-    # Share of this tensor read per generated token: 1.0 for dense weights; for a mixture-of-experts
+    # Share of this tensor read per generated token: 1.0 for dense weights, one row for a lookup table
+    # (Gemma per-layer embeddings: 1 / n_vocab); for a mixture-of-experts
     # expert tensor, n_expert_used / n_expert (all experts stay in memory, only the active ones are read).
     active_fraction: float = 1.0
 
@@ -359,6 +360,8 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
     for t in h.tensors:
         role, layer = _role_of(t.name)
         frac = active if "_exps." in t.name else 1.0
+        if t.name == "per_layer_token_embd.weight" and len(t.shape) == 2 and t.shape[1]:
+            frac = 1 / t.shape[1]  # a row lookup per token, like an untied token_embd
         tensors.append(WeightTensor(t.name, role, layer, t.shape[0], t.n_elements, t.n_bytes, t.type_name, frac))
     name = h.metadata.get(Keys.General.NAME) or h.source.rsplit("/", 1)[-1]
     return ModelFacts(

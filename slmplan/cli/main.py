@@ -167,15 +167,22 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
 @app.command("plan")
 def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
-             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
-    """Rank every catalog model/quant for DEVICE and recommend one.
+             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+             task: Annotated[Optional[str], typer.Option("--task", help="chat, summarize or code: how the published benchmarks are weighted in the ranking.")] = None,
+             per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
+    """Rank every catalog model/quant for DEVICE by published quality (within one source) and recommend one.
 
-    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
+    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --task code --format json
     """
+    from dataclasses import replace
+
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
     q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    if per_layer_embd not in ("resident", "mapped"):
+        raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
+    q = replace(q, task=task, settings=replace(q.settings, per_layer_embd=per_layer_embd))
     q.validate()
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")

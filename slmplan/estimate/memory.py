@@ -101,17 +101,30 @@ def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
 
 
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """The graph allocator's peak: the largest of the logits, attention and FFN stages (f32 tensors for
+    one ubatch). Stage sizes fitted term by term on llama.cpp's own compute buffers for synthetic
+    models (tests/test_architectures.py); not modelled: the recurrent-scan stage of Mamba 2 / Gated
+    DeltaNet layers (it can exceed the attention stage at short contexts) and Gemma 3n/4 AltUp / PLE
+    activations."""
     n_ctx = pad(ctx)
     n_ub = min(s.n_ubatch, s.n_batch, n_ctx)
-    E, F = facts.n_embd, facts.n_ff
-    q_dim = facts.n_head * facts.head_dim_k
+    E = facts.n_embd
+    attn_layers = [i for i in range(facts.n_layers) if not facts.is_recurrent(i)] or [0]
+    q_dim = max(facts.n_head * facts.head_dim(i) for i in attn_layers)
+    k_dim = max(facts.kv_dims(i)[0] for i in attn_layers)
     logits = 4 * n_ub * (facts.n_vocab + 3 * E)
-    activations = 4 * n_ub * (3 * E + q_dim + 2 * facts.n_embd_k_gqa)
+    activations = 4 * n_ub * (3 * E + 2 * q_dim + 2 * k_dim)
+    if facts.architecture in ("qwen35", "qwen35moe", "gpt-oss"):
+        activations += 4 * n_ub * q_dim  # the query's output gate (Qwen3.5) / query bias (gpt-oss)
+    masks = 2 if facts.n_swa_layers else 1  # sliding-window models build a second mask
     if s.flash_attn:
-        attention = 2 * n_ub * n_ctx + activations  # only the f16 mask grows with context
+        attention = 2 * n_ub * n_ctx * masks + activations  # only the f16 masks grow with context
     else:
-        attention = 4 * n_ub * n_ctx * (facts.n_head + 1) + activations  # f32 KQ per head + mask
-    ffn = 4 * n_ub * (3 * F + 2 * E)
+        attention = 4 * n_ub * n_ctx * (facts.n_head + masks) + activations  # f32 KQ per head + masks
+    ff = max(facts.ff(i) for i in range(facts.n_layers))
+    if facts.is_moe:
+        ff = max(ff if facts.n_layer_dense_lead else 0, facts.n_expert_used * facts.n_ff_exp + facts.n_ff_shexp)
+    ffn = 4 * n_ub * (3 * ff + 5 * E + q_dim)
     return max(logits, attention, ffn)
 
 

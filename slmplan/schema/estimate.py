@@ -63,3 +63,6 @@ class FitResult(_Frozen):
     energy: EnergyEstimate
     params: int = 0
     score: float | None = None
+    # what the rank rests on: published benchmark score x quant factor, or the size heuristic (see slmplan/quality.py)
+    quality: dict | None = None
+    active_params: int | None = None  # parameters read per token (MoE: the active experts only)
