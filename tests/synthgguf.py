@@ -30,7 +30,7 @@ if not model:
     print(json.dumps({"error": "\n".join(cap.lines[-15:])})); sys.exit(0)
 cp = L.llama_context_default_params()
 cp.n_ctx = int(sys.argv[2]); cp.n_batch = 512; cp.n_ubatch = 512; cp.n_seq_max = int(sys.argv[3])
-cp.flash_attn_type = 0; cp.n_threads = 1; cp.n_threads_batch = 1
+cp.flash_attn_type = 0; cp.n_threads = 1; cp.n_threads_batch = 1; cp.swa_full = sys.argv[4] == '1'
 ctx = L.llama_init_from_model(model, cp)
 if not ctx:
     print(json.dumps({"error": "\n".join(cap.lines[-15:])})); sys.exit(0)
@@ -105,10 +105,10 @@ def write(path: Path, f, kv: dict) -> Path:
     return path
 
 
-def llama_cpp_buffers(path: Path, ctx: int, n_seq: int = 1) -> dict[str, float]:
+def llama_cpp_buffers(path: Path, ctx: int, n_seq: int = 1, swa_full: bool = True) -> dict[str, float]:
     """llama.cpp's reported buffers in bytes, e.g. {'CPU_Mapped model': ..., 'CPU KV': ..., 'CPU RS': ...}."""
     root = Path(__file__).resolve().parent.parent
-    r = subprocess.run([sys.executable, "-c", PROBE, str(path), str(ctx), str(n_seq)], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", PROBE, str(path), str(ctx), str(n_seq), "1" if swa_full else "0"], capture_output=True,
                        text=True, timeout=180, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

@@ -133,3 +133,18 @@ def test_per_layer_embd_setting(files):
     assert res.per_layer_embd_bytes == mapped.per_layer_embd_bytes == ple
     assert res.total_bytes - mapped.total_bytes == ple and res.weights_bytes == mapped.weights_bytes
     assert any("mapped" in n for n in mapped.notes) and res.per_layer_embd == "resident"
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("arch", ["gpt-oss", "gemma3n", "gemma4"])
+def test_swa_cache_without_swa_full(files, arch):
+    """llama-server's default (swa_full off): sliding-window layers keep only window + ubatch cells."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(files[arch]))
+    est = estimate_memory(f, "F32", 2048, 1 << 34, RuntimeSettings(repack=False, swa_full=False))
+    full = estimate_memory(f, "F32", 2048, 1 << 34, RuntimeSettings(repack=False))
+    assert est.kv_cache_bytes < full.kv_cache_bytes
+    got = llama_cpp_buffers(files[arch], 2048, swa_full=False)
+    assert est.kv_cache_bytes == pytest.approx(got["CPU KV"], abs=PRINT_RES)
+    if arch == "gemma4":  # 4 SWA layers x pad(128 + 512) x (K 128 + V at the widest 256) + 1 full x 2048 x 512, f16
+        assert est.kv_cache_bytes == 4 * 768 * 384 * 2 + 2048 * 512 * 2

@@ -65,7 +65,7 @@ def pad(n: int, to: int = KV_PAD) -> int:
 def kv_cells(facts: ModelFacts, ctx: int, s: RuntimeSettings) -> tuple[int, int]:
     """(cells of full-attention layers, cells of sliding-window layers)."""
     n_ctx = pad(ctx)
-    if facts.n_swa and facts.swa_pattern and not s.swa_full:
+    if facts.n_swa and facts.n_swa_layers and not s.swa_full:
         swa = min(n_ctx, pad(facts.n_swa * s.n_seq + s.n_ubatch))
     else:
         swa = n_ctx
