@@ -301,6 +301,9 @@ def _arch_facts(h: GGUFHeader, n_layers: int, n_ff: int) -> dict:
     if swa is not None:
         out["swa_layers"] = swa
     out["head_dim_swa"] = opt("{arch}.attention.key_length_swa") or None
+    nextn = opt("{arch}.nextn_predict_layers")
+    if nextn and nextn < n_layers:  # multi-token-prediction layers: no cache in the main context
+        out["n_layer_kv_from_start"] = n_layers - nextn
     if arch == "gemma4":
         out["n_layer_kv_from_start"] = n_layers - opt("{arch}.attention.shared_kv_layers")
     elif arch in KV_FROM_START_BY_ARCH:

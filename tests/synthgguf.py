@@ -59,7 +59,8 @@ def write(path: Path, f, kv: dict) -> Path:
     w.add_uint32(f"{a}.block_count", f.n_layers)
     w.add_uint32(f"{a}.context_length", f.n_ctx_train)
     w.add_uint32(f"{a}.embedding_length", f.n_embd)
-    w.add_uint32(f"{a}.feed_forward_length", f.n_ff)
+    if f.layer_ff is None:
+        w.add_uint32(f"{a}.feed_forward_length", f.n_ff)
     w.add_uint32(f"{a}.attention.head_count", f.n_head)
     if f.layer_kv_heads is not None:
         w.add_array(f"{a}.attention.head_count_kv", list(f.layer_kv_heads))
@@ -85,7 +86,22 @@ def write(path: Path, f, kv: dict) -> Path:
         w.add_uint32(f"{a}.ssm.group_count", f.ssm_n_group)
     if f.shortconv_l_cache:
         w.add_uint32(f"{a}.shortconv.l_cache", f.shortconv_l_cache)
-    for k, v in kv.items():
+    auto: dict = {}
+    if f.n_embd_per_layer and arch == "gemma4":
+        auto["{arch}.embedding_length_per_layer_input"] = f.n_embd_per_layer
+    if f.head_dim_swa:
+        auto["{arch}.attention.key_length_swa"] = auto["{arch}.attention.value_length_swa"] = f.head_dim_swa
+    if f.swa_layers is not None:
+        auto["{arch}.attention.sliding_window_pattern"] = [bool(x) for x in f.swa_layers]
+    if arch == "gemma4" and f.n_layer_kv_from_start is not None:
+        auto["{arch}.attention.shared_kv_layers"] = f.n_layers - f.n_layer_kv_from_start
+    if f.layer_ff is not None:
+        auto["{arch}.feed_forward_length"] = list(f.layer_ff)
+    if arch == "lfm2moe":
+        auto["{arch}.expert_gating_func"] = 2
+    if f.n_layer_dense_lead:
+        auto["{arch}.leading_dense_block_count"] = f.n_layer_dense_lead
+    for k, v in {**auto, **kv}.items():
         key = k.format(arch=a)
         if isinstance(v, bool):
             w.add_bool(key, v)

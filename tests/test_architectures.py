@@ -131,7 +131,8 @@ def test_per_layer_embd_setting(files):
     mapped = estimate_memory(f, "F32", 512, 1 << 34, RuntimeSettings(repack=False, per_layer_embd="mapped"))
     ple = 64 * 10 * 512 * 4  # [n_embd_per_layer x n_layer, n_vocab] f32
     assert res.per_layer_embd_bytes == mapped.per_layer_embd_bytes == ple
-    assert res.total_bytes - mapped.total_bytes == ple and res.weights_bytes == mapped.weights_bytes
+    assert res.total_bytes - mapped.total_bytes == ple and res.weights_bytes - mapped.weights_bytes == ple
+    assert "mapped" in mapped.weights_method
     assert any("mapped" in n for n in mapped.notes) and res.per_layer_embd == "resident"
 
 
@@ -148,3 +149,56 @@ def test_swa_cache_without_swa_full(files, arch):
     assert est.kv_cache_bytes == pytest.approx(got["CPU KV"], abs=PRINT_RES)
     if arch == "gemma4":  # 4 SWA layers x pad(128 + 512) x (K 128 + V at the widest 256) + 1 full x 2048 x 512, f16
         assert est.kv_cache_bytes == 4 * 768 * 384 * 2 + 2048 * 512 * 2
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("arch", ["lfm2", "granitehybrid", "qwen35"])
+def test_recurrent_state_per_sequence(files, arch):
+    """llama.cpp keeps one R/S state set per sequence (n_seq_max): the RS buffer scales with it."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(files[arch]))
+    est = estimate_memory(f, "F32", 2048, 1 << 34, RuntimeSettings(repack=False, n_seq=8))
+    got = llama_cpp_buffers(files[arch], 2048, n_seq=8)
+    assert est.state_bytes == pytest.approx(got["CPU RS"], abs=PRINT_RES)
+    r, s = f.state_elements()
+    assert est.state_bytes == 4 * (r + s) * 8 * f.n_recurrent_layers
+
+
+def _shrunk(f):
+    """A catalog entry's structure (layer kinds, SWA flags, KV sharing, experts) at tiny widths."""
+    from dataclasses import replace
+
+    k = 8
+    hd = max(f.head_dim_k // k, 8)
+    kw = dict(n_embd=f.n_head * 16 if f.architecture == "lfm2" else 128, n_ff=64, n_vocab=512,
+              head_dim_k=hd, head_dim_v=hd, n_ctx_train=4096)
+    if f.architecture == "lfm2":
+        kw["head_dim_k"] = kw["head_dim_v"] = 16
+    if f.head_dim_swa:
+        kw["head_dim_swa"] = max(f.head_dim_swa // k, 8)
+    if f.layer_ff is not None:
+        kw["layer_ff"] = tuple(64 if x == f.n_ff else 128 for x in f.layer_ff)
+    if f.n_embd_per_layer:
+        kw["n_embd_per_layer"] = 16
+    if f.n_expert:
+        kw.update(n_expert=min(f.n_expert, 8), n_expert_used=min(f.n_expert_used, 2), n_ff_exp=32)
+    return replace(f, **kw)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b"])
+def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
+    """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
+    double-wide FFN, experts), checked by loading a tiny file of the same structure."""
+    pytest.importorskip("llama_cpp")
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    f = _shrunk(facts(get_model(load_catalog(), model_id)))
+    path = write(tmp_path / f"{model_id}.gguf", f, {})
+    g = facts_from_gguf(read_gguf(path))
+    assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)
+    est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))
+    got = llama_cpp_buffers(path, 1024)
+    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
+    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
+    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)

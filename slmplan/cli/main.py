@@ -139,15 +139,21 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
             device: DeviceOpt,
             quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="One quant variant (default: all of the model's variants).")] = None,
             ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
-            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+            per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
     """
+    from dataclasses import replace
+
     from slmplan.devices import get_device
     from slmplan.planner import fit
 
     q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    if per_layer_embd not in ("resident", "mapped"):
+        raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
+    q = replace(q, settings=replace(q.settings, per_layer_embd=per_layer_embd))
     q.validate()
     dev = get_device(device)
     results = fit(model, dev, quant, q, catalog)

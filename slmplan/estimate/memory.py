@@ -154,9 +154,10 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     rs = state_bytes(facts, s)
     ple = per_layer_embd_bytes(facts, quant)
     overhead = s.baseline_bytes
+    if ple and s.per_layer_embd == "mapped":  # resident weights only; the table stays in storage
+        weights -= ple
+        weights_method += f"; without the {ple / MIB:.0f} MiB per-layer embedding table (mapped)"
     total = weights + kv + rs + comp + out + overhead
-    if ple and s.per_layer_embd == "mapped":
-        total -= ple
     full_cells, swa_cells = kv_cells(facts, ctx, s)
     notes = []
     if rep:
