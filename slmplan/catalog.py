@@ -5,11 +5,16 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from slmplan.errors import CatalogError, UnknownIdError
 from slmplan.arch import DENSE, LAYOUTS, is_modelled
+from slmplan.errors import CatalogError, UnknownIdError
 from slmplan.estimate.quants import NON_GGUF_FORMATS, is_gguf_quant
 from slmplan.model import KV_FROM_START_BY_ARCH, ModelFacts
-from slmplan.schema.catalog import RECURRENT_LAYER_TYPES, Catalog, CatalogModel, CatalogVariant
+from slmplan.schema.catalog import (
+    RECURRENT_LAYER_TYPES,
+    Catalog,
+    CatalogModel,
+    CatalogVariant,
+)
 from slmplan.yamlio import read_yaml, validate
 
 DEFAULT_CATALOG = Path(__file__).parent / "data" / "model_catalog.yaml"

@@ -266,7 +266,9 @@ def _per_layer(h: GGUFHeader, key: str, n_layers: int, kind=int) -> tuple | None
 def _arch_facts(h: GGUFHeader, n_layers: int, n_ff: int) -> dict:
     """The MoE / hybrid / per-layer hyperparameters, read as llama.cpp's load_arch_hparams reads them."""
     arch = h.architecture
-    opt = lambda k, d=0: _int(h, k, default=d, required=False) or d  # noqa: E731
+    def opt(key: str, d: int = 0) -> int:
+        return _int(h, key, default=d, required=False) or d
+
     out: dict = {}
     n_expert = opt("{arch}.expert_count")
     if n_expert:

@@ -10,11 +10,11 @@ slmplan makes from the same file's header: model weights, KV cache and recurrent
 from __future__ import annotations
 
 import pytest
+from synthgguf import llama_cpp_buffers, write
 
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.gguf import read_gguf
 from slmplan.model import ModelFacts, facts_from_gguf
-from synthgguf import llama_cpp_buffers, write
 
 MIB = 2**20
 PRINT_RES = 0.005 * MIB + 1  # llama.cpp prints MiB with two decimals

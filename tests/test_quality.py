@@ -9,7 +9,13 @@ import pytest
 
 from slmplan.devices import get_device
 from slmplan.planner import Query, plan, recommend
-from slmplan.quality import benchmark_score, choose_source, figure, published_scores, quant_factor
+from slmplan.quality import (
+    benchmark_score,
+    choose_source,
+    figure,
+    published_scores,
+    quant_factor,
+)
 
 
 def test_quant_factor_is_the_kld_prior():
