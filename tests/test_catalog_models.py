@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from gguf import GGUFWriter
@@ -95,7 +97,42 @@ def test_unmodelled_decoder_gguf_says_so(tmp_path, cli):
     p = _gguf(tmp_path / "rwkv.gguf", "rwkv7")
     code, out, err = cli("fit", str(p), "--device", "pixel-8", "--format", "json")
     assert code == 0
-    import json
-
     notes = json.loads(out)[0]["memory"]["notes"]
     assert any("'rwkv7' is not modelled" in n for n in notes)
+
+
+def _lfm2_gguf(path, **extra):
+    w = GGUFWriter(str(path), "lfm2")
+    w.add_block_count(2)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_feed_forward_length(128)
+    w.add_context_length(512)
+    for k, v in extra.items():
+        w.add_array(k, v) if isinstance(v, list) else w.add_uint32(k, v)
+    w.add_tensor("token_embd.weight", np.zeros((32, 64), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("extra, expect", [
+    ({"lfm2.attention.head_count_kv": ["a", "b"]}, "not a sane count"),
+    ({"lfm2.attention.head_count_kv": [1]}, "not a valid per-layer array"),  # shorter than block_count
+    ({"lfm2.expert_count": 4, "lfm2.expert_used_count": 9}, "expert_used_count must be between"),
+])
+def test_crafted_per_layer_and_expert_keys(tmp_path, cli, extra, expect):
+    p = _lfm2_gguf(tmp_path / "x.gguf", **extra)
+    code, out, err = cli("fit", str(p), "--device", "pixel-8")
+    assert code == 2 and err.startswith("Error:") and expect in err and not out
+
+
+def test_hybrid_gguf_state_from_header(tmp_path, cli):
+    p = _lfm2_gguf(tmp_path / "h.gguf", **{"lfm2.attention.head_count_kv": [0, 4], "lfm2.shortconv.l_cache": 3})
+    code, out, _ = cli("fit", str(p), "--device", "pixel-8", "--format", "json", "--ctx", "4096")
+    assert code == 0
+    mem = json.loads(out)[0]["memory"]
+    assert mem["state_bytes"] == 64 * 2 * 4  # one conv layer: n_embd x (L_cache - 1) f32
+    assert mem["kv_cache_bytes"] == 4096 * 2 * (4 * 16) * 2  # one attention layer, 4 KV heads of 16
