@@ -157,11 +157,17 @@ def test_ambiguous_and_unknown_models_ask_for_model_id():
         identify(phi)
     assert "several catalog models (phi-3-mini, phi-3.5-mini" in e.value.one_line() and "--model" in e.value.one_line()
     assert identify(phi, model="phi-3.5-mini") == ("phi-3.5-mini", "Q4_K_M")
+    unknown = _row(HEAD + "| falcon 7B Q4_0 | 3.92 GiB | 7.22 B | CPU | 4 | tg128 | 5.00 ± 0.01 |\n")
+    with pytest.raises(BadInputError) as e:
+        identify(unknown)
+    msg = e.value.one_line()
+    assert msg.startswith("t.md:3: no catalog model matches") and "--model ID (closest:" in msg
+    # Qwen3-30B-A3B is in the catalog, but llama.cpp only guessed this file's type: the quant is asked for
     moe = read_bench_file(DATA / "public-pi5-qwen3moe-30b.md").rows[0]
     with pytest.raises(BadInputError) as e:
         identify(moe)
-    msg = e.value.one_line()
-    assert msg.startswith(f"{DATA / 'public-pi5-qwen3moe-30b.md'}:6: no catalog model matches") and "--model ID (closest:" in msg
+    assert "cannot tell the quant of 'qwen3moe 30B.A3B all F32 (guessed)'" in e.value.one_line()
+    assert identify(moe, quant="Q3_K_S") == ("qwen3-30b-a3b", "Q3_K_S")
 
 
 def test_file_name_contradicted_by_parameter_count():
@@ -217,7 +223,8 @@ def test_bad_files(tmp_path, cli, content, message):
 
 
 def test_table_with_unknown_model_exits_2(tmp_path, cli):
-    code, _, err = cli("calibrate", "--device", "raspberry-pi-5-8gb", str(DATA / "public-pi5-qwen3moe-30b.md"),
-                       "-o", str(tmp_path / "pi.yaml"))
+    table = tmp_path / "falcon.md"
+    table.write_text(HEAD + "| falcon 7B Q4_0 | 3.92 GiB | 7.22 B | CPU | 4 | tg128 | 5.00 ± 0.01 |\n")
+    code, _, err = cli("calibrate", "--device", "raspberry-pi-5-8gb", str(table), "-o", str(tmp_path / "pi.yaml"))
     assert code == 2 and err.startswith("Error: ") and "no catalog model matches" in err and err.count("\n") == 1
     assert not (tmp_path / "pi.yaml").exists()

@@ -177,15 +177,22 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
             quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="One quant variant (default: all of the model's variants).")] = None,
             ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
             prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
-            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
+            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False,
+            per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
     """
+    from dataclasses import replace
+
     from slmplan.devices import get_device
     from slmplan.planner import fit
 
     q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    if per_layer_embd not in ("resident", "mapped"):
+        raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
+    q = replace(q, settings=replace(q.settings, per_layer_embd=per_layer_embd))
+    q.validate()
     base_dev = get_device(device)
     dev = _entitled(base_dev, ios_entitlement)
     results = fit(model, dev, quant, q, catalog)
@@ -211,15 +218,23 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
 def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
              prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
-             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
-    """Rank every catalog model/quant for DEVICE and recommend one.
+             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False,
+             task: Annotated[Optional[str], typer.Option("--task", help="chat, summarize or code: how the published benchmarks are weighted in the ranking.")] = None,
+             per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
+    """Rank every catalog model/quant for DEVICE by published quality (within one source) and recommend one.
 
-    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
+    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --task code --format json
     """
+    from dataclasses import replace
+
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
     q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    if per_layer_embd not in ("resident", "mapped"):
+        raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
+    q = replace(q, task=task, settings=replace(q.settings, per_layer_embd=per_layer_embd))
+    q.validate()
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
     dev = _entitled(get_device(device), ios_entitlement)

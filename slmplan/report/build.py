@@ -192,7 +192,8 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         "'does-not-fit' above.",
         "Predicted speeds come from slmplan's speed model fitted on published llama.cpp measurements (decode median "
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
-        "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
+        "The ranking's quality is a published benchmark score from one source (named in the recommendation) times a "
+        "KL-divergence prior for the quant; models without a score there are ranked by a size heuristic.",
     ]
     notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}; {decision.WAIT_SOURCE}. "
                  "Use-case lengths are assumptions (see Use case).")
