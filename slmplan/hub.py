@@ -10,6 +10,7 @@ instant and works offline. Tokens are never printed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -17,9 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmplan.errors import BadInputError, MissingExtraError, RuntimeFailure
-from slmplan.fileio import write_atomic
+from slmplan.errors import BadInputError, GGUFError, MissingExtraError, RuntimeFailure
+from slmplan.fileio import read_state, set_aside, write_atomic
 from slmplan.gguf import GGUFHeader, read_header
+from slmplan.textsafe import clean
 from slmplan.localdevice import cache_dir
 
 BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
@@ -59,7 +61,57 @@ def _hf():
         import huggingface_hub
     except ImportError:
         raise MissingExtraError("huggingface_hub", "hub", "Reading files on the Hugging Face Hub") from None
+    _set_timeouts(huggingface_hub)
     return huggingface_hub
+
+
+DEFAULT_TIMEOUT_S = 15.0
+_timeout_set: float | None = None
+
+
+def hub_timeout() -> float:
+    """Seconds to wait for the Hub to answer (SLMPLAN_HUB_TIMEOUT, default 15)."""
+    raw = os.environ.get("SLMPLAN_HUB_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        t = float(raw)
+    except ValueError:
+        t = float("nan")
+    if not 0.1 <= t <= 3600:  # also refuses nan and inf
+        raise BadInputError(f"SLMPLAN_HUB_TIMEOUT={raw[:40]!r} is not a number of seconds",
+                            "Set it to a number between 0.1 and 3600, e.g. 15, or unset it")
+    return t
+
+
+def _set_timeouts(hf) -> None:
+    """Give every request of huggingface_hub a timeout. Its shared client has none, and several of its
+    calls pass ``timeout=None`` explicitly (no limit): an endpoint that accepts the connection and never
+    answers would otherwise hang ``hub list`` and ``pull`` forever."""
+    global _timeout_set
+    t = hub_timeout()
+    if _timeout_set == t:
+        return
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        if not os.environ.get(name):  # the user's own setting wins
+            setattr(constants, name, t)
+    httpx = _http.httpx2 if hasattr(_http, "httpx2") else _http.httpx
+
+    class Client(httpx.Client):
+        def send(self, request, **kw):
+            tm = request.extensions.get("timeout")
+            if isinstance(tm, dict):
+                request.extensions["timeout"] = {k: t if v is None else v for k, v in tm.items()}
+            return super().send(request, **kw)
+
+    def factory():
+        return Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True, timeout=t)
+
+    hf.set_client_factory(factory)
+    _timeout_set = t
 
 
 def _endpoint() -> str | None:
@@ -111,6 +163,10 @@ def hub_error(e: Exception, what: str) -> Exception:
             return BadInputError(f"{what}: access denied by the Hub (HTTP {status})",
                                  "Set HF_TOKEN to a token that can read this repository")
         return RuntimeFailure(f"{what}: the Hub answered HTTP {status}", "Try again later, or check HF_ENDPOINT")
+    if _is_timeout(e):
+        return RuntimeFailure(f"{what}: the Hub did not answer within {hub_timeout():g} s"
+                              + (f" ({_endpoint()})" if _endpoint() else ""),
+                              "Check the network connection or HF_ENDPOINT; SLMPLAN_HUB_TIMEOUT sets how long to wait")
     text = str(e)
     if "token" in text.lower():
         text = name  # never echo anything that might carry a token
@@ -119,22 +175,81 @@ def hub_error(e: Exception, what: str) -> Exception:
 
 
 # ----------------------------------------------------------------------------------- header cache
+HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a git blob id (sha1) or an LFS / sha256 object id
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+MAX_HEADER_BYTES = 1 << 28  # _MAX_STR-sized strings, a 262k vocabulary: far below this
+
+
+def _content_key(sha, blob_id, spec: str) -> str | None:
+    """The content hash the Hub reported, if well-formed. It names a cache folder, so anything else
+    (``../../elsewhere``, an absolute path) from a hostile or broken endpoint is refused."""
+    for v in (sha, blob_id):
+        if v is None:
+            continue
+        k = str(v).strip()
+        k = k[2:] if k.startswith("W/") else k  # the ETag forms: W/"hash", "hash"
+        k = k.strip('"').lower()
+        if not HASH.fullmatch(k):
+            raise RuntimeFailure(f"{spec}: the Hub reported a malformed content hash {clean(str(v))[:80]!r}; "
+                                 "refusing to use it as a cache folder name",
+                                 "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
+        return k
+    return None
+
+
+def _name(s: str) -> str:
+    """A single, harmless path component for ``s`` (readable when it is already one)."""
+    s = s.replace("/", "--")
+    if SAFE_NAME.fullmatch(s) and s not in (".", ".."):
+        return s
+    return "x-" + hashlib.sha256(s.encode()).hexdigest()[:32]
+
+
+def _cache_root() -> Path:
+    return cache_dir() / "hub-headers"
+
+
 def _cache_file(p: HfPath, key: str) -> Path:
-    safe = p.repo_id.replace("/", "--")
-    return cache_dir() / "hub-headers" / safe / key / (p.path.replace("/", "--") + ".json")
+    root = _cache_root()
+    f = root / _name(p.repo_id) / _name(key) / (_name(p.path) + ".json")
+    try:  # a symbolic link in the cache must not lead the write elsewhere
+        f.parent.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        raise RuntimeFailure(f"{p.spec}: its header cache path {f} leads outside {root}; refusing to write there",
+                             f"Remove {root} (it is only a cache)") from None
+    return f
 
 
 def _latest_cache(p: HfPath) -> Path | None:
-    base = cache_dir() / "hub-headers" / p.repo_id.replace("/", "--")
-    name = p.path.replace("/", "--") + ".json"
-    cands = sorted(base.glob(f"*/{name}"), key=lambda f: f.stat().st_mtime, reverse=True) if base.exists() else []
-    return cands[0] if cands else None
+    base = _cache_root() / _name(p.repo_id)
+    name = _name(p.path) + ".json"
+    cands = []
+    try:
+        for d in base.iterdir() if base.is_dir() else ():
+            f = d / name
+            if f.is_file() and not f.is_symlink() and not d.is_symlink():
+                cands.append((f.stat().st_mtime, f))
+    except OSError:
+        return None
+    return max(cands)[1] if cands else None
 
 
-def _from_cache(f: Path, spec: str) -> GGUFHeader:
-    meta = json.loads(f.read_text())
-    raw = f.with_suffix(".bin").read_bytes()
-    return read_header(io.BytesIO(raw), spec, meta["size"])
+def _from_cache(f: Path, spec: str) -> GGUFHeader | None:
+    """The cached header, or None (the entry named on stderr and set aside) when it does not parse."""
+    meta_raw, raw = read_state(f), read_state(f.with_suffix(".bin"), MAX_HEADER_BYTES)
+    if meta_raw is None or raw is None:
+        return None
+    try:
+        meta = json.loads(meta_raw)
+        size = meta["size"]
+        if type(size) is not int or size < len(raw):
+            raise ValueError("bad size")
+        return read_header(io.BytesIO(raw), spec, size)
+    except (ValueError, KeyError, TypeError, GGUFError) as e:
+        problem = e.message if isinstance(e, GGUFError) else f"{type(e).__name__}"
+        set_aside(f, f"not a complete cached header: {clean(problem)[:120]}")
+        set_aside(f.with_suffix(".bin"), "its index entry was corrupt")
+        return None
 
 
 class _Recorder(io.RawIOBase):
@@ -158,8 +273,9 @@ def remote_header(spec: str) -> GGUFHeader:
     p = parse_hf_path(spec)
     cached = _latest_cache(p)
     if offline():
-        if cached:
-            return _from_cache(cached, spec)
+        h = _from_cache(cached, spec) if cached else None
+        if h is not None:
+            return h
         raise BadInputError(f"{spec}: not available offline (HF_HUB_OFFLINE is set and its header is not cached)",
                             "Unset HF_HUB_OFFLINE and inspect it once with network access")
     hf = _hf()
@@ -172,10 +288,11 @@ def remote_header(spec: str) -> GGUFHeader:
         # the cache key is the file's content hash (LFS sha256, else its git blob id): a new upload is re-read
         lfs = info.get("lfs")
         sha = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
-        key = sha or info.get("blob_id") or rev or "main"
+        key = _content_key(sha, info.get("blob_id"), spec) or "rev-" + (rev or "main")
         f = _cache_file(p, key)
-        if f.exists() and json.loads(f.read_text()).get("size") == size:
-            return _from_cache(f, spec)
+        h = _from_cache(f, spec) if f.is_file() else None
+        if h is not None and h.file_size == size:
+            return h
         with fs.open(path, "rb", block_size=BLOCK) as fh:
             rec = _Recorder(fh)
             h = read_header(rec, spec, size)
@@ -184,14 +301,30 @@ def remote_header(spec: str) -> GGUFHeader:
 
         if isinstance(e, SlmplanError):
             raise
-        if cached and _is_network_error(e):
-            return _from_cache(cached, spec)
+        h = _from_cache(cached, spec) if cached and _is_network_error(e) else None
+        if h is not None:
+            return h
         raise hub_error(e, spec) from None
-    f.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(f.with_suffix(".bin"), bytes(rec.data[:h.header_bytes_read]))
-    write_atomic(f, json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
-                                "header_bytes": h.header_bytes_read}))
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(f.with_suffix(".bin"), bytes(rec.data[:h.header_bytes_read]))
+        write_atomic(f, json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
+                                    "header_bytes": h.header_bytes_read}))
+    except (OSError, BadInputError, RuntimeFailure) as e:  # the header was read; only the cache is lost
+        import sys
+
+        why = e.message if isinstance(e, BadInputError | RuntimeFailure) else (e.strerror or type(e).__name__)
+        sys.stderr.write(f"Warning: could not cache the header of {clean(spec)} in {f.parent} ({clean(why)}).\n")
     return h
+
+
+def _is_timeout(e: BaseException) -> bool:
+    x, seen = e, 0
+    while x is not None and seen < 8:
+        if isinstance(x, TimeoutError) or type(x).__name__.endswith(("Timeout", "TimeoutException", "TimeoutError")):
+            return True
+        x, seen = x.__cause__ or x.__context__, seen + 1
+    return False
 
 
 def _is_network_error(e: Exception) -> bool:
@@ -225,9 +358,9 @@ def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[Rep
     hf = _hf()
     api = hf.HfApi(endpoint=_endpoint())
     try:
-        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=hub_timeout())
         try:
-            summary = api.model_info(repo_id, revision=revision, expand=["gguf"]).gguf
+            summary = api.model_info(repo_id, revision=revision, expand=["gguf"], timeout=hub_timeout()).gguf
         except Exception:  # noqa: BLE001 - the summary is optional
             summary = None
     except Exception as e:  # noqa: BLE001
@@ -300,7 +433,8 @@ def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> P
     paths = []
     try:
         for f in chosen:
-            paths.append(Path(hf.hf_hub_download(m.hf_repo, f.name, revision=revision, endpoint=_endpoint())))
+            paths.append(Path(hf.hf_hub_download(m.hf_repo, f.name, revision=revision, endpoint=_endpoint(),
+                                                 etag_timeout=hf.constants.HF_HUB_ETAG_TIMEOUT)))
     except Exception as e:  # noqa: BLE001
         raise hub_error(e, f"{m.hf_repo}/{chosen[0].name}") from None
     return paths[0]

@@ -21,23 +21,14 @@ import json
 import statistics
 import time
 
-from slmplan.calibration_store import local_constants_path
+from slmplan.calibration_store import load_measurements, local_constants_path, measurements_path  # noqa: F401
 from slmplan.estimate.speed import load_constants
 from slmplan.fileio import write_atomic
-from slmplan.localdevice import cache_dir
 from slmplan.schema.bench import BenchRun
 
 
-def measurements_path():
-    return cache_dir() / "local_measurements.json"
-
-
 def _load_rows() -> list[dict]:
-    try:
-        rows = json.loads(measurements_path().read_text())
-        return rows if isinstance(rows, list) else []
-    except (OSError, ValueError):
-        return []
+    return load_measurements()  # malformed rows dropped (and named), never a crash after the run
 
 
 def _atomic_json(path, data) -> None:

@@ -10,7 +10,7 @@ Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CatalogVariant(Strict):
@@ -18,7 +18,7 @@ class CatalogVariant(Strict):
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
     file: str | None = None
-    size_bytes: PositiveInt | None = Field(default=None, description="published file size")
+    size_bytes: PositiveInt | None = Field(default=None, le=1 << 44, description="published file size")
     source: str | None = Field(default=None, description="where size_bytes / bits_per_weight come from")
 
     @model_validator(mode="after")
@@ -33,19 +33,20 @@ class CatalogModel(Strict):
     name: str
     family: str
     architecture: str = Field(description="llama.cpp architecture name (llama, qwen2, qwen3, gemma2, gemma3, phi3)")
-    params: PositiveInt | None = Field(default=None, description="stated parameter count; computed from the shapes when absent")
-    layers: PositiveInt
-    hidden_size: PositiveInt
-    intermediate_size: PositiveInt
-    heads: PositiveInt
-    kv_heads: PositiveInt
-    head_dim: PositiveInt
-    vocab_size: PositiveInt
-    context_length: PositiveInt
+    params: PositiveInt | None = Field(default=None, le=1 << 44, description="stated parameter count; computed from the shapes when absent")
+    # bounds as for a GGUF header (slmplan.model): past them the synthesized tensor list exhausts memory
+    layers: PositiveInt = Field(le=4096)
+    hidden_size: PositiveInt = Field(le=1 << 20)
+    intermediate_size: PositiveInt = Field(le=1 << 22)
+    heads: PositiveInt = Field(le=1 << 14)
+    kv_heads: PositiveInt = Field(le=1 << 14)
+    head_dim: PositiveInt = Field(le=1 << 14)
+    vocab_size: PositiveInt = Field(le=1 << 24)
+    context_length: PositiveInt = Field(le=1 << 26)
     tied_embeddings: bool
-    sliding_window: PositiveInt | None = None
+    sliding_window: PositiveInt | None = Field(default=None, le=1 << 26)
     sliding_window_pattern: PositiveInt | None = Field(
-        default=None, description="every Nth layer uses full attention, the others the sliding window")
+        default=None, le=4096, description="every Nth layer uses full attention, the others the sliding window")
     license: str
     hf_repo: str | None = Field(default=None, description="Hugging Face repo holding the GGUF files")
     hf_base_repo: str | None = None
