@@ -39,7 +39,7 @@ def _kind(mode: int) -> str:
 
 
 def os_reason(e: OSError) -> str:
-    return e.strerror or type(e).__name__
+    return e.strerror or str(e) or type(e).__name__
 
 
 def read_regular(path: str | os.PathLike, what: str, max_bytes: int, error: type[BadInputError] = BadInputError,

@@ -29,3 +29,11 @@ def for_rich(text: object) -> str:
     from rich.markup import escape
 
     return escape(clean(text))
+
+
+_CONTROL_KEEP_NL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` (a whole document) with control characters removed, newlines and tabs kept."""
+    return _CONTROL_KEEP_NL.sub("", text)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from slmplan.schema.bench import BenchRun
+from slmplan.textsafe import for_rich
 
 MIB = 1 << 20
 FORMATS = ("table", "json", "csv", "md")
@@ -89,7 +90,7 @@ def render(run: BenchRun, fmt: str) -> str:
 
 
 def tables(run: BenchRun) -> list[Table]:
-    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads")
+    t = Table(title=for_rich(f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads"))
     for col, just in (("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
                       ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right")):
         t.add_column(col, justify=just)

@@ -15,7 +15,7 @@ import yaml
 from slmplan.errors import BadInputError, SlmplanError
 from slmplan.estimate.energy import cloud_baselines
 from slmplan.estimate.memory import estimate_memory
-from slmplan.fileio import package_versions
+from slmplan.fileio import MAX_BENCH_JSON_BYTES, package_versions, read_regular
 from slmplan.planner import Query as PlanQuery
 from slmplan.planner import fit, plan, rank, recommend
 from slmplan.schema.bench import BenchRun
@@ -62,10 +62,11 @@ def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str
 
 def load_bench(path: str) -> BenchRun:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise BadInputError(f"--bench {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
+    raw = read_regular(p, "--bench", MAX_BENCH_JSON_BYTES, hint="Pass a JSON file written by 'slmplan bench -o FILE.json'")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadInputError(f"--bench {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
     try:
@@ -74,6 +75,19 @@ def load_bench(path: str) -> BenchRun:
         first = str(e).splitlines()[1:2]
         raise BadInputError(f"--bench {path} is not a slmplan bench result ({first[0].strip() if first else e})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
+
+
+def check_bench_models(benches: list[BenchRun], models: list[str] | None) -> None:
+    """With --models, every --bench must be of one of them: else its measurements would sit in a report
+    about other models, next to their predictions."""
+    if not models:
+        return
+    names = {Path(m).name for m in models} | set(models)
+    for run in benches:
+        if run.model in names or run.model_path in names or Path(run.model_path).name in names:
+            continue
+        raise BadInputError(f"--bench of {Path(run.model_path).name} ({run.model}) is not among --models {', '.join(models)}",
+                            "Add that model to --models, or drop that --bench")
 
 
 def _fig(value, unit: str, source: str) -> Figure:
@@ -125,6 +139,7 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
                                            "sources": {**device.sources, "power_w": "given by the user (--power-w)"}})
     grid_fig, region = grid_intensity(grid, grid_value)
     q.validate()
+    check_bench_models(list(benches), models)
 
     results: list[FitResult] = []
     if models:

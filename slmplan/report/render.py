@@ -6,6 +6,7 @@ import json
 import re
 
 from slmplan.schema.report import Figure, Report
+from slmplan.textsafe import strip_controls
 
 GIB = 1 << 30
 
@@ -127,7 +128,7 @@ def to_markdown(r: Report) -> str:
         L += ["", e.cloud_note]
     L += ["", "## Privacy and offline use", ""] + [f"- {p}" for p in r.privacy]
     L += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
-    return "\n".join(L) + "\n"
+    return strip_controls("\n".join(L)) + "\n"  # names from files and profiles may carry escape sequences
 
 
 # --------------------------------------------------------------------------------------------- HTML
