@@ -105,7 +105,9 @@ def _set_timeouts(hf) -> None:
             tm = request.extensions.get("timeout")
             if isinstance(tm, dict):
                 request.extensions["timeout"] = {k: t if v is None else v for k, v in tm.items()}
-            return super().send(request, **kw)
+            response = super().send(request, **kw)
+            _check_file_headers(response)
+            return response
 
     def factory():
         return Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True, timeout=t)
@@ -141,6 +143,10 @@ def hub_error(e: Exception, what: str) -> Exception:
         if hit is not None:
             e = hit
             break
+    own = next((c for c in chain if isinstance(c, (RuntimeFailure, HostileResponse))), None)
+    if own is not None:  # raised by our client's header check, possibly wrapped by huggingface_hub
+        why = own.message if isinstance(own, RuntimeFailure) else str(own)
+        return RuntimeFailure(f"{what}: {why.split(': ', 1)[-1]}", "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     name = type(e).__name__
     if isinstance(e, getattr(errs, "RevisionNotFoundError", ())):
         return BadInputError(f"{what}: no such revision (branch, tag or commit)", "Check the @revision part, or drop it for main")
@@ -318,6 +324,24 @@ def remote_header(spec: str) -> GGUFHeader:
     return h
 
 
+class HostileResponse(Exception):
+    """The endpoint sent a header that huggingface_hub would turn into a path outside its cache."""
+
+
+def _check_file_headers(response) -> None:
+    """huggingface_hub names a downloaded blob after the file's ETag and its snapshot folder after
+    X-Repo-Commit, unchecked: an endpoint answering ``ETag: "../../../elsewhere"`` makes ``pull`` write
+    outside the Hugging Face cache. Only well-formed hashes pass."""
+    if "/resolve/" not in response.request.url.path:
+        return
+    etag = response.headers.get("X-Linked-Etag") or response.headers.get("ETag")
+    commit = response.headers.get("X-Repo-Commit")
+    if etag is not None:
+        _content_key(etag, None, str(response.request.url.path))
+    if commit is not None and not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise HostileResponse(f"malformed commit hash {clean(commit)[:80]!r}")
+
+
 def _is_timeout(e: BaseException) -> bool:
     x, seen = e, 0
     while x is not None and seen < 8:
@@ -430,6 +454,10 @@ def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> P
         raise BadInputError(f"{model_id} {quant} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                             "Unset HF_HUB_OFFLINE to download it")
     chosen = pick_file(files, quant)
+    for f in chosen:  # the listing comes from the endpoint: a name must stay inside the repo's folder
+        if f.name.startswith("/") or ".." in f.name.split("/") or "\\" in f.name:
+            raise RuntimeFailure(f"{m.hf_repo}: the Hub listed an unsafe file name {clean(f.name)[:80]!r}",
+                                 "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     paths = []
     try:
         for f in chosen:

@@ -71,9 +71,10 @@ def load_bench(path: str) -> BenchRun:
         raise BadInputError(f"--bench {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
     try:
         return BenchRun.model_validate(data)
-    except Exception as e:  # pydantic ValidationError: say which field
-        first = str(e).splitlines()[1:2]
-        raise BadInputError(f"--bench {path} is not a slmplan bench result ({first[0].strip() if first else e})",
+    except Exception as e:  # pydantic ValidationError: say which field, and what is wrong with it
+        errs = e.errors() if hasattr(e, "errors") else []
+        first = (".".join(map(str, errs[0]["loc"])) + ": " + errs[0]["msg"]) if errs else str(e).splitlines()[0]
+        raise BadInputError(f"--bench {path} is not a slmplan bench result ({first})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
