@@ -59,8 +59,12 @@ def parse_hf_path(spec: str) -> HfPath:
 def _hf():
     try:
         import huggingface_hub
+        import huggingface_hub.constants  # reads the HF_* variables: int("abc") raises here
     except ImportError:
         raise MissingExtraError("huggingface_hub", "hub", "Reading files on the Hugging Face Hub") from None
+    except ValueError as e:
+        raise BadInputError(f"an HF_* environment variable has a value huggingface_hub cannot use ({clean(e)[:120]})",
+                            "Fix or unset it (e.g. HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT take whole seconds)") from None
     _set_timeouts(huggingface_hub)
     return huggingface_hub
 
@@ -148,6 +152,10 @@ def hub_error(e: Exception, what: str) -> Exception:
         why = own.message if isinstance(own, RuntimeFailure) else str(own)
         return RuntimeFailure(f"{what}: {why.split(': ', 1)[-1]}", "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     name = type(e).__name__
+    bad_id = next((c for c in chain if type(c).__name__ in ("HFValidationError", "HfUriError")), None)
+    if bad_id is not None:  # huggingface_hub's own check of a repo id or hf:// path
+        return BadInputError(f"{what}: not a valid repository id or Hub path ({clean(str(bad_id).splitlines()[0])[:160]})",
+                             "Use owner/repo with letters, digits, '-', '_' or '.'")
     if isinstance(e, getattr(errs, "RevisionNotFoundError", ())):
         return BadInputError(f"{what}: no such revision (branch, tag or commit)", "Check the @revision part, or drop it for main")
     if isinstance(e, getattr(errs, "GatedRepoError", ())):

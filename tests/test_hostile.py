@@ -291,10 +291,12 @@ def _bench(tmp_path, **changes):
 BENCH_CASES = [
     # negative speed
     ({"results__0__tokens_per_s_mean": -5.0}, (), "greater than or equal to 0"),
-    # NaN speed
-    ({"results__0__tokens_per_s_mean": float("nan")}, (), "finite number"),
+    # NaN speed (json.loads accepts the NaN literal)
+    ({"results__0__tokens_per_s_mean": float("nan")}, (), "non-finite number at results.0.tokens_per_s_mean"),
     # an infinite sample
-    ({"results__0__samples": [float("inf")]}, (), "finite number"),
+    ({"results__0__samples": [float("inf")]}, (), "non-finite number at results.0.samples.0"),
+    # NaN in an optional figure: it reached the report's JSON as NaN
+    ({"results__0__ratio_measured_to_predicted": float("nan")}, (), "at results.0.ratio_measured_to_predicted"),
     # a negative time to first token
     ({"ttft__ttft_s_median": -1.0}, (), "greater than or equal to 0"),
     # a bench of smollm2 given with --models of another model: was reported next to that model
@@ -594,13 +596,14 @@ def test_hub_cache_key_check():
 
 
 # ------------------------------------------------------------------------------ the Hub
-def slm(endpoint, tmp_path, *args, timeout_s="1"):
+def slm(endpoint, tmp_path, *args, timeout_s="1", extra_env=None):
     """A fresh process, so huggingface_hub reads HF_ENDPOINT and friends as it does for a user."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
                SLMPLAN_CACHE_DIR=str(tmp_path / "slm"), SLMPLAN_HUB_TIMEOUT=timeout_s)
+    env.update(extra_env or {})
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "slmplan.cli.main", *map(str, args)], capture_output=True, text=True,
                        env=env, timeout=120, cwd=tmp_path)
@@ -747,3 +750,28 @@ def test_an_unsafe_file_name_in_the_listing_is_not_downloaded(hub_server, tmp_pa
     code, out, err, _ = slm(hub_server.url, tmp_path, "pull", "smollm2-360m")
     assert code == 1 and "unsafe file name" in err and err.count("\n") == 1, err
     assert not list(tmp_path.rglob("evil*")) and not list(tmp_path.parent.glob("evil*"))
+
+
+def test_a_calibration_that_cannot_be_stored_is_a_warning(tmp_path, capsys):
+    """After a whole benchmark, an unwritable cache must not lose the results (was a traceback)."""
+    from slmplan.bench.calibrate import _atomic_json
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    _atomic_json(f / "sub" / "local_measurements.json", [])
+    err = capsys.readouterr().err
+    assert err.startswith("Warning: could not store the calibration") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("env, args, needle", [
+    # huggingface_hub's own int() of its variables raised at import
+    ({"HF_HUB_ETAG_TIMEOUT": "abc"}, ("hub", "list", "owner/repo"), "an HF_* environment variable has a value"),
+    # repo ids huggingface_hub refuses: was "could not reach the Hub"
+    ({}, ("hub", "list", "owner/.."), "not a valid repository id"),
+    ({}, ("inspect", "hf://own er/re po/x.gguf"), "not a valid repository id"),
+])
+def test_odd_hub_input_is_bad_input(silent_server, tmp_path, env, args, needle):
+    pytest.importorskip("huggingface_hub")
+    code, out, err, _ = slm(silent_server, tmp_path, *args, extra_env=env)
+    assert code == 2 and out == "" and err.startswith("Error: ") and err.count("\n") == 1, err
+    assert needle in err

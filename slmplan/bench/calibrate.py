@@ -23,6 +23,7 @@ import time
 
 from slmplan.calibration_store import load_measurements, local_constants_path, measurements_path  # noqa: F401
 from slmplan.estimate.speed import load_constants
+from slmplan.errors import SlmplanError
 from slmplan.fileio import write_atomic
 from slmplan.schema.bench import BenchRun
 
@@ -32,8 +33,15 @@ def _load_rows() -> list[dict]:
 
 
 def _atomic_json(path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    except (OSError, SlmplanError) as e:  # after a whole benchmark: warn, never lose its results
+        import sys
+
+        why = e.message if isinstance(e, SlmplanError) else (e.strerror or str(e))
+        sys.stderr.write(f"Warning: could not store the calibration in {path} ({why}); set SLMPLAN_CACHE_DIR "
+                         "to a writable folder.\n")
 
 
 def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,6 +70,10 @@ def load_bench(path: str) -> BenchRun:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadInputError(f"--bench {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
+    where = _non_finite(data)
+    if where is not None:  # json.loads accepts NaN and Infinity; a measurement never is one
+        raise BadInputError(f"--bench {path} holds a non-finite number at {where}",
+                            "Pass a file written by 'slmplan bench -o FILE.json'")
     try:
         return BenchRun.model_validate(data)
     except Exception as e:  # pydantic ValidationError: say which field, and what is wrong with it
@@ -76,6 +81,19 @@ def load_bench(path: str) -> BenchRun:
         first = (".".join(map(str, errs[0]["loc"])) + ": " + errs[0]["msg"]) if errs else str(e).splitlines()[0]
         raise BadInputError(f"--bench {path} is not a slmplan bench result ({first})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
+
+
+def _non_finite(x, where: str = "top level", depth: int = 0) -> str | None:
+    if isinstance(x, float) and not math.isfinite(x):
+        return where
+    if depth > 32:
+        return None
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+    for k, v in items:
+        hit = _non_finite(v, f"{where}.{k}" if where != "top level" else str(k), depth + 1)
+        if hit:
+            return hit
+    return None
 
 
 def check_bench_models(benches: list[BenchRun], models: list[str] | None) -> None:
