@@ -25,7 +25,7 @@ from slmplan.errors import BadInputError, RuntimeFailure
 KIB, MIB = 1 << 10, 1 << 20
 # Size caps per kind of file: far above any real one, low enough to refuse a wrong file at once.
 MAX_PROFILE_BYTES = 1 * MIB  # a device profile is ~1 KiB
-MAX_CATALOG_BYTES = 16 * MIB  # the bundled catalog is ~20 KiB
+MAX_CATALOG_BYTES = 4 * MIB  # the bundled catalog is ~20 KiB; 4 MiB parses in a few seconds
 MAX_BENCH_JSON_BYTES = 64 * MIB  # a bench result with many samples is ~10 KiB
 MAX_STATE_BYTES = 16 * MIB  # slmplan's own cache files (calibration, bandwidth, Hub header index)
 

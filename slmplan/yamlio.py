@@ -21,7 +21,8 @@ def read_yaml(path: Path, what: str, error: type[BadInputError] = BadInputError,
     except UnicodeDecodeError:
         raise error(f"{what} file {path} is not UTF-8 text", "Pass a YAML file") from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's safe loader when present: the same rules, ~10x faster on a big file
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

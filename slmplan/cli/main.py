@@ -158,7 +158,7 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     out.print(_results_table(results, f"{for_rich(model)} on {for_rich(dev.name)} (ctx {ctx})"))
     notes = sorted({n for r in results for n in r.memory.notes})
     for n in notes:
-        out.print(f"  note: {n}")
+        out.print(f"  note: {for_rich(n)}")
     out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
     line = _cloud_line(results)
     if line:
@@ -355,7 +355,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal,
                   auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
-        task = bar.add_task(f"loading {target.path.name}", total=len(names) * settings.reps)
+        task = bar.add_task(f"loading {for_rich(target.path.name)}", total=len(names) * settings.reps)
         bar.refresh()
 
         def on_event(ev):
@@ -466,7 +466,7 @@ def demo_cmd(
     ranked = plan(device, q)
     out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
     best, why = recommend(ranked, q)
-    out.print(f"Recommendation: {why}", markup=False, highlight=False)
+    out.print(f"Recommendation: {clean(why)}", markup=False, highlight=False)
     target = P.resolve_model(model)
     tests = build_tests([512], [128], [0])
     P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
