@@ -10,7 +10,6 @@ instant and works offline. Tokens are never printed.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -21,8 +20,9 @@ from pathlib import Path
 from slmplan.errors import BadInputError, GGUFError, MissingExtraError, RuntimeFailure
 from slmplan.fileio import read_state, set_aside, write_atomic
 from slmplan.gguf import GGUFHeader, read_header
-from slmplan.textsafe import clean
+from slmplan.hubguard import HostileResponse, content_key, hub_timeout, is_timeout, safe_name, set_timeouts
 from slmplan.localdevice import cache_dir
+from slmplan.textsafe import clean
 
 BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
 QUANT_IN_NAME = re.compile(
@@ -65,59 +65,8 @@ def _hf():
     except ValueError as e:
         raise BadInputError(f"an HF_* environment variable has a value huggingface_hub cannot use ({clean(e)[:120]})",
                             "Fix or unset it (e.g. HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT take whole seconds)") from None
-    _set_timeouts(huggingface_hub)
+    set_timeouts(huggingface_hub)
     return huggingface_hub
-
-
-DEFAULT_TIMEOUT_S = 15.0
-_timeout_set: float | None = None
-
-
-def hub_timeout() -> float:
-    """Seconds to wait for the Hub to answer (SLMPLAN_HUB_TIMEOUT, default 15)."""
-    raw = os.environ.get("SLMPLAN_HUB_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        t = float(raw)
-    except ValueError:
-        t = float("nan")
-    if not 0.1 <= t <= 3600:  # also refuses nan and inf
-        raise BadInputError(f"SLMPLAN_HUB_TIMEOUT={raw[:40]!r} is not a number of seconds",
-                            "Set it to a number between 0.1 and 3600, e.g. 15, or unset it")
-    return t
-
-
-def _set_timeouts(hf) -> None:
-    """Give every request of huggingface_hub a timeout. Its shared client has none, and several of its
-    calls pass ``timeout=None`` explicitly (no limit): an endpoint that accepts the connection and never
-    answers would otherwise hang ``hub list`` and ``pull`` forever."""
-    global _timeout_set
-    t = hub_timeout()
-    if _timeout_set == t:
-        return
-    from huggingface_hub import constants
-    from huggingface_hub.utils import _http
-
-    for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
-        if not os.environ.get(name):  # the user's own setting wins
-            setattr(constants, name, t)
-    httpx = _http.httpx2 if hasattr(_http, "httpx2") else _http.httpx
-
-    class Client(httpx.Client):
-        def send(self, request, **kw):
-            tm = request.extensions.get("timeout")
-            if isinstance(tm, dict):
-                request.extensions["timeout"] = {k: t if v is None else v for k, v in tm.items()}
-            response = super().send(request, **kw)
-            _check_file_headers(response)
-            return response
-
-    def factory():
-        return Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True, timeout=t)
-
-    hf.set_client_factory(factory)
-    _timeout_set = t
 
 
 def _endpoint() -> str | None:
@@ -128,7 +77,7 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def quant_from_name(name: str) -> str | None:
+def quant_fromsafe_name(name: str) -> str | None:
     m = QUANT_IN_NAME.findall(Path(name).name.replace(".gguf", ""))
     return m[-1].upper() if m else None
 
@@ -177,7 +126,7 @@ def hub_error(e: Exception, what: str) -> Exception:
             return BadInputError(f"{what}: access denied by the Hub (HTTP {status})",
                                  "Set HF_TOKEN to a token that can read this repository")
         return RuntimeFailure(f"{what}: the Hub answered HTTP {status}", "Try again later, or check HF_ENDPOINT")
-    if _is_timeout(e):
+    if is_timeout(e):
         return RuntimeFailure(f"{what}: the Hub did not answer within {hub_timeout():g} s"
                               + (f" ({_endpoint()})" if _endpoint() else ""),
                               "Check the network connection or HF_ENDPOINT; SLMPLAN_HUB_TIMEOUT sets how long to wait")
@@ -189,34 +138,7 @@ def hub_error(e: Exception, what: str) -> Exception:
 
 
 # ----------------------------------------------------------------------------------- header cache
-HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a git blob id (sha1) or an LFS / sha256 object id
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 MAX_HEADER_BYTES = 1 << 28  # _MAX_STR-sized strings, a 262k vocabulary: far below this
-
-
-def _content_key(sha, blob_id, spec: str) -> str | None:
-    """The content hash the Hub reported, if well-formed. It names a cache folder, so anything else
-    (``../../elsewhere``, an absolute path) from a hostile or broken endpoint is refused."""
-    for v in (sha, blob_id):
-        if v is None:
-            continue
-        k = str(v).strip()
-        k = k[2:] if k.startswith("W/") else k  # the ETag forms: W/"hash", "hash"
-        k = k.strip('"').lower()
-        if not HASH.fullmatch(k):
-            raise RuntimeFailure(f"{spec}: the Hub reported a malformed content hash {clean(str(v))[:80]!r}; "
-                                 "refusing to use it as a cache folder name",
-                                 "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
-        return k
-    return None
-
-
-def _name(s: str) -> str:
-    """A single, harmless path component for ``s`` (readable when it is already one)."""
-    s = s.replace("/", "--")
-    if SAFE_NAME.fullmatch(s) and s not in (".", ".."):
-        return s
-    return "x-" + hashlib.sha256(s.encode()).hexdigest()[:32]
 
 
 def _cache_root() -> Path:
@@ -225,7 +147,7 @@ def _cache_root() -> Path:
 
 def _cache_file(p: HfPath, key: str) -> Path:
     root = _cache_root()
-    f = root / _name(p.repo_id) / _name(key) / (_name(p.path) + ".json")
+    f = root / safe_name(p.repo_id) / safe_name(key) / (safe_name(p.path) + ".json")
     try:  # a symbolic link in the cache must not lead the write elsewhere
         f.parent.resolve().relative_to(root.resolve())
     except (ValueError, OSError):
@@ -235,8 +157,8 @@ def _cache_file(p: HfPath, key: str) -> Path:
 
 
 def _latest_cache(p: HfPath) -> Path | None:
-    base = _cache_root() / _name(p.repo_id)
-    name = _name(p.path) + ".json"
+    base = _cache_root() / safe_name(p.repo_id)
+    name = safe_name(p.path) + ".json"
     cands = []
     try:
         for d in base.iterdir() if base.is_dir() else ():
@@ -302,7 +224,7 @@ def remote_header(spec: str) -> GGUFHeader:
         # the cache key is the file's content hash (LFS sha256, else its git blob id): a new upload is re-read
         lfs = info.get("lfs")
         sha = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
-        key = _content_key(sha, info.get("blob_id"), spec) or "rev-" + (rev or "main")
+        key = content_key(sha, info.get("blob_id"), spec) or "rev-" + (rev or "main")
         f = _cache_file(p, key)
         h = _from_cache(f, spec) if f.is_file() else None
         if h is not None and h.file_size == size:
@@ -330,33 +252,6 @@ def remote_header(spec: str) -> GGUFHeader:
         why = e.message if isinstance(e, BadInputError | RuntimeFailure) else (e.strerror or type(e).__name__)
         sys.stderr.write(f"Warning: could not cache the header of {clean(spec)} in {f.parent} ({clean(why)}).\n")
     return h
-
-
-class HostileResponse(Exception):
-    """The endpoint sent a header that huggingface_hub would turn into a path outside its cache."""
-
-
-def _check_file_headers(response) -> None:
-    """huggingface_hub names a downloaded blob after the file's ETag and its snapshot folder after
-    X-Repo-Commit, unchecked: an endpoint answering ``ETag: "../../../elsewhere"`` makes ``pull`` write
-    outside the Hugging Face cache. Only well-formed hashes pass."""
-    if "/resolve/" not in response.request.url.path:
-        return
-    etag = response.headers.get("X-Linked-Etag") or response.headers.get("ETag")
-    commit = response.headers.get("X-Repo-Commit")
-    if etag is not None:
-        _content_key(etag, None, str(response.request.url.path))
-    if commit is not None and not re.fullmatch(r"[0-9a-f]{40}", commit):
-        raise HostileResponse(f"malformed commit hash {clean(commit)[:80]!r}")
-
-
-def _is_timeout(e: BaseException) -> bool:
-    x, seen = e, 0
-    while x is not None and seen < 8:
-        if isinstance(x, TimeoutError) or type(x).__name__.endswith(("Timeout", "TimeoutException", "TimeoutError")):
-            return True
-        x, seen = x.__cause__ or x.__context__, seen + 1
-    return False
 
 
 def _is_network_error(e: Exception) -> bool:
@@ -402,7 +297,7 @@ def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[Rep
         if not s.rfilename.lower().endswith(".gguf"):
             continue
         m = SPLIT.search(s.rfilename)
-        files.append(RepoFile(s.rfilename, int(s.size or 0), quant_from_name(SPLIT.sub(".gguf", s.rfilename)),
+        files.append(RepoFile(s.rfilename, int(s.size or 0), quant_fromsafe_name(SPLIT.sub(".gguf", s.rfilename)),
                               (int(m.group(1)), int(m.group(2))) if m else None))
     return sorted(files, key=lambda f: (f.size, f.name)), summary
 

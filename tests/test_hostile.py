@@ -578,16 +578,17 @@ def test_corrupt_local_speed_model_falls_back_to_the_shipped_one(run, tmp_path, 
 def test_hub_cache_key_check():
     """Only well-formed hashes name a cache folder; the path stays inside the cache."""
     from slmplan.errors import RuntimeFailure
-    from slmplan.hub import HfPath, _cache_file, _content_key, _name
+    from slmplan.hub import HfPath, _cache_file
+    from slmplan.hubguard import content_key, safe_name
 
     ok = "a" * 64
-    assert _content_key(ok, None, "s") == ok and _content_key(None, "b" * 40, "s") == "b" * 40
-    assert _content_key(f'W/"{ok.upper()}"', None, "s") == ok  # the ETag forms
+    assert content_key(ok, None, "s") == ok and content_key(None, "b" * 40, "s") == "b" * 40
+    assert content_key(f'W/"{ok.upper()}"', None, "s") == ok  # the ETag forms
     for bad in ("../../../../elsewhere", "/etc", "a" * 63, "g" * 64, "", "..", "a" * 64 + "/x"):
         with pytest.raises(RuntimeFailure, match="malformed content hash"):
-            _content_key(bad, None, "s")
+            content_key(bad, None, "s")
     for s in ("..", ".", "a/../../b", "x" * 300, "\x1b[2J", "名前.gguf"):
-        n = _name(s)
+        n = safe_name(s)
         assert "/" not in n and n not in (".", "..") and len(n) <= 120
     f = _cache_file(HfPath("owner/..", "../../x.gguf"), ok)
     from slmplan.localdevice import cache_dir
