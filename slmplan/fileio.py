@@ -130,6 +130,8 @@ def check_writable_target(path: str | os.PathLike, inputs: Iterable[str | os.Pat
         if not stat.S_ISREG(st.st_mode):
             raise BadInputError(f"cannot write {shown}: it is {_kind(st.st_mode)}; slmplan replaces only regular files",
                                 "Pass the path of a regular file")
+        if not os.access(target, os.W_OK):  # as shell redirection: a read-only file is not replaced
+            raise BadInputError(f"cannot write {shown}: the file is read-only", "Choose another -o path or make it writable")
         for inp in inputs:
             if inp is None:
                 continue
@@ -158,8 +160,12 @@ def _probe(parent: Path, shown: str) -> None:
 
 
 def _new_file_mode() -> int:
-    mask = os.umask(0)  # the only portable way to read the umask
-    os.umask(mask)
+    try:  # Linux says it without changing it (setting it, below, races with other threads)
+        with open("/proc/self/status") as fh:
+            mask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
     return 0o666 & ~mask
 
 

@@ -27,7 +27,12 @@ def cache_dir() -> Path:
     base = os.environ.get("SLMPLAN_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmplan")
     p = Path(base).expanduser().absolute()  # absolute: a relative one would move with the working folder
-    if p.exists() and not p.is_dir():
+    try:
+        odd = p.exists() and not p.is_dir()
+    except OSError as e:  # e.g. a name too long for a path
+        raise BadInputError(f"the slmplan cache folder {p} cannot be used: {e.strerror}",
+                            "Set SLMPLAN_CACHE_DIR to a folder slmplan may write, or unset it") from None
+    if odd:
         raise BadInputError(f"the slmplan cache folder {p} is not a folder (SLMPLAN_CACHE_DIR / XDG_CACHE_HOME)",
                             "Set SLMPLAN_CACHE_DIR to a folder slmplan may write, or unset it")
     return p

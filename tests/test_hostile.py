@@ -494,6 +494,37 @@ def test_cache_dir_that_is_a_file(run, tmp_path, monkeypatch):
     detect_local.cache_clear()
 
 
+def test_cache_dir_with_a_name_too_long(run, monkeypatch):
+    monkeypatch.setenv("SLMPLAN_CACHE_DIR", "/tmp/" + "c" * 300)
+    from slmplan.localdevice import detect_local
+
+    detect_local.cache_clear()
+    one_line_error(*run("fit", "llama-3.2-1b", "--device", "local"), 2, "cannot be used: File name too long")
+    detect_local.cache_clear()
+
+
+def _unwritable_folder() -> Path:
+    """A folder not even root may create files in (/sys), else skip."""
+    import tempfile
+
+    d = Path("/sys")
+    try:
+        fd, p = tempfile.mkstemp(dir=d)
+    except OSError:
+        return d
+    os.close(fd)
+    os.unlink(p)
+    pytest.skip("no folder here refuses new files")
+
+
+@pytest.mark.parametrize("args", [("report", "--device", "pixel-8"), ("bench", "smollm2-135m")])
+def test_a_folder_that_refuses_files_is_found_before_work(run, args):
+    """bench found it only after the whole benchmark ran, and the results were lost."""
+    t0 = time.monotonic()
+    one_line_error(*run(*args, "-o", _unwritable_folder() / "out.json"), 2, "cannot write")
+    assert time.monotonic() - t0 < 30
+
+
 def test_debug_zero_means_off(run, tmp_path, monkeypatch):
     monkeypatch.setenv("SLMPLAN_DEBUG", "0")
     one_line_error(*run("inspect", tmp_path / "nope.gguf"), 2, "no such file")
