@@ -22,7 +22,7 @@ from slmplan.fileio import read_state, set_aside, write_atomic
 from slmplan.gguf import GGUFHeader, read_header
 from slmplan.hubguard import HostileResponse, content_key, hub_timeout, is_timeout, safe_name, set_timeouts
 from slmplan.localdevice import cache_dir
-from slmplan.textsafe import clean
+from slmplan.textsafe import clean, has_controls
 
 BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
 QUANT_IN_NAME = re.compile(
@@ -358,7 +358,8 @@ def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> P
                             "Unset HF_HUB_OFFLINE to download it")
     chosen = pick_file(files, quant)
     for f in chosen:  # the listing comes from the endpoint: a name must stay inside the repo's folder
-        if f.name.startswith("/") or ".." in f.name.split("/") or "\\" in f.name:
+        # (and no control characters: huggingface_hub's progress bar prints the name raw)
+        if f.name.startswith("/") or ".." in f.name.split("/") or "\\" in f.name or has_controls(f.name):
             raise RuntimeFailure(f"{m.hf_repo}: the Hub listed an unsafe file name {clean(f.name)[:80]!r}",
                                  "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     paths = []

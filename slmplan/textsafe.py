@@ -24,6 +24,10 @@ def clean(text: object) -> str:
     return re.sub(" {2,}", " ", _CONTROL.sub(" ", s)).strip()
 
 
+def has_controls(text: str) -> bool:
+    return bool(_CONTROL.search(text))
+
+
 def for_rich(text: object) -> str:
     """``clean(text)`` with rich markup escaped, for a markup string or a rich table cell."""
     from rich.markup import escape

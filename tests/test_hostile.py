@@ -807,3 +807,13 @@ def test_odd_hub_input_is_bad_input(silent_server, tmp_path, env, args, needle):
     code, out, err, _ = slm(silent_server, tmp_path, *args, extra_env=env)
     assert code == 2 and out == "" and err.startswith("Error: ") and err.count("\n") == 1, err
     assert needle in err
+
+
+def test_a_listed_name_with_escape_sequences_is_not_downloaded(hub_server, tmp_path):
+    """huggingface_hub's progress bar would print it raw to the terminal."""
+    from hubserver import Repo
+
+    m = gguf(tmp_path / "m.gguf")
+    hub_server.state.repos["bartowski/SmolLM2-360M-Instruct-GGUF"] = Repo({"x\x1b]0;owned\x07-Q4_K_M.gguf": m})
+    code, out, err, _ = slm(hub_server.url, tmp_path, "pull", "smollm2-360m")
+    assert code == 1 and "unsafe file name" in err and "\x1b" not in err, err
