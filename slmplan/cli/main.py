@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from slmplan.cli.output import VERDICT_STYLE, emit_json, err, fmt_num, gib, out
-from slmplan.errors import BadInputError, SlmplanError
+from slmplan.errors import BadInputError, SlmplanError, debug_enabled
+from slmplan.textsafe import clean, for_rich
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -92,7 +93,7 @@ def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
     for m in cat.models:
         f = facts(m)
         qs = ", ".join(f"{v.quant} {f.weights_bytes(v.quant) / 2**30:.2f}" for v in m.variants)
-        t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", m.license, qs)
+        t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", for_rich(m.license), qs)
     out.print(t)
 
 
@@ -130,8 +131,8 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
     out.print(t)
     if local:
         for k, v in devs[0].sources.items():
-            out.print(f"  {k}: {v}", markup=False, highlight=False)
-        out.print(f"  {devs[0].notes}", markup=False, highlight=False)
+            out.print(f"  {k}: {clean(v)}", markup=False, highlight=False)
+        out.print(f"  {clean(devs[0].notes)}", markup=False, highlight=False)
         extra = describe_extra_buffer_types(devs[0].cpu_features)
         if extra is None:
             line = "unknown (CPU features not detected)"
@@ -151,7 +152,7 @@ def _results_table(results, title: str, limit: int | None = None) -> Table:
         m, s, e = r.memory, r.speed, r.energy
         style = VERDICT_STYLE[r.verdict]
         t.add_row(
-            r.model, r.quant, f"[{style}]{r.verdict}[/{style}]",
+            for_rich(r.model), for_rich(r.quant), f"[{style}]{r.verdict}[/{style}]",
             f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
             gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
             f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})",
@@ -204,10 +205,10 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     if fmt == Fmt.json:
         emit_json([r.model_dump() for r in results])
         return
-    out.print(_results_table(results, f"{model} on {dev.name} (ctx {q.ctx})"))
+    out.print(_results_table(results, f"{for_rich(model)} on {for_rich(dev.name)} (ctx {q.ctx})"))
     notes = sorted({n for r in results for n in r.memory.notes})
     for n in notes:
-        out.print(f"  note: {n}")
+        out.print(f"  note: {for_rich(n)}")
     out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
     line = _cloud_line(results)
     if line:
@@ -243,9 +244,9 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
         emit_json([r.model_dump() for r in results])
         return
     fitting = sum(r.verdict != "does-not-fit" for r in results)
-    out.print(_results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
+    out.print(_results_table(results, f"Plan for {for_rich(dev.name)} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
     best, why = recommend(results, q)
-    out.print(f"[bold]Recommendation:[/bold] {why}")
+    out.print(f"[bold]Recommendation:[/bold] {for_rich(why)}")
     if dev.calibration:
         out.print(f"  speed: {results[0].speed.method}", markup=False, highlight=False)
     line = _cloud_line(results)
@@ -266,17 +267,17 @@ def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file 
     if fmt == Fmt.json:
         emit_json(info)
         return
-    t = Table(title=f"{info['name']} ({info['source']})", show_header=False)
+    t = Table(title=f"{for_rich(info['name'])} ({for_rich(info['source'])})", show_header=False)
     for k in ("architecture", "file_type", "params", "layers", "embedding", "ffn", "heads", "kv_heads", "head_dim",
               "vocab", "context_length", "sliding_window", "tied_embeddings", "tensor_count", "tensor_bytes", "file_size",
               "gguf_version", "license"):
-        t.add_row(k, str(info.get(k)))
+        t.add_row(k, for_rich(info.get(k)))
     out.print(t)
     tt = Table(title="Tensor types")
     for col in ("type", "tensors", "MiB"):
         tt.add_column(col)
     for name, (n, b) in sorted(info["types"].items(), key=lambda kv: -kv[1][1]):
-        tt.add_row(name, str(n), f"{b / 2**20:.2f}")
+        tt.add_row(for_rich(name), str(n), f"{b / 2**20:.2f}")
     out.print(tt)
 
 
@@ -334,7 +335,7 @@ def bench_cmd(
             raise BadInputError(f"cannot tell the format of -o {output}", "Use a .json, .csv or .md file name (or --format json)")
         from slmplan.fileio import check_writable_target
 
-        check_writable_target(output)  # before the benchmark, not after it
+        check_writable_target(output, [model])  # before the benchmark, not after it; never over the model
     pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
     tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
     depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
@@ -388,8 +389,8 @@ def bench_cmd(
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:
-        write_atomic(output, R.render(run_, file_fmt))
-        err.print(f"Wrote {output}", markup=False, highlight=False)
+        write_atomic(output, R.render(run_, file_fmt), [model, str(target.path)])
+        err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
     shown = fmt or "table"
     if shown == "table":
         for t in R.tables(run_):
@@ -399,7 +400,7 @@ def bench_cmd(
     else:
         sys.stdout.write(R.render(run_, shown))
     for w in run_.warnings:
-        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
     if run_.interrupted:
         n = sum(len(r.samples) for r in run_.results)
         err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
@@ -428,7 +429,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal,
                   auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
-        task = bar.add_task(f"loading {target.path.name}", total=len(names) * settings.reps)
+        task = bar.add_task(f"loading {for_rich(target.path.name)}", total=len(names) * settings.reps)
         bar.refresh()
 
         def on_event(ev):
@@ -495,6 +496,11 @@ def report_cmd(
         fmt = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(ext)
         if fmt is None:
             raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
+        from slmplan.fileio import check_writable_target
+
+        # before any work, and never over one of the report's own inputs
+        report_inputs = [*(bench or []), device, catalog, *(models.split(",") if models else [])]
+        check_writable_target(output, report_inputs)
     dev = _entitled(get_device(device), ios_entitlement)
     q, _, overridden = _uc_query(use_case, ctx, prompt, gen)
     runs = [run for b in (bench or []) for run in load_benches(b, dev)]
@@ -504,8 +510,8 @@ def report_cmd(
                        overridden=overridden)
     text = render(rep, fmt)
     if output:
-        write_atomic(output, text)
-        err.print(f"Wrote {output}", markup=False, highlight=False)
+        write_atomic(output, text, report_inputs + [r.model_path for r in runs])
+        err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)
 
@@ -537,12 +543,16 @@ def demo_cmd(
     if d.exists() and not d.is_dir():
         raise BadInputError(f"--out {out_dir} is a file", "Pass a folder name")
     d.mkdir(parents=True, exist_ok=True)
+    from slmplan.fileio import check_writable_target
+
+    for name in (f"bench-{model}.json", "report.html", "report.md", "report.json"):
+        check_writable_target(str(d / name))  # before the benchmark, not after it
     device = detect_local()
     q = _query(4096, 300, 200)
     ranked = plan(device, q)
-    out.print(_results_table(ranked, f"1/3 Plan for this machine ({device.name}): top 5", limit=5))
+    out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
     best, why = recommend(ranked, q)
-    out.print(f"Recommendation: {why}", markup=False, highlight=False)
+    out.print(f"Recommendation: {clean(why)}", markup=False, highlight=False)
     target = P.resolve_model(model)
     tests = build_tests([512], [128], [0])
     P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
@@ -553,7 +563,7 @@ def demo_cmd(
     for t in R.tables(run_):
         out.print(t)
     for w in run_.warnings:
-        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
     bench_path = d / f"bench-{model}.json"
     write_atomic(str(bench_path), R.to_json(run_))
     rep = build_report(device, [run_], None, q)
@@ -620,12 +630,12 @@ def hub_list_cmd(
     if fmt == Fmt.json:
         emit_json({"repo": repo, "gguf": summary, "files": rows})
         return
-    t = Table(title=f"{repo}: {len(rows)} GGUF file(s)" + (f" on {device}, ctx {ctx}" if device else ""))
+    t = Table(title=f"{for_rich(repo)}: {len(rows)} GGUF file(s)" + (f" on {for_rich(device)}, ctx {ctx}" if device else ""))
     cols = ["file", "quant", "size GiB"] + (["total GiB", "verdict", "decode tok/s"] if device else [])
     for c in cols:
         t.add_column(c)
     for row in rows:
-        cells = [row["file"], row["quant"] or "?", gib(row["size_bytes"])]
+        cells = [for_rich(row["file"]), for_rich(row["quant"] or "?"), gib(row["size_bytes"])]
         if device:
             v = row.get("verdict", "")
             style = VERDICT_STYLE.get(v, "")
@@ -634,8 +644,10 @@ def hub_list_cmd(
         t.add_row(*cells)
     out.print(t)
     if summary:
-        out.print(f"Hub summary: architecture {summary.get('architecture')}, {summary.get('total', 0) / 1e9:.2f} B parameters, "
-                  f"context {summary.get('context_length')}", markup=False, highlight=False)
+        total = summary.get("total")
+        out.print(clean(f"Hub summary: architecture {summary.get('architecture')}, "
+                        + (f"{total / 1e9:.2f} B parameters, " if type(total) in (int, float) else "")
+                        + f"context {summary.get('context_length')}"), markup=False, highlight=False)
 
 
 @app.command("pull")
@@ -652,7 +664,7 @@ def pull_cmd(
     from slmplan.hub import pull
 
     path = pull(model, quant, revision)
-    out.print(str(path), markup=False, highlight=False)
+    out.print(clean(path), markup=False, highlight=False)
 
 
 @app.command("convert")
@@ -731,15 +743,23 @@ def run() -> None:
         rv = app(prog_name="slmplan", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
     except SlmplanError as e:
-        if os.environ.get("SLMPLAN_DEBUG"):
+        if debug_enabled():
             raise
-        err.print(f"Error: {e.one_line()}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Error: {clean(e.one_line())}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
+    except OSError as e:  # an OS error on a path no check above foresaw: still one line, never a traceback
+        if debug_enabled():
+            raise
+        from slmplan.errors import from_os_error
+
+        x = from_os_error(e)
+        err.print(f"Error: {clean(x.one_line())}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(x.exit_code)
     except Exception as e:  # click usage errors (vendored or not); anything else is a bug: re-raise
         cx = _click_exceptions()
         if getattr(cx, "NoArgsIsHelpError", None) and isinstance(e, cx.NoArgsIsHelpError):
@@ -748,7 +768,7 @@ def run() -> None:
             raise
         ctx = getattr(e, "ctx", None)
         sub = ctx.command_path.split(" ", 1)[1] if ctx and " " in ctx.command_path else ""
-        err.print(f"Error: {e.format_message().rstrip('.')}. Run 'slmplan {sub + ' ' if sub else ''}--help' for usage.",
+        err.print(f"Error: {clean(e.format_message()).rstrip('.')}. Run 'slmplan {sub + ' ' if sub else ''}--help' for usage.",
                   markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -26,8 +27,19 @@ out = _Out()
 err = _Err()
 
 
+def _finite(x: Any) -> Any:
+    """NaN and infinity are not JSON: a non-finite number (only a crafted file's metadata) becomes null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def gib(n: int | None) -> str:
