@@ -11,8 +11,11 @@ def local_constants_path():
     return cache_dir() / "local_speed_model.json"
 
 
-def load_local_constants() -> dict | None:
+def load_local_constants():
+    """The local calibration as ``SpeedConstants``, or None when there is none (or it is unreadable)."""
+    from slmplan.estimate.speed_constants import SpeedConstants
+
     try:
-        return json.loads(local_constants_path().read_text())
-    except (OSError, ValueError):
+        return SpeedConstants.from_dict(json.loads(local_constants_path().read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -11,6 +11,7 @@ from slmplan.estimate.energy import estimate_energy
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.estimate.quants import quant_quality_rank
 from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
+from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
@@ -36,8 +37,10 @@ class Query:
             raise BadInputError("prompt tokens must be >= 0 and generated tokens > 0", "Use e.g. --prompt-tokens 300 --gen-tokens 200")
 
 
-def hardware(device: DeviceProfile) -> Hardware:
-    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops)
+def hardware(device: DeviceProfile, settings: RuntimeSettings = RuntimeSettings()) -> Hardware:
+    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
+                    llc_mb=getattr(device, "llc_mb", None), threads=device.threads or device.cpu_cores,
+                    repack=settings.repack)
 
 
 def verdict(total: int, budget: int) -> str:
@@ -46,9 +49,9 @@ def verdict(total: int, budget: int) -> str:
     return "tight" if total <= budget else "does-not-fit"
 
 
-def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | None = None) -> FitResult:
+def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings)
-    speed = estimate_speed(c.facts, c.quant, hardware(device), q.ctx, q.n_prompt, q.n_gen, constants)
+    speed = estimate_speed(c.facts, c.quant, hardware(device, q.settings), q.ctx, q.n_prompt, q.n_gen, constants)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,
@@ -75,7 +78,7 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     return [evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)]
 
 
-def local_constants(device: DeviceProfile) -> dict | None:
+def local_constants(device: DeviceProfile) -> SpeedConstants | None:
     """For the local machine, constants from 'slmplan bench --calibrate' when present."""
     if device.id != "local":
         return None

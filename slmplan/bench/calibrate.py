@@ -16,13 +16,14 @@ benchmarks' residuals use. It is a local calibration, labelled as such wherever 
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import time
+from dataclasses import replace
 
 from slmplan.calibration_store import local_constants_path
 from slmplan.estimate.speed import load_constants
+from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.fileio import write_atomic
 from slmplan.localdevice import cache_dir
 from slmplan.schema.bench import BenchRun
@@ -70,40 +71,36 @@ def _bounds(ratios: list[float], med: float) -> tuple[float, float]:
     return round(min(1.0, min(rel)) - 0.05, 3), round(max(1.0, max(rel)) + 0.05, 3)
 
 
-def fit_local(rows: list[dict]) -> dict | None:
+def fit_local(rows: list[dict]) -> SpeedConstants | None:
     """Local constants from stored measurements, or None when there is nothing to fit."""
     tg = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "tg"]
     pp = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "pp"]
     if not tg and not pp:
         return None
-    c = copy.deepcopy(load_constants())
-    k = c["classes"]["cpu"]
+    shipped = load_constants()
+    k = shipped.classes["cpu"]
     fit: dict = {"rows": len(rows), "models": sorted({r["model"] for r in rows})}
+    r_tg = statistics.median(tg) if tg else 1.0
+    r_pp = statistics.median(pp) if pp else 1.0
+    k = k.scaled(decode=r_tg, prefill=r_pp)
     if tg:
-        r_tg = statistics.median(tg)
-        k["eta_bw"] *= r_tg
-        if k.get("kappa"):
-            k["kappa"] *= r_tg
-        k["c_layer_s"] /= r_tg
-        k["decode_ratio_low"], k["decode_ratio_high"] = _bounds(tg, r_tg)
+        lo, hi = _bounds(tg, r_tg)
+        k = replace(k, decode_ratio_low=lo, decode_ratio_high=hi)
         fit["decode_scale"] = round(r_tg, 4)
         fit["decode_rows"] = len(tg)
     if pp:
-        r_pp = statistics.median(pp)
-        k["eff_pp"] *= r_pp
-        k["prefill_ratio_low"], k["prefill_ratio_high"] = _bounds(pp, r_pp)
+        lo, hi = _bounds(pp, r_pp)
+        k = replace(k, prefill_ratio_low=lo, prefill_ratio_high=hi)
         fit["prefill_scale"] = round(r_pp, 4)
         fit["prefill_rows"] = len(pp)
-    c["method"] = ("local calibration: the shipped CPU constants scaled by the median measured/predicted ratio of "
-                   "this machine's benchmarks (slmplan bench --calibrate)")
-    c["local_fit"] = fit
-    c["fitted_at"] = time.strftime("%Y-%m-%d %H:%M")
-    return c
+    method = ("local calibration: the shipped CPU constants scaled by the median measured/predicted ratio of "
+              "this machine's benchmarks (slmplan bench --calibrate)")
+    return shipped.with_class("cpu", k, method=method, local_fit=fit, fitted_at=time.strftime("%Y-%m-%d %H:%M"))
 
 
-def calibrate(run: BenchRun, shipped_predictions: dict[str, float | None]) -> dict | None:
+def calibrate(run: BenchRun, shipped_predictions: dict[str, float | None]) -> SpeedConstants | None:
     rows = record(run, shipped_predictions)
     c = fit_local(rows)
     if c is not None:
-        _atomic_json(local_constants_path(), c)
+        _atomic_json(local_constants_path(), c.to_dict())
     return c

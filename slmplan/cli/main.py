@@ -320,7 +320,7 @@ def bench_cmd(
 
         c = do_calibrate(run_, shipped)
         if c:
-            lf = c["local_fit"]
+            lf = c.extra["local_fit"]
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:
