@@ -16,6 +16,7 @@ from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
 
+RUNTIMES = ("llama.cpp", "npu")
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
 MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels slow
 
@@ -27,6 +28,7 @@ class Query:
     n_gen: int = 200
     settings: RuntimeSettings = RuntimeSettings()
     min_decode_tokens_per_s: float = MIN_DECODE_TOKENS_PER_S
+    runtime: str = "llama.cpp"  # or "npu": the device's NPU runtime (slmplan.estimate.npu)
 
     def validate(self) -> None:
         if self.ctx <= 0:
@@ -35,6 +37,8 @@ class Query:
             raise BadInputError(f"--ctx {self.ctx} is beyond any model's context", "Use at most 4194304")
         if self.n_prompt < 0 or self.n_gen <= 0:
             raise BadInputError("prompt tokens must be >= 0 and generated tokens > 0", "Use e.g. --prompt-tokens 300 --gen-tokens 200")
+        if self.runtime not in RUNTIMES:
+            raise BadInputError(f"unknown runtime '{self.runtime}' for speed predictions", f"Use one of: {', '.join(RUNTIMES)}")
 
 
 def hardware(device: DeviceProfile, settings: RuntimeSettings = RuntimeSettings()) -> Hardware:
@@ -51,20 +55,25 @@ def verdict(total: int, budget: int) -> str:
 
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings)
-    speed = estimate_speed(c.facts, c.quant, hardware(device, q.settings), q.ctx, q.n_prompt, q.n_gen, constants)
+    if q.runtime == "npu":
+        from slmplan.estimate.npu import estimate_npu_speed
+
+        speed = estimate_npu_speed(c.facts, device, q.n_prompt)
+    else:
+        speed = estimate_speed(c.facts, c.quant, hardware(device, q.settings), q.ctx, q.n_prompt, q.n_gen, constants)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,
                      speed=speed, energy=energy, params=c.facts.params, score=score(v, c, speed.decode_tokens_per_s, q))
 
 
-def score(v: str, c: Candidate, decode_tps: float, q: Query) -> float | None:
+def score(v: str, c: Candidate, decode_tps: float | None, q: Query) -> float | None:
     """Higher is better. Quality grows with log(parameters) and falls with aggressive quantization
     (a heuristic, documented in the README); too-slow decoding and tight memory are penalised."""
     if v == "does-not-fit":
         return None
     s = math.log2(max(c.facts.params, 1e7) / 1e7) * quant_quality_rank(c.quant)
-    if decode_tps < q.min_decode_tokens_per_s:
+    if decode_tps is not None and decode_tps < q.min_decode_tokens_per_s:
         s *= decode_tps / q.min_decode_tokens_per_s
     if v == "tight":
         s *= 0.9
@@ -112,7 +121,8 @@ def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | 
     head = 1 - best.memory.total_bytes / best.memory.budget_bytes
     why = (f"{best.model} {best.quant}: the highest quality-per-heuristic choice that {best.verdict.replace('-', ' ')} "
            f"({best.memory.total_bytes / 2**30:.2f} GiB of {best.memory.budget_bytes / 2**30:.2f} GiB, {head:.0%} headroom) "
-           f"and decodes at ~{best.speed.decode_tokens_per_s:.0f} tokens/s")
-    if best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
+           + (f"and decodes at ~{best.speed.decode_tokens_per_s:.0f} tokens/s" if best.speed.decode_tokens_per_s
+              else "(decode speed unknown)"))
+    if best.speed.decode_tokens_per_s and best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
         why += f" (below {q.min_decode_tokens_per_s:.0f} tokens/s: nothing faster fits with better quality)"
     return best, why

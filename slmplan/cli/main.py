@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -117,7 +118,8 @@ def _results_table(results, title: str, limit: int | None = None) -> Table:
             r.model, r.quant, f"[{style}]{r.verdict}[/{style}]",
             f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
             gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
-            f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})",
+            f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})"
+            if s.decode_tokens_per_s is not None else "unknown",
             f"{s.ttft_s:.2f}" if s.prefill_tokens_per_s else "unknown",
             f"{e.wh_per_query:.4f}" if e.wh_per_query is not None else "unknown")
     return t
@@ -139,7 +141,8 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
             device: DeviceOpt,
             quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="One quant variant (default: all of the model's variants).")] = None,
             ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
-            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+            runtime: Annotated[str, typer.Option("--runtime", help="Speed of llama.cpp (default) or npu: the device's NPU runtime.")] = "llama.cpp") -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
@@ -147,7 +150,7 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     from slmplan.devices import get_device
     from slmplan.planner import fit
 
-    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q = replace(_query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn), runtime=runtime)
     q.validate()
     dev = get_device(device)
     results = fit(model, dev, quant, q, catalog)
@@ -167,7 +170,8 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
 @app.command("plan")
 def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
-             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+             runtime: Annotated[str, typer.Option("--runtime", help="Speed of llama.cpp (default) or npu: the device's NPU runtime.")] = "llama.cpp") -> None:
     """Rank every catalog model/quant for DEVICE and recommend one.
 
     Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
@@ -175,7 +179,7 @@ def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, 
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
-    q = _query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q = replace(_query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn), runtime=runtime)
     q.validate()
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")

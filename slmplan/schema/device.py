@@ -28,6 +28,10 @@ class DeviceProfile(BaseModel):
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
     cpu_gflops: float | None = Field(default=None, gt=0, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
     threads: int | None = Field(default=None, gt=0, description="threads llama.cpp would run with")
+    cpu_isa: Literal["arm64", "x86_64", "riscv64"] | None = Field(default=None, description="CPU instruction set")
+    cpu_features: list[str] | None = Field(default=None, description="CPU features llama.cpp kernels use (dotprod, i8mm, avx2, avx512, amx, ...)")
+    llc_mb: float | None = Field(default=None, gt=0, description="last-level cache (MiB)")
+    npu_runtimes: list[str] | None = Field(default=None, description="NPU runtimes with LLM support on this chip (qnn, fastflowlm, openvino-npu, coreml-ane)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
 
@@ -43,6 +47,8 @@ class DeviceProfile(BaseModel):
     def effective_backend(self) -> str:
         if self.backend:
             return self.backend
+        if self.soc and self.soc.strip().lower().startswith("apple"):
+            return "metal"  # llama.cpp's default on Apple silicon (a profile built without the chip table)
         return "cpu"
 
     @property
