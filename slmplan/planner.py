@@ -55,6 +55,10 @@ def verdict(total: int, budget: int) -> str:
 
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings)
+    if c.computed:
+        mem = mem.model_copy(update={"notes": [
+            f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with llama.cpp's "
+            "quant-mix rules", *mem.notes], "weights_method": f"computed: {mem.weights_method}"})
     if q.runtime == "npu":
         from slmplan.estimate.npu import estimate_npu_speed
 
