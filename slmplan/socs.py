@@ -107,17 +107,25 @@ def get_chip(soc: str) -> Chip:
 
 
 def fill_from_soc(data: dict) -> dict:
-    """The profile mapping with the chip's values added for keys it does not set (a new dict)."""
-    soc = data.get("soc") if isinstance(data, dict) else None
-    if not isinstance(soc, str) or not soc.strip():
+    """The profile mapping with the chip's values added for keys it does not set (a new dict).
+
+    Without a ``soc`` key, a chip named in the profile's ``name`` (``Mac mini (Apple M4 Pro)``) is used
+    the same way; a name that names no chip is no error."""
+    if not isinstance(data, dict):
         return data
-    chip = get_chip(soc)
+    soc, name = data.get("soc"), data.get("name")
+    if isinstance(soc, str) and soc.strip():
+        chip, how = get_chip(soc), "chip table"
+    elif isinstance(name, str) and (chip := find_chip(name)) is not None:
+        how = "chip table, chip named in the profile's name"
+    else:
+        return data
     out = dict(data)
     sources = dict(out.get("sources") or {})
     for k, v in chip.profile_values().items():
         if k not in out:
             out[k] = v
-            sources.setdefault(k, f"chip table ({chip.name}): {chip.source}")
+            sources.setdefault(k, f"{how} ({chip.name}): {chip.source}")
     if sources:
         out["sources"] = sources
     return out

@@ -65,6 +65,7 @@ class Row:
     source: str
     threads: int | None = None
     repack: bool = False  # a build whose CPU backend repacks Q4_0/Q4_K/IQ4_NL (llama.cpp from late 2024)
+    sgemm: bool = False  # a build with llamafile's tinyBLAS prompt kernels (llamafile 0.7; llama.cpp since 2024-04)
 
 
 def model_id(name: str) -> str | None:
@@ -109,8 +110,9 @@ def edge_rows() -> list[Row]:
     out = []
     for r in csv.DictReader(open(CAL / "edge_cpu.csv")):
         rt = r["runtime"]
-        if "llamafile" in rt or "yzma" in rt or not r["memory_bandwidth_gbs"]:
-            continue  # other kernels, or prompt+generation mixed together
+        if "yzma" in rt or not r["memory_bandwidth_gbs"]:
+            continue  # prompt+generation mixed together, or no bandwidth figure
+        llamafile = "llamafile" in rt  # its tinyBLAS kernels are llama.cpp's since 2024-04: prefill only
         mid, q = model_id(r["model"]), quant_of(r["quant"])
         if not mid or not q or r["device"] not in peaks:
             continue
@@ -121,8 +123,9 @@ def edge_rows() -> list[Row]:
         m = re.search(r"tg(\d+)", r["tg_test"])
         depth = int(m.group(1)) // 2 if m else 64
         out.append(Row("cpu", "cpu", r["device"], mid, q, float(r["memory_bandwidth_gbs"]), peaks[r["device"]], None,
-                       _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None, n_pp, depth, r["source"],
-                       threads[r["device"]], repack=_repacking_build(r)))
+                       None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
+                       n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
+                       repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r)))
     return out
 
 

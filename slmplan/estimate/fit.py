@@ -27,7 +27,7 @@ from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.calib_rows import Row
 from slmplan.estimate.memory import REPACK_TYPES
 from slmplan.estimate.quants import FTYPE_BASE
-from slmplan.estimate.speed import (THREAD_REF, Hardware, decode_bytes_per_token, decode_flops_per_token, decode_time_s,
+from slmplan.estimate.speed import (SGEMM_TYPES, THREAD_REF, Hardware, decode_bytes_per_token, decode_flops_per_token, decode_time_s,
                                     prefill_tokens_per_s)
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
@@ -82,7 +82,7 @@ def _pairs(rows: list[Row], ref: str = "Q8_0") -> dict[str, list[float]]:
     """Same device, model and source: prefill of each type relative to ``ref``."""
     by = defaultdict(dict)
     for r in rows:
-        if r.pp:
+        if r.pp and not r.sgemm and not r.repack:  # the plain kernels (q_pp is relative to them)
             by[(r.device, r.model_id, r.source)][r.quant] = r.pp
     out = defaultdict(list)
     for d in by.values():
@@ -106,7 +106,8 @@ def fit_quant_prefill(rows: list[Row], cls: str) -> dict[str, float]:
 
 
 def _hw(r: Row) -> Hardware:
-    return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack)
+    return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack,
+                    sgemm=r.sgemm)
 
 
 def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]:
@@ -164,13 +165,21 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
     eta, kappa, c_tok, c_layer = _fit_decode(rows, cls, get, q_dec, te)
     k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, eff_pp=1.0,
                        quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, n_rows=len(rows))
-    # efficiency on builds without repacking, then the repacked types' multiplier on the builds with it
-    plain = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and not r.repack and predict_pp(r, k, get)]
+    # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
+    # handles, on the builds that have it (a repacked type uses the repack kernels)
+    plain = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and not r.repack and not r.sgemm and predict_pp(r, k, get)]
     if not plain:
         return replace(k, eff_pp=None)
     k = replace(k, eff_pp=round(float(statistics.median(plain)), 5))
-    rep = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.repack
-           and any(t.ggml_type in REPACK_TYPES for t in get(r.model_id).weight_tensors(r.quant))]
+
+    def share(r, types):
+        ts = [t for t in get(r.model_id).weight_tensors(r.quant) if t.role not in ("norm", "token_embd", "output")]
+        return sum(t.n_elements for t in ts if t.ggml_type in types) / sum(t.n_elements for t in ts)
+
+    sg = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.sgemm and not r.repack and share(r, SGEMM_TYPES) > 0.5]
+    if sg:
+        k = replace(k, sgemm_prefill=round(float(statistics.median(sg)), 4))
+    rep = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.repack and share(r, REPACK_TYPES) > 0.5]
     return replace(k, repack_prefill=round(float(statistics.median(rep)), 4)) if rep else k
 
 

@@ -34,6 +34,8 @@ __all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedCo
            "decode_bytes_per_token", "decode_time_s", "estimate_speed", "load_constants", "predict_times",
            "prefill_flops_per_token", "prefill_tokens_per_s"]
 
+# types llamafile's tinyBLAS (ggml-cpu/llamafile/sgemm.cpp) multiplies in prompt processing on x86
+SGEMM_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "IQ4_NL")
 THREAD_REF = 4  # thread count at which c_layer is quoted
 CACHE_FRACTION = 0.8  # weights + KV must fit in this share of the LLC to count as cache-resident
 
@@ -49,6 +51,7 @@ class Hardware:
     llc_mb: float | None = None  # last-level cache; None = unknown (never cache-resident)
     threads: int | None = None  # CPU threads llama.cpp runs with
     repack: bool = True  # the CPU backend repacks Q4_0/Q4_K/IQ4_NL weights (llama.cpp default on AVX2/NEON)
+    sgemm: bool = True  # llamafile's tinyBLAS prompt kernels (every llama.cpp build since 2024-04)
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,11 @@ def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: 
     if flops is None or not k.eff_pp:
         return None
     q = dict(k.quant_prefill)
-    if hw.backend == "cpu" and hw.repack and k.repack_prefill != 1.0:
-        for t in REPACK_TYPES:
-            q[t] = q.get(t, 1.0) * k.repack_prefill
+    if hw.backend == "cpu":
+        for t in SGEMM_TYPES if hw.sgemm else ():
+            q[t] = k.quant_prefill.get(t, 1.0) * k.sgemm_prefill
+        for t in REPACK_TYPES if hw.repack else ():  # a repacked type uses the repack kernels, not tinyBLAS
+            q[t] = k.quant_prefill.get(t, 1.0) * k.repack_prefill
     return k.eff_pp * flops / prefill_flops_per_token(facts, quant, n_prompt, depth, q)
 
 

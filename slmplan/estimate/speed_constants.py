@@ -38,6 +38,8 @@ class ClassConstants:
     thread_exp: float = 0.0
     # CPU prefill: throughput multiplier of the types llama.cpp repacks (Q4_0, Q4_K, IQ4_NL) when it does
     repack_prefill: float = 1.0
+    # CPU prefill: throughput multiplier of the types llamafile's tinyBLAS kernels handle (in llama.cpp since 2024-04)
+    sgemm_prefill: float = 1.0
     n_rows: int = 0
 
     @classmethod

@@ -47,7 +47,8 @@ class DeviceProfile(BaseModel):
     def effective_backend(self) -> str:
         if self.backend:
             return self.backend
-        if self.soc and self.soc.strip().lower().startswith("apple"):
+        text = f"{self.soc or ''} {self.name}".lower()
+        if any(w in text for w in ("apple", "macbook", "mac mini", "mac studio", "imac", "iphone", "ipad")):
             return "metal"  # llama.cpp's default on Apple silicon (a profile built without the chip table)
         return "cpu"
 
