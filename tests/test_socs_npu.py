@@ -89,3 +89,11 @@ def test_any_llama_cpp_quant_is_computed_and_labelled():
     assert iq.memory.weights_bytes < r.memory.weights_bytes
     # published variants are not labelled computed
     assert not fit("llama-3.2-1b", get_device("pixel-8"), "Q4_K_M")[0].memory.weights_method.startswith("computed")
+
+
+def test_chip_named_in_the_profile_name_fills_like_soc(tmp_path):
+    d = load_device_file(_profile(tmp_path, name="'Mac mini (Apple M4 Pro, 24 GB)'", kind="desktop", ram_gb=24,
+                                  memory_budget_gb=16, memory_bandwidth_gbs=273, cpu_cores=14))
+    assert d.effective_backend == "metal" and d.gpu_tflops and "profile's name" in d.sources["gpu_tflops"]
+    plain = load_device_file(_profile(tmp_path, name="Some phone", memory_bandwidth_gbs=50, cpu_cores=8))
+    assert plain.effective_backend == "cpu" and plain.cpu_gflops is None

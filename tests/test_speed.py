@@ -83,7 +83,7 @@ def test_cpu_fixed_cost_grows_with_threads_on_data():
     the per-layer barrier cost with 96 threads; a thread-independent fixed cost misses it."""
     get = Facts()
     rows = [r for r in load_rows(get) if r.cls == "cpu"]
-    tr = next(r for r in rows if r.threads == 96 and r.model_id == "tinyllama-1.1b" and r.quant == "Q8_0")
+    tr = next(r for r in rows if r.threads == 96 and r.model_id == "tinyllama-1.1b" and r.quant == "Q8_0" and r.tg)
     k = load_constants().classes["cpu"]
     assert k.thread_exp > 0
     flat = fit_class([r for r in rows if r.device != tr.device], "cpu", get, k.quant_decode, k.quant_prefill, 0.0)
@@ -187,3 +187,19 @@ def test_plan_verdicts_and_recommendation(device, fits_model):
     best, why = recommend(ranked)
     assert best is not None and best.verdict != "does-not-fit" and best.model in why
     assert [r.verdict for r in ranked] == sorted((r.verdict for r in ranked), key=["fits", "tight", "does-not-fit"].index)
+
+
+def test_tinyblas_and_repack_prefill_multipliers_fitted_on_builds_that_have_them():
+    """llamafile 0.7 (tinyBLAS, in llama.cpp since 2024-04) vs llama.cpp 2024-03 on the same CPUs, and
+    2025 builds that repack Q4_0/Q4_K: both faster than the plain kernels, and modelled so."""
+    get = Facts()
+    rows = [r for r in load_rows(get) if r.cls == "cpu" and r.pp]
+    k = load_constants().classes["cpu"]
+    assert k.sgemm_prefill > 1.2 and k.repack_prefill > 1.2
+    from slmplan.estimate.fit import predict_pp
+
+    lf = [r for r in rows if r.sgemm and not r.repack]
+    plain_k = replace(k, sgemm_prefill=1.0)
+    with_ = statistics.median(abs(predict_pp(r, k, get) / r.pp - 1) for r in lf)
+    without = statistics.median(abs(predict_pp(r, plain_k, get) / r.pp - 1) for r in lf)
+    assert with_ < without
