@@ -10,7 +10,7 @@ from slmplan.errors import BadInputError
 from slmplan.estimate.energy import estimate_energy
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.estimate.quants import quant_quality_rank
-from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
+from slmplan.estimate.speed import Hardware, estimate_speed, hardware_for, load_constants
 from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
@@ -42,9 +42,7 @@ class Query:
 
 
 def hardware(device: DeviceProfile, settings: RuntimeSettings = RuntimeSettings()) -> Hardware:
-    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
-                    llc_mb=getattr(device, "llc_mb", None), threads=device.threads or device.cpu_cores,
-                    repack=settings.repack)
+    return hardware_for(device, settings.repack)
 
 
 def verdict(total: int, budget: int) -> str:

@@ -58,11 +58,14 @@ def test_value_checks():
 
 
 def test_calibration_scales_the_shipped_constants():
+    fp = C.shipped_fingerprint()
     rows = [{"model": "a", "kind": "tg", "measured_tokens_per_s": 120.0, "shipped_predicted_tokens_per_s": 60.0},
             {"model": "b", "kind": "tg", "measured_tokens_per_s": 90.0, "shipped_predicted_tokens_per_s": 60.0},
             {"model": "b", "kind": "tg", "measured_tokens_per_s": 30.0, "shipped_predicted_tokens_per_s": 20.0},
             {"model": "a", "kind": "pp", "measured_tokens_per_s": 200.0, "shipped_predicted_tokens_per_s": 400.0}]
-    c = C.fit_local(rows)
+    stale = {"model": "a", "kind": "tg", "measured_tokens_per_s": 999.0, "shipped_predicted_tokens_per_s": 1.0,
+             "shipped_model": "another-version"}
+    c = C.fit_local([dict(r, shipped_model=fp) for r in rows] + [stale])
     ship = load_constants().classes["cpu"]
     k = c.classes["cpu"]
     assert c.extra["local_fit"]["decode_scale"] == 1.5  # median of 2.0, 1.5, 1.5

@@ -203,3 +203,16 @@ def test_tinyblas_and_repack_prefill_multipliers_fitted_on_builds_that_have_them
     with_ = statistics.median(abs(predict_pp(r, k, get) / r.pp - 1) for r in lf)
     without = statistics.median(abs(predict_pp(r, plain_k, get) / r.pp - 1) for r in lf)
     assert with_ < without
+
+
+def test_predict_device_times_matches_the_bench_predictor():
+    from slmplan.bench.predict import make_predictor
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.estimate.speed import predict_device_times
+
+    m, dev = f("qwen2.5-0.5b"), get_device("raspberry-pi-5-8gb")
+    t = predict_device_times(m, "Q4_K_M", dev, RuntimeSettings(), n_prompt=512, depth=0, threads=2)
+    p = make_predictor(m, "Q4_K_M", dev, 2, constants=load_constants())
+    assert 512 / (512 * t.prefill_s) == pytest.approx(p.tokens_per_s(512, 0, 0), rel=1e-6)
+    off = predict_device_times(m, "Q4_K_M", dev, RuntimeSettings(repack=False), n_prompt=512)
+    assert off.prefill_s > predict_device_times(m, "Q4_K_M", dev, RuntimeSettings(), n_prompt=512).prefill_s

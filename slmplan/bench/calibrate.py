@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from slmplan.calibration_store import local_constants_path
 from slmplan.estimate.speed import load_constants
-from slmplan.estimate.speed_constants import SpeedConstants
+from slmplan.estimate.speed_constants import MODEL_FILE, SpeedConstants
 from slmplan.fileio import write_atomic
 from slmplan.localdevice import cache_dir
 from slmplan.schema.bench import BenchRun
@@ -57,7 +57,7 @@ def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[
         new.append({"model_path": run.model_path, "model": run.model, "quant": run.quant, "test": r.test,
                     "kind": "tg" if r.n_gen > 0 and r.n_prompt == 0 else "pp", "threads": run.threads,
                     "measured_tokens_per_s": r.tokens_per_s_median, "shipped_predicted_tokens_per_s": pred,
-                    "when": time.strftime("%Y-%m-%d %H:%M")})
+                    "shipped_model": shipped_fingerprint(), "when": time.strftime("%Y-%m-%d %H:%M")})
     keys = {(n["model_path"], n["test"], n["threads"]) for n in new}
     rows = [x for x in rows if (x.get("model_path"), x.get("test"), x.get("threads")) not in keys] + new
     _atomic_json(measurements_path(), rows)
@@ -71,8 +71,18 @@ def _bounds(ratios: list[float], med: float) -> tuple[float, float]:
     return round(min(1.0, min(rel)) - 0.05, 3), round(max(1.0, max(rel)) + 0.05, 3)
 
 
+def shipped_fingerprint() -> str:
+    """Identifies the shipped speed model: a ratio to another version's prediction cannot scale this one."""
+    import hashlib
+
+    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16]
+
+
 def fit_local(rows: list[dict]) -> SpeedConstants | None:
-    """Local constants from stored measurements, or None when there is nothing to fit."""
+    """Local constants from stored measurements, or None when there is nothing to fit. Measurements
+    whose ratios were taken against another version of the shipped model are not used."""
+    fp = shipped_fingerprint()
+    rows = [r for r in rows if r.get("shipped_model") == fp]
     tg = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "tg"]
     pp = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "pp"]
     if not tg and not pp:

@@ -17,12 +17,13 @@ constants are fitted per backend class on the published measurements in ``slmpla
 (``slmplan.estimate.fit``, ``benchmarks/fit_speed_model.py``); low/high bounds are quantiles of
 measured/predicted on devices the fit did not see.
 
-``predict_times`` is the stable entry point for per-token times (used by per-device corrections).
+``predict_times`` (a ``Hardware``) and ``predict_device_times`` (a device profile and runtime settings) are
+the stable entry points for per-token times (used by per-device corrections).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slmplan.estimate.speed_constants import (BACKEND_CLASS, MODEL_FILE, ClassConstants, SpeedConstants,
                                               load_constants)
@@ -31,7 +32,8 @@ from slmplan.model import ModelFacts
 from slmplan.schema.estimate import SpeedEstimate
 
 __all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedConstants", "TokenTimes",
-           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "load_constants", "predict_times",
+           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "hardware_for", "load_constants",
+           "predict_device_times", "predict_times",
            "prefill_flops_per_token", "prefill_tokens_per_s"]
 
 # types llamafile's tinyBLAS (ggml-cpu/llamafile/sgemm.cpp) multiplies in prompt processing on x86
@@ -181,6 +183,24 @@ def predict_times(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int = 5
     pp = prefill_tokens_per_s(facts, quant, hw, max(1, n_prompt), k, depth)
     t_tok, bound = decode_time_s(facts, quant, hw, depth, k)
     return TokenTimes(prefill_s=1.0 / pp if pp else None, decode_s=t_tok, bound=bound, backend_class=cls)
+
+
+def hardware_for(device, repack: bool = True, threads: int | None = None) -> Hardware:
+    """The speed model's view of a ``DeviceProfile`` (threads: the profile's, else its cores)."""
+    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
+                    llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack)
+
+
+def predict_device_times(facts: ModelFacts, quant: str, device, settings=None, n_prompt: int = 512, depth: int = 0,
+                         threads: int | None = None, constants: SpeedConstants | None = None) -> TokenTimes:
+    """``predict_times`` for a device profile and llama.cpp runtime settings (``RuntimeSettings``: its
+    ``repack`` flag decides whether repacked prompt kernels apply). With ``threads`` below the profile's,
+    the CPU's peak FLOPS scale down accordingly (as ``slmplan bench`` predictions do)."""
+    hw = hardware_for(device, settings.repack if settings is not None else True, threads)
+    cores = device.threads or device.cpu_cores
+    if threads and hw.cpu_gflops and cores and threads < cores:
+        hw = replace(hw, cpu_gflops=hw.cpu_gflops * threads / cores)
+    return predict_times(facts, quant, hw, n_prompt, depth, constants)
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
