@@ -66,7 +66,8 @@ def local(paths: list[str]) -> None:
     skipped = 0
     for p in paths:
         try:
-            d = json.loads(open(p).read())
+            with open(p) as fh:
+                d = json.load(fh)
         except (OSError, ValueError):
             continue
         if (d["system"].get("contention") or {}).get("others_cpu_fraction", 0) > 0.15:

@@ -10,7 +10,12 @@ from slmplan.errors import BadInputError
 from slmplan.estimate.energy import estimate_energy
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.estimate.quants import quant_quality_rank
-from slmplan.estimate.speed import Hardware, estimate_speed, hardware_for, load_constants
+from slmplan.estimate.speed import (
+    Hardware,
+    estimate_speed,
+    hardware_for,
+    load_constants,
+)
 from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
@@ -41,8 +46,8 @@ class Query:
             raise BadInputError(f"unknown runtime '{self.runtime}' for speed predictions", f"Use one of: {', '.join(RUNTIMES)}")
 
 
-def hardware(device: DeviceProfile, settings: RuntimeSettings = RuntimeSettings()) -> Hardware:
-    return hardware_for(device, settings.repack)
+def hardware(device: DeviceProfile, settings: RuntimeSettings | None = None) -> Hardware:
+    return hardware_for(device, settings.repack if settings is not None else True)
 
 
 def verdict(total: int, budget: int) -> str:
@@ -54,9 +59,9 @@ def verdict(total: int, budget: int) -> str:
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings)
     if c.computed:
-        mem = mem.model_copy(update={"notes": [
-            f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with llama.cpp's "
-            "quant-mix rules", *mem.notes], "weights_method": f"computed: {mem.weights_method}"})
+        note = (f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with "
+                "llama.cpp's quant-mix rules")
+        mem = mem.model_copy(update={"notes": [note, *mem.notes], "weights_method": f"computed: {mem.weights_method}"})
     if q.runtime == "npu":
         from slmplan.estimate.npu import estimate_npu_speed
 

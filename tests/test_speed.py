@@ -7,10 +7,26 @@ import pytest
 from slmplan.catalog import facts, get_model, load_catalog
 from slmplan.devices import get_device
 from slmplan.estimate import calib_rows as CR
-from slmplan.estimate.fit import Facts, fit_all, fit_class, fit_quant_decode, fit_quant_prefill, load_rows, predict_tg
-from slmplan.estimate.speed import (MODEL_FILE, Hardware, decode_bytes_per_token, decode_flops_per_token,
-                                    estimate_speed, load_constants, predict_times, prefill_flops_per_token)
-from slmplan.model import ModelFacts, WeightTensor
+from slmplan.estimate.fit import (
+    Facts,
+    fit_all,
+    fit_class,
+    fit_quant_decode,
+    fit_quant_prefill,
+    load_rows,
+    predict_tg,
+)
+from slmplan.estimate.speed import (
+    MODEL_FILE,
+    Hardware,
+    decode_bytes_per_token,
+    decode_flops_per_token,
+    estimate_speed,
+    load_constants,
+    predict_times,
+    prefill_flops_per_token,
+)
+from slmplan.model import ModelFacts
 from slmplan.planner import Query, fit, plan, recommend
 from slmplan.schema.device import DeviceProfile
 

@@ -10,8 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from slmplan.estimate.memory import RuntimeSettings, compute_bytes, kv_cache_bytes, output_bytes, repack_bytes
-from slmplan.estimate.speed import Hardware, decode_time_s, load_constants, prefill_tokens_per_s
+from slmplan.estimate.memory import (
+    RuntimeSettings,
+    compute_bytes,
+    kv_cache_bytes,
+    output_bytes,
+    repack_bytes,
+)
+from slmplan.estimate.speed import (
+    Hardware,
+    decode_time_s,
+    load_constants,
+    prefill_tokens_per_s,
+)
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 from slmplan.model import ModelFacts
 from slmplan.schema.device import DeviceProfile

@@ -81,6 +81,11 @@ def quant_of(q: str) -> str | None:
     return q if q in QUANTS else None
 
 
+def read_csv(name: str) -> list[dict]:
+    with open(CAL / name, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _f(x: str) -> float | None:
     try:
         return float(x) if x not in ("", None) else None
@@ -90,7 +95,7 @@ def _f(x: str) -> float | None:
 
 def apple_rows() -> list[Row]:
     out = []
-    for r in csv.DictReader(open(CAL / "apple_m1_m2_llama2_7b.csv")):
+    for r in read_csv("apple_m1_m2_llama2_7b.csv"):
         fam = "M2" if r["chip"].startswith("M2") else "M1"
         out.append(Row("metal", "metal", r["chip"], "llama-2-7b", r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, int(r["gpu_cores"]) * APPLE_TFLOPS_PER_CORE[fam],
@@ -105,10 +110,10 @@ def _repacking_build(r: dict) -> bool:
 
 
 def edge_rows() -> list[Row]:
-    peaks = {r["device"]: float(r["cpu_gflops"]) for r in csv.DictReader(open(CAL / "cpu_peaks.csv"))}
-    threads = {r["device"]: int(r["threads"]) for r in csv.DictReader(open(CAL / "cpu_peaks.csv"))}
+    peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
+    threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
     out = []
-    for r in csv.DictReader(open(CAL / "edge_cpu.csv")):
+    for r in read_csv("edge_cpu.csv"):
         rt = r["runtime"]
         if "yzma" in rt or not r["memory_bandwidth_gbs"]:
             continue  # prompt+generation mixed together, or no bandwidth figure
@@ -135,7 +140,7 @@ def llmfit_rows(weights_bytes) -> list[Row]:
     Rows whose weights exceed 90% of the GPU's memory are left out (partly offloaded to the CPU), as are
     duplicates of one measurement stored twice."""
     out, seen = [], set()
-    for r in csv.DictReader(open(CAL / "llmfit_community.csv")):
+    for r in read_csv("llmfit_community.csv"):
         dev = LLMFIT_DEVICES.get(r["device"])
         mid, q = model_id(r["model"]), quant_of(r["quant"])
         tg = _f(r["tg_tokens_per_s"])
@@ -156,4 +161,4 @@ def llmfit_rows(weights_bytes) -> list[Row]:
 
 def quant_sweep() -> list[dict]:
     return [dict(r, pp=float(r["pp512_tokens_per_s"]), tg=float(r["tg128_tokens_per_s"]))
-            for r in csv.DictReader(open(CAL / "llama31_8b_quant_sweep.csv"))]
+            for r in read_csv("llama31_8b_quant_sweep.csv")]

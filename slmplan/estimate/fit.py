@@ -27,8 +27,15 @@ from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.calib_rows import Row
 from slmplan.estimate.memory import REPACK_TYPES
 from slmplan.estimate.quants import FTYPE_BASE
-from slmplan.estimate.speed import (SGEMM_TYPES, THREAD_REF, Hardware, decode_bytes_per_token, decode_flops_per_token, decode_time_s,
-                                    prefill_tokens_per_s)
+from slmplan.estimate.speed import (
+    SGEMM_TYPES,
+    THREAD_REF,
+    Hardware,
+    decode_bytes_per_token,
+    decode_flops_per_token,
+    decode_time_s,
+    prefill_tokens_per_s,
+)
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
 THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowest held-out error
@@ -71,10 +78,10 @@ def fit_quant_decode(get: Facts) -> dict[str, float]:
     a = (t["F16"] - t["Q8_0"]) / (B["F16"] - B["Q8_0"])
     b = t["Q8_0"] - a * B["Q8_0"]
     per_type: dict[str, list[float]] = defaultdict(list)
-    for q in t:
+    for q, tq in t.items():
         if q in ("F16", "Q8_0"):
             continue
-        per_type[_base(q)].append(a * B[q] / (t[q] - b))
+        per_type[_base(q)].append(a * B[q] / (tq - b))
     return {k: round(min(1.0, statistics.fmean(v)), 3) for k, v in sorted(per_type.items())}
 
 
@@ -121,7 +128,7 @@ def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]
         G.append((r.cpu_gflops or 0) * 1e9 if r.cls == "cpu" else 0)
         TG.append(r.tg)
         TH.append(r.threads or THREAD_REF)
-    return {k: np.array(v, dtype=float) for k, v in zip("B FL L BW G TG TH".split(), (B, FL, L, BW, G, TG, TH))}
+    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH"), (B, FL, L, BW, G, TG, TH))}
 
 
 def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,

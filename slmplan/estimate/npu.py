@@ -16,12 +16,11 @@ A chip without a known runtime, or a runtime without data for a quantity, gives 
 
 from __future__ import annotations
 
-import csv
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 
-from slmplan.estimate.calib_rows import CAL
+from slmplan.estimate.calib_rows import read_csv
 from slmplan.model import ModelFacts
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import SpeedEstimate
@@ -107,7 +106,7 @@ def _rows() -> list[dict]:
 
     cat = load_catalog()
     out = []
-    for r in csv.DictReader(open(CAL / "npu_llm.csv")):
+    for r in read_csv("npu_llm.csv"):
         rt, mid = runtime_of(r["runtime"]), NPU_MODELS.get(r["model"])
         if not rt or not mid:
             continue
@@ -171,10 +170,10 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
         tg = 1 / fit.decode.time(work_tg)
         tg_lo, tg_hi = tg * fit.decode.low, tg * fit.decode.high
     ttft = n_prompt / pp + (1 / tg if tg else 0) if pp else None
-    parts = [f"estimate: {name} fitted on published NPU measurements (prefill "
-             f"{fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows; "
-             "bounds = the range of measured/predicted on them, x/÷2 on one row)",
-             f"{NPU_BITS:g}-bit weights in the runtime's own format"]
+    rows = f"prefill {fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows"
+    fitted = (f"estimate: {name} fitted on published NPU measurements ({rows}; bounds = the range of "
+              "measured/predicted on them, x/÷2 on one row)")
+    parts = [fitted, f"{NPU_BITS:g}-bit weights in the runtime's own format"]
     if pp is None:
         parts.append("prefill and time to first token unknown: no prefill data for this runtime")
     if tg is None:

@@ -25,9 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from slmplan.estimate.speed_constants import (BACKEND_CLASS, MODEL_FILE, ClassConstants, SpeedConstants,
-                                              load_constants)
 from slmplan.estimate.memory import REPACK_TYPES
+from slmplan.estimate.speed_constants import (
+    BACKEND_CLASS,
+    MODEL_FILE,
+    ClassConstants,
+    SpeedConstants,
+    load_constants,
+)
 from slmplan.model import ModelFacts
 from slmplan.schema.estimate import SpeedEstimate
 
