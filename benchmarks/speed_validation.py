@@ -9,7 +9,7 @@ predicted/measured - 1, worst case, and how often the measured value fell inside
 NPU runtimes' leave-one-chip-out and leave-one-model-out errors, and with ``--local`` the
 measured/predicted ratios of ``slmplan bench --format json`` results on this machine (median over
 runs, recomputed with the current model; runs where other processes used more than 15% of the CPU
-are left out).
+or whose contention is unknown are left out).
 """
 
 import json
@@ -70,7 +70,8 @@ def local(paths: list[str]) -> None:
                 d = json.load(fh)
         except (OSError, ValueError):
             continue
-        if (d["system"].get("contention") or {}).get("others_cpu_fraction", 0) > 0.15:
+        others = (d["system"].get("contention") or {}).get("others_cpu_fraction")
+        if others is None or others > 0.15 or d.get("interrupted"):
             skipped += 1
             continue
         for r in d["results"]:
