@@ -45,7 +45,11 @@ def _numbers_ok(x, depth: int = 0) -> bool:
     return True
 
 
-def load_local_constants() -> dict | None:
+def load_local_constants():
+    """The local calibration as ``SpeedConstants``, or None when there is none; a file that is not one
+    is set aside (named on stderr) so the next --calibrate writes it again."""
+    from slmplan.estimate.speed_constants import SpeedConstants
+
     path = local_constants_path()
     c = _load_json(path)
     if c is None:
@@ -54,7 +58,11 @@ def load_local_constants() -> dict | None:
             and all(isinstance(k, dict) for k in c["classes"].values()) and _numbers_ok(c)):
         set_aside(path, "not a speed model (a 'classes' object with finite, non-negative constants)")
         return None
-    return c
+    try:
+        return SpeedConstants.from_dict(c)
+    except (ValueError, KeyError, TypeError) as e:
+        set_aside(path, f"not a speed model of this slmplan version ({type(e).__name__})")
+        return None
 
 
 def _row_ok(r) -> bool:

@@ -61,7 +61,8 @@ def get_variant(m: CatalogModel, quant: str) -> CatalogVariant:
         if v.quant.upper() == quant.upper():
             return v
     raise UnknownIdError(f"model '{m.id}' has no quant '{quant}'",
-                         f"Available: {', '.join(v.quant for v in m.variants)}")
+                         f"Available: {', '.join(v.quant for v in m.variants)}, or any llama.cpp type "
+                         "(Q4_0, IQ4_XS, Q3_K_S, ...), computed")
 
 
 def _arch_kwargs(m: CatalogModel) -> dict:

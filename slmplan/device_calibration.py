@@ -24,10 +24,11 @@ import datetime as _dt
 import hashlib
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slmplan.errors import BadInputError
+from slmplan.estimate.speed_constants import ClassConstants
 from slmplan.model import ModelFacts
 from slmplan.schema.calibration import DecodeFit, DeviceCalibration, PrefillFit, Residual
 from slmplan.schema.device import DeviceProfile
@@ -44,12 +45,12 @@ ONE_MODEL_LAYER_PRIOR_S = {"gpu": 7.5e-5}
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
 
-def _constants(device: DeviceProfile) -> dict:
-    from slmplan.estimate.speed import BACKEND_CLASS, load_constants
+def _constants(device: DeviceProfile) -> ClassConstants:
+    from slmplan.estimate.speed import load_constants
     from slmplan.planner import local_constants
 
     c = local_constants(device) or load_constants()
-    return c["classes"][BACKEND_CLASS.get(device.effective_backend, "cpu")]
+    return c.for_backend(device.effective_backend)[1]
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,14 @@ def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile,
     k, hw = _constants(device), hardware(device)
     if kind == "tg":
         t, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, k)
-        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, {**k, "c_layer_s": 0.0})
+        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, replace(k, c_layer_s=0.0, c_token_s=0.0))
         return Predicted(t, stream)
     pp = prefill_tokens_per_s(facts, quant, hw, n_tokens, k, depth=depth)
     return Predicted(1.0 / pp, 1.0 / pp) if pp else None
 
 
 def predictor_fingerprint(device: DeviceProfile) -> str:
-    blob = json.dumps(_constants(device), sort_keys=True).encode()
+    blob = json.dumps(_constants(device).to_dict(), sort_keys=True).encode()
     return f"{device.effective_backend}:{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
@@ -100,7 +101,7 @@ class Point:
 
 def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
     """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
-    from slmplan.estimate.speed import BACKEND_CLASS
+    from slmplan.estimate.speed_constants import BACKEND_CLASS
 
     cls = BACKEND_CLASS.get(device.effective_backend, "cpu")
     if cls in ONE_MODEL_LAYER_PRIOR_S:
@@ -109,7 +110,7 @@ def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
     return statistics.median((p.pred.total_s - p.pred.streaming_s) / p.facts.n_layers for p in pts)
 
 
-def fit_decode(points: list[Point], shipped: dict, device: DeviceProfile | None = None) -> DecodeFit | None:
+def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfile | None = None) -> DecodeFit | None:
     pts = [p for p in points if p.kind == "tg" and p.pred]
     if not pts:
         return None
@@ -138,14 +139,14 @@ def fit_decode(points: list[Point], shipped: dict, device: DeviceProfile | None 
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
     else:
-        lo, hi = shipped["decode_ratio_low"], shipped["decode_ratio_high"]
+        lo, hi = shipped.decode_ratio_low, shipped.decode_ratio_high
         how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
                f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
     return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
                      rows=len(pts), models=len(models), bounds=how, form=form)
 
 
-def fit_prefill(points: list[Point], shipped: dict) -> PrefillFit | None:
+def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | None:
     pts = [p for p in points if p.kind == "pp" and p.t_pred]
     if not pts:
         return None
@@ -156,7 +157,7 @@ def fit_prefill(points: list[Point], shipped: dict) -> PrefillFit | None:
         lo, hi = min(1.0, min(rel)) - WIDEN, max(1.0, max(rel)) + WIDEN
         how = f"spread of the {len(pts)} pp rows around the median, widened by {WIDEN:.0%}"
     else:
-        lo, hi = shipped.get("prefill_ratio_low", 0.5), shipped.get("prefill_ratio_high", 2.0)
+        lo, hi = shipped.prefill_ratio_low, shipped.prefill_ratio_high
         how = "the shipped speed model's prefill spread across devices (fewer than 3 pp rows)"
     return PrefillFit(scale=round(s, 6), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3), rows=len(pts),
                       bounds=how)

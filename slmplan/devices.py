@@ -9,6 +9,7 @@ from pathlib import Path
 from slmplan.errors import DeviceError, UnknownIdError
 from slmplan.fileio import MAX_PROFILE_BYTES
 from slmplan.schema.device import DeviceProfile
+from slmplan.socs import fill_from_soc
 from slmplan.yamlio import read_yaml, validate
 
 BUILTIN_FILE = Path(__file__).parent / "data" / "devices.yaml"
@@ -19,7 +20,7 @@ def builtin_devices() -> tuple[DeviceProfile, ...]:
     data = read_yaml(BUILTIN_FILE, "device profiles", DeviceError)
     out = []
     for i, d in enumerate(data["devices"]):
-        out.append(validate(d, DeviceProfile, f"{BUILTIN_FILE} devices[{i}]", DeviceError))
+        out.append(validate(fill_from_soc(d), DeviceProfile, f"{BUILTIN_FILE} devices[{i}]", DeviceError))
     return tuple(out)
 
 
@@ -28,6 +29,10 @@ def load_device_file(path: Path) -> DeviceProfile:
     if not isinstance(data, dict):
         raise DeviceError(f"{path}: expected a mapping of device fields (id, name, kind, ram_gb, ...)",
                           "See CONTRACT.md for the device profile shape")
+    try:
+        data = fill_from_soc(data)
+    except DeviceError as e:
+        raise DeviceError(f"{path}: {e.message}", e.hint) from None
     return validate(data, DeviceProfile, path, DeviceError)
 
 

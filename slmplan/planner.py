@@ -11,12 +11,19 @@ from slmplan.errors import BadInputError
 from slmplan.estimate.energy import estimate_energy
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.estimate.quants import quant_quality_rank
-from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
+from slmplan.estimate.speed import (
+    Hardware,
+    estimate_speed,
+    hardware_for,
+    load_constants,
+)
+from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.quality import TASKS, choose_source, figure
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
 
+RUNTIMES = ("llama.cpp", "npu")
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
 MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels slow
 
@@ -29,6 +36,7 @@ class Query:
     settings: RuntimeSettings = RuntimeSettings()
     min_decode_tokens_per_s: float = MIN_DECODE_TOKENS_PER_S
     task: str | None = None  # chat | summarize | code: how the published benchmarks are weighted
+    runtime: str = "llama.cpp"  # or "npu": the device's NPU runtime (slmplan.estimate.npu)
 
     def validate(self) -> None:
         if self.ctx <= 0:
@@ -39,10 +47,12 @@ class Query:
             raise BadInputError(f"unknown task '{self.task}'", f"Use one of: {', '.join(TASKS)}")
         if self.n_prompt < 0 or self.n_gen <= 0:
             raise BadInputError("prompt tokens must be >= 0 and generated tokens > 0", "Use e.g. --prompt-tokens 300 --gen-tokens 200")
+        if self.runtime not in RUNTIMES:
+            raise BadInputError(f"unknown runtime '{self.runtime}' for speed predictions", f"Use one of: {', '.join(RUNTIMES)}")
 
 
-def hardware(device: DeviceProfile) -> Hardware:
-    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops)
+def hardware(device: DeviceProfile, settings: RuntimeSettings | None = None) -> Hardware:
+    return hardware_for(device, settings.repack if settings is not None else True)
 
 
 def verdict(total: int, budget: int) -> str:
@@ -51,15 +61,24 @@ def verdict(total: int, budget: int) -> str:
     return "tight" if total <= budget else "does-not-fit"
 
 
-def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | None = None) -> FitResult:
+def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     check_estimable(c.facts)
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings, device.cpu_features,
                           device.effective_backend)
-    speed = estimate_speed(c.facts, c.quant, hardware(device), q.ctx, q.n_prompt, q.n_gen, constants)
-    if device.calibration is not None:  # measured on this device (slmplan calibrate): correct the estimate
-        from slmplan.device_calibration import apply_calibration
+    if c.computed:
+        note = (f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with "
+                "llama.cpp's quant-mix rules")
+        mem = mem.model_copy(update={"notes": [note, *mem.notes], "weights_method": f"computed: {mem.weights_method}"})
+    if q.runtime == "npu":
+        from slmplan.estimate.npu import estimate_npu_speed
 
-        speed = apply_calibration(speed, c.facts, c.quant, device, q.ctx, q.n_prompt, q.n_gen)
+        speed = estimate_npu_speed(c.facts, device, q.n_prompt)
+    else:
+        speed = estimate_speed(c.facts, c.quant, hardware(device, q.settings), q.ctx, q.n_prompt, q.n_gen, constants)
+        if device.calibration is not None:  # measured on this device (slmplan calibrate): correct the estimate
+            from slmplan.device_calibration import apply_calibration
+
+            speed = apply_calibration(speed, c.facts, c.quant, device, q.ctx, q.n_prompt, q.n_gen)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,
@@ -67,14 +86,14 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | No
                      active_params=c.facts.active_params(c.quant) if c.facts.is_moe else c.facts.params)
 
 
-def score(v: str, c: Candidate, decode_tps: float, q: Query) -> float | None:
+def score(v: str, c: Candidate, decode_tps: float | None, q: Query) -> float | None:
     """The size heuristic, for models without a published score: quality grows with log(parameters)
     and falls with aggressive quantization (documented in the README); too-slow decoding and tight
     memory are penalised. ``rank`` replaces it by the published quality where there is one."""
     if v == "does-not-fit":
         return None
     s = math.log2(max(c.facts.params, 1e7) / 1e7) * quant_quality_rank(c.quant)
-    if decode_tps < q.min_decode_tokens_per_s:
+    if decode_tps is not None and decode_tps < q.min_decode_tokens_per_s:
         s *= decode_tps / q.min_decode_tokens_per_s
     if v == "tight":
         s *= 0.9
@@ -88,7 +107,7 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     return rank([evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
 
 
-def local_constants(device: DeviceProfile) -> dict | None:
+def local_constants(device: DeviceProfile) -> SpeedConstants | None:
     """For the local machine, constants from 'slmplan bench --calibrate' when present."""
     if device.id != "local":
         return None
@@ -145,7 +164,8 @@ def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | 
     fit_txt = "it fits" if best.verdict == "fits" else "memory is tight"
     why = (f"{best.model} {best.quant}: {basis}; {fit_txt} "
            f"({best.memory.total_bytes / 2**30:.2f} GiB of {best.memory.budget_bytes / 2**30:.2f} GiB, {head:.0%} headroom) "
-           f"and decodes at ~{best.speed.decode_tokens_per_s:.0f} tokens/s")
-    if best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
+           + (f"and decodes at ~{best.speed.decode_tokens_per_s:.0f} tokens/s" if best.speed.decode_tokens_per_s
+              else "(decode speed unknown)"))
+    if best.speed.decode_tokens_per_s and best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
         why += f" (below {q.min_decode_tokens_per_s:.0f} tokens/s: nothing faster fits with better quality)"
     return best, why

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from slmplan.catalog import facts, get_model, get_variant, load_catalog
 from slmplan.errors import BadInputError
+from slmplan.estimate.quants import FTYPE_BASE, is_gguf_quant
 from slmplan.model import ModelFacts
 
 
@@ -14,6 +15,7 @@ from slmplan.model import ModelFacts
 class Candidate:
     facts: ModelFacts
     quant: str
+    computed: bool = False  # a llama.cpp type the catalog lists no file for: sizes from the quant-mix rules
 
 
 def is_gguf_path(spec: str) -> bool:
@@ -41,6 +43,9 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
         return [Candidate(f, fq)]
     cat = load_catalog(catalog_path)
     m = get_model(cat, spec)
-    variants = [get_variant(m, quant)] if quant else list(m.variants)
     f = facts(m)
+    if quant and not any(v.quant.upper() == quant.upper() for v in m.variants) and is_gguf_quant(quant):
+        # any llama.cpp file type can be built for a catalog architecture: computed, not published
+        return [Candidate(f, next(q for q in FTYPE_BASE if q == quant.upper()), computed=True)]
+    variants = [get_variant(m, quant)] if quant else list(m.variants)
     return [Candidate(f, v.quant) for v in variants]

@@ -57,18 +57,23 @@ def test_value_checks():
 
 
 def test_calibration_scales_the_shipped_constants():
+    fp = C.shipped_fingerprint()
     rows = [{"model": "a", "kind": "tg", "measured_tokens_per_s": 120.0, "shipped_predicted_tokens_per_s": 60.0},
             {"model": "b", "kind": "tg", "measured_tokens_per_s": 90.0, "shipped_predicted_tokens_per_s": 60.0},
             {"model": "b", "kind": "tg", "measured_tokens_per_s": 30.0, "shipped_predicted_tokens_per_s": 20.0},
             {"model": "a", "kind": "pp", "measured_tokens_per_s": 200.0, "shipped_predicted_tokens_per_s": 400.0}]
-    c = C.fit_local(rows)
-    ship = load_constants()["classes"]["cpu"]
-    k = c["classes"]["cpu"]
-    assert c["local_fit"]["decode_scale"] == 1.5  # median of 2.0, 1.5, 1.5
-    assert k["eta_bw"] == pytest.approx(ship["eta_bw"] * 1.5) and k["c_layer_s"] == pytest.approx(ship["c_layer_s"] / 1.5)
-    assert k["eff_pp"] == pytest.approx(ship["eff_pp"] * 0.5)
-    assert k["decode_ratio_low"] == 0.95 and k["decode_ratio_high"] == pytest.approx(2.0 / 1.5 + 0.05, abs=1e-3)
-    assert "local calibration" in c["method"]
+    stale = {"model": "a", "kind": "tg", "measured_tokens_per_s": 999.0, "shipped_predicted_tokens_per_s": 1.0,
+             "shipped_model": "another-version"}
+    c = C.fit_local([dict(r, shipped_model=fp) for r in rows] + [stale])
+    ship = load_constants().classes["cpu"]
+    k = c.classes["cpu"]
+    assert c.extra["local_fit"]["decode_scale"] == 1.5  # median of 2.0, 1.5, 1.5
+    assert k.eta_bw == pytest.approx(ship.eta_bw * 1.5) and k.c_layer_s == pytest.approx(ship.c_layer_s / 1.5)
+    assert k.c_token_s == pytest.approx(ship.c_token_s / 1.5)
+    assert k.eff_pp == pytest.approx(ship.eff_pp * 0.5)
+    assert k.decode_ratio_low == 0.95 and k.decode_ratio_high == pytest.approx(2.0 / 1.5 + 0.05, abs=1e-3)
+    assert "local calibration" in c.method
+    assert type(c).from_dict(json.loads(json.dumps(c.to_dict()))) == c  # the stored JSON round-trips
     assert C.fit_local([]) is None
 
 

@@ -52,11 +52,13 @@ def test_one_model_corrects_every_model_and_keeps_wide_bounds():
     assert new.effective_backend == "cpu" and cal.decode.models == 1
     assert cal.decode.a == pytest.approx(1.25, rel=1e-4) and cal.residuals[0].residual_pct == pytest.approx(0, abs=0.01)
     shipped = DC._constants(dev)
-    assert (cal.decode.ratio_low, cal.decode.ratio_high) == (shipped["decode_ratio_low"], shipped["decode_ratio_high"])
+    assert (cal.decode.ratio_low, cal.decode.ratio_high) == (shipped.decode_ratio_low, shipped.decode_ratio_high)
     q = Query(ctx=4096, n_prompt=300, n_gen=200)
     for model in ("qwen2.5-3b", "smollm2-360m"):
         (before,), (after,) = fit(model, dev, "Q4_K_M", q), fit(model, new, "Q4_K_M", q)
-        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.01)
+        # the planner's fixed cost has a per-token and a per-layer part; the calibration carries it per layer,
+        # so a model with another layer count moves by slightly more or less than the 0.8 measured
+        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.03)
         assert after.speed.method.startswith("calibrated on 1 measurement from rows.json")
         assert after.speed.decode_tokens_per_s_low < after.speed.decode_tokens_per_s < after.speed.decode_tokens_per_s_high
 
@@ -156,7 +158,9 @@ def test_pasted_table_on_vulkan_calibrates_vulkan(cli, tmp_path):
     prof = get_device(str(out))
     assert prof.effective_backend == "vulkan" and prof.calibration.llama_cpp_build == "e598697d (4696)"
     notes = {r.test: r.note for r in prof.calibration.residuals}
-    assert "not used" in notes["pp4096+tg128"] and prof.calibration.measurements == 3
+    assert "not used" in notes["pp4096+tg128"]
+    # the base profile has no GPU compute figure: prefill is not predicted, so its rows cannot correct it
+    assert "no prediction" in notes["pp512"] and prof.calibration.measurements == 1
 
 
 def _lomo():

@@ -561,11 +561,12 @@ def test_corrupt_bandwidth_cache_is_set_aside_and_remeasured(run, tmp_path, monk
 
 
 def test_malformed_calibration_rows_are_dropped_and_named(tmp_path, capsys):
-    from slmplan.bench.calibrate import fit_local
+    from slmplan.bench.calibrate import fit_local, shipped_fingerprint
     from slmplan.calibration_store import load_measurements, measurements_path
 
     good = {"model_path": "m.gguf", "model": "m", "quant": "Q4_0", "test": "tg8", "kind": "tg", "threads": 2,
-            "measured_tokens_per_s": 50.0, "shipped_predicted_tokens_per_s": 40.0, "when": "2026-01-01 00:00"}
+            "measured_tokens_per_s": 50.0, "shipped_predicted_tokens_per_s": 40.0, "when": "2026-01-01 00:00",
+            "shipped_model": shipped_fingerprint()}
     rows = [good, {"model_path": "m.gguf"}, dict(good, measured_tokens_per_s="fast"),
             dict(good, shipped_predicted_tokens_per_s=0), dict(good, kind="xx"), "row", None]
     p = measurements_path()
@@ -575,7 +576,7 @@ def test_malformed_calibration_rows_are_dropped_and_named(tmp_path, capsys):
     assert got == [good]
     assert "6 malformed measurement row(s) of 7 dropped" in capsys.readouterr().err
     assert p.with_name(p.name + ".corrupt").exists() and not p.exists()
-    assert fit_local(got)["local_fit"]["decode_scale"] == 1.25  # the good row still calibrates
+    assert fit_local(got).extra["local_fit"]["decode_scale"] == 1.25  # the good row still calibrates
     # a file that is not a list at all, and one that is not JSON
     for content in ('{"a": 1}', "[{"):
         p.write_text(content)

@@ -16,14 +16,15 @@ benchmarks' residuals use. It is a local calibration, labelled as such wherever 
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import time
+from dataclasses import replace
 
 from slmplan.calibration_store import load_measurements, local_constants_path, measurements_path  # noqa: F401
 from slmplan.estimate.speed import load_constants
 from slmplan.errors import SlmplanError
+from slmplan.estimate.speed_constants import MODEL_FILE, SpeedConstants
 from slmplan.fileio import write_atomic
 from slmplan.schema.bench import BenchRun
 
@@ -55,7 +56,7 @@ def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[
         new.append({"model_path": run.model_path, "model": run.model, "quant": run.quant, "test": r.test,
                     "kind": "tg" if r.n_gen > 0 and r.n_prompt == 0 else "pp", "threads": run.threads,
                     "measured_tokens_per_s": r.tokens_per_s_median, "shipped_predicted_tokens_per_s": pred,
-                    "when": time.strftime("%Y-%m-%d %H:%M")})
+                    "shipped_model": shipped_fingerprint(), "when": time.strftime("%Y-%m-%d %H:%M")})
     keys = {(n["model_path"], n["test"], n["threads"]) for n in new}
     rows = [x for x in rows if (x.get("model_path"), x.get("test"), x.get("threads")) not in keys] + new
     _atomic_json(measurements_path(), rows)
@@ -69,40 +70,46 @@ def _bounds(ratios: list[float], med: float) -> tuple[float, float]:
     return round(min(1.0, min(rel)) - 0.05, 3), round(max(1.0, max(rel)) + 0.05, 3)
 
 
-def fit_local(rows: list[dict]) -> dict | None:
-    """Local constants from stored measurements, or None when there is nothing to fit."""
+def shipped_fingerprint() -> str:
+    """Identifies the shipped speed model: a ratio to another version's prediction cannot scale this one."""
+    import hashlib
+
+    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16]
+
+
+def fit_local(rows: list[dict]) -> SpeedConstants | None:
+    """Local constants from stored measurements, or None when there is nothing to fit. Measurements
+    whose ratios were taken against another version of the shipped model are not used."""
+    fp = shipped_fingerprint()
+    rows = [r for r in rows if r.get("shipped_model") == fp]
     tg = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "tg"]
     pp = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "pp"]
     if not tg and not pp:
         return None
-    c = copy.deepcopy(load_constants())
-    k = c["classes"]["cpu"]
+    shipped = load_constants()
+    k = shipped.classes["cpu"]
     fit: dict = {"rows": len(rows), "models": sorted({r["model"] for r in rows})}
+    r_tg = statistics.median(tg) if tg else 1.0
+    r_pp = statistics.median(pp) if pp else 1.0
+    k = k.scaled(decode=r_tg, prefill=r_pp)
     if tg:
-        r_tg = statistics.median(tg)
-        k["eta_bw"] *= r_tg
-        if k.get("kappa"):
-            k["kappa"] *= r_tg
-        k["c_layer_s"] /= r_tg
-        k["decode_ratio_low"], k["decode_ratio_high"] = _bounds(tg, r_tg)
+        lo, hi = _bounds(tg, r_tg)
+        k = replace(k, decode_ratio_low=lo, decode_ratio_high=hi)
         fit["decode_scale"] = round(r_tg, 4)
         fit["decode_rows"] = len(tg)
     if pp:
-        r_pp = statistics.median(pp)
-        k["eff_pp"] *= r_pp
-        k["prefill_ratio_low"], k["prefill_ratio_high"] = _bounds(pp, r_pp)
+        lo, hi = _bounds(pp, r_pp)
+        k = replace(k, prefill_ratio_low=lo, prefill_ratio_high=hi)
         fit["prefill_scale"] = round(r_pp, 4)
         fit["prefill_rows"] = len(pp)
-    c["method"] = ("local calibration: the shipped CPU constants scaled by the median measured/predicted ratio of "
-                   "this machine's benchmarks (slmplan bench --calibrate)")
-    c["local_fit"] = fit
-    c["fitted_at"] = time.strftime("%Y-%m-%d %H:%M")
-    return c
+    method = ("local calibration: the shipped CPU constants scaled by the median measured/predicted ratio of "
+              "this machine's benchmarks (slmplan bench --calibrate)")
+    return shipped.with_class("cpu", k, method=method, local_fit=fit, fitted_at=time.strftime("%Y-%m-%d %H:%M"))
 
 
-def calibrate(run: BenchRun, shipped_predictions: dict[str, float | None]) -> dict | None:
+def calibrate(run: BenchRun, shipped_predictions: dict[str, float | None]) -> SpeedConstants | None:
     rows = record(run, shipped_predictions)
     c = fit_local(rows)
     if c is not None:
-        _atomic_json(local_constants_path(), c)
+        _atomic_json(local_constants_path(), c.to_dict())
     return c

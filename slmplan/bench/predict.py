@@ -10,8 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from slmplan.estimate.memory import RuntimeSettings, compute_bytes, extra_buffers, kv_cache_bytes, output_bytes
-from slmplan.estimate.speed import BACKEND_CLASS, Hardware, decode_time_s, load_constants, prefill_tokens_per_s
+from slmplan.estimate.memory import (
+    RuntimeSettings,
+    compute_bytes,
+    extra_buffers,
+    kv_cache_bytes,
+    output_bytes,
+)
+from slmplan.estimate.speed import (
+    Hardware,
+    decode_time_s,
+    load_constants,
+    prefill_tokens_per_s,
+)
+from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 from slmplan.model import ModelFacts
 from slmplan.schema.device import DeviceProfile
 
@@ -21,12 +33,12 @@ class Predictor:
     facts: ModelFacts
     quant: str
     hw: Hardware
-    constants: dict
+    constants: SpeedConstants
     label: str  # 'shipped' | 'local calibration'
 
     @property
-    def k(self) -> dict:
-        return self.constants["classes"][BACKEND_CLASS.get(self.hw.backend, "cpu")]
+    def k(self) -> ClassConstants:
+        return self.constants.for_backend(self.hw.backend)[1]
 
     def tokens_per_s(self, n_prompt: int, n_gen: int, n_depth: int) -> float | None:
         """llama-bench semantics: a test times n_prompt prompt tokens then n_gen generated ones."""
@@ -50,13 +62,13 @@ class Predictor:
 
 
 def make_predictor(facts: ModelFacts, quant: str, device: DeviceProfile, threads: int,
-                   constants: dict | None = None, label: str | None = None) -> Predictor:
+                   constants: SpeedConstants | None = None, label: str | None = None) -> Predictor:
     from slmplan.planner import hardware, local_constants
 
     if constants is None:
         local = local_constants(device)
         constants, label = (local, "local calibration") if local else (load_constants(), "shipped")
-    hw = hardware(device)
+    hw = replace(hardware(device), threads=threads)
     cores = device.threads or device.cpu_cores
     if hw.cpu_gflops and cores and threads < cores:
         hw = replace(hw, cpu_gflops=hw.cpu_gflops * threads / cores)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -155,7 +156,8 @@ def _results_table(results, title: str, limit: int | None = None) -> Table:
             for_rich(r.model), for_rich(r.quant), f"[{style}]{r.verdict}[/{style}]",
             f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
             gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
-            f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})",
+            f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})"
+            if s.decode_tokens_per_s is not None else "unknown",
             f"{s.ttft_s:.2f}" if s.prefill_tokens_per_s else "unknown",
             f"{e.wh_per_query:.4f}" if e.wh_per_query is not None else "unknown")
     return t
@@ -179,7 +181,8 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
             ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
             prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False,
-            per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
+            per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident",
+            runtime: Annotated[str, typer.Option("--runtime", help="Speed of llama.cpp (default) or npu: the device's NPU runtime.")] = "llama.cpp") -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
@@ -192,7 +195,7 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
     if per_layer_embd not in ("resident", "mapped"):
         raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
-    q = replace(q, settings=replace(q.settings, per_layer_embd=per_layer_embd))
+    q = replace(q, runtime=runtime, settings=replace(q.settings, per_layer_embd=per_layer_embd))
     q.validate()
     base_dev = get_device(device)
     dev = _entitled(base_dev, ios_entitlement)
@@ -221,7 +224,8 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
              prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
              use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False,
              task: Annotated[Optional[str], typer.Option("--task", help="chat, summarize or code: how the published benchmarks are weighted in the ranking.")] = None,
-             per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident") -> None:
+             per_layer_embd: Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")] = "resident",
+             runtime: Annotated[str, typer.Option("--runtime", help="Speed of llama.cpp (default) or npu: the device's NPU runtime.")] = "llama.cpp") -> None:
     """Rank every catalog model/quant for DEVICE by published quality (within one source) and recommend one.
 
     Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --task code --format json
@@ -234,7 +238,7 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
     q = _uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
     if per_layer_embd not in ("resident", "mapped"):
         raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
-    q = replace(q, task=task, settings=replace(q.settings, per_layer_embd=per_layer_embd))
+    q = replace(q, task=task, runtime=runtime, settings=replace(q.settings, per_layer_embd=per_layer_embd))
     q.validate()
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
@@ -385,7 +389,7 @@ def bench_cmd(
 
         c = do_calibrate(run_, shipped)
         if c:
-            lf = c["local_fit"]
+            lf = c.extra["local_fit"]
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:

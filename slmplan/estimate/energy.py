@@ -24,16 +24,23 @@ def estimate_energy(device: DeviceProfile, speed: SpeedEstimate, n_prompt: int =
         return EnergyEstimate(joules_per_token=None, wh_per_query=None, prompt_tokens=n_prompt,
                               generated_tokens=n_gen,
                               method="unknown: the device profile has no power_w (add one to a YAML profile)")
-    if speed.decode_tokens_per_s <= 0:
+    if not speed.decode_tokens_per_s:
         return EnergyEstimate(joules_per_token=None, wh_per_query=None, prompt_tokens=n_prompt,
                               generated_tokens=n_gen, power_w=device.power_w, method="unknown: no speed estimate")
-    t_decode = n_gen / speed.decode_tokens_per_s
-    seconds = speed.ttft_s + t_decode
     src = device.sources.get("power_w", "device profile")
-    measured = src.startswith("measured")
-    method = (f"{'measured power' if measured else 'estimate'}: power_w {device.power_w:g} W ({src}) "
+    kind = "measured power" if src.startswith("measured") else "estimate"
+    j_tok = round(device.power_w / speed.decode_tokens_per_s, 4)
+    t_decode = n_gen / speed.decode_tokens_per_s
+    if speed.ttft_s is None:
+        # without a prefill estimate the query's time is unknown: a per-query figure would rest on a guess
+        return EnergyEstimate(
+            joules_per_token=j_tok, wh_per_query=None, prompt_tokens=n_prompt, generated_tokens=n_gen,
+            power_w=device.power_w,
+            method=(f"{kind}: power_w {device.power_w:g} W ({src}) x predicted decode time per token; Wh per query "
+                    "unknown: prefill speed unknown (the profile has no compute figure)"))
+    seconds = speed.ttft_s + t_decode
+    method = (f"{kind}: power_w {device.power_w:g} W ({src}) "
               f"x predicted time ({speed.ttft_s:.2f} s to first token + {t_decode:.1f} s decode)")
     return EnergyEstimate(
-        joules_per_token=round(device.power_w / speed.decode_tokens_per_s, 4),
-        wh_per_query=round(device.power_w * seconds / 3600, 5),
+        joules_per_token=j_tok, wh_per_query=round(device.power_w * seconds / 3600, 5),
         method=method, prompt_tokens=n_prompt, generated_tokens=n_gen, power_w=device.power_w)

@@ -1,208 +1,303 @@
 """Fit the speed model's constants on the published measurements shipped in data/calibration.
 
-Deterministic (grid search in log space, no randomness). Validation is done on devices the fit
-never saw: a fixed hold-out set (the shipped constants exclude them), and leave-one-device-out
-cross-validation over all devices. ``benchmarks/fit_speed_model.py`` regenerates
-``data/speed_model.json``; ``tests/test_speed_fit.py`` checks the shipped file matches this code.
+Deterministic (grid search in log space, no randomness):
+
+1. per-GGML-type kernel throughputs: decode from the Llama 3.1 8B quant sweep (the time each type
+   takes beyond what its bytes explain, F16 and Q8_0 = 1), prefill from same-device pairs of types
+   (CPU: edge_cpu; GPU: the Apple sweep, K/IQ types from the quant sweep), Q8_0 = 1;
+2. per backend class, decode constants (eta_bw, kappa, c_token, c_layer) minimising the mean squared
+   log error of decode tokens/s, and the prefill efficiency as the median measured/predicted ratio;
+3. validation on data the fit did not see: leave-one-device-out and leave-one-model-out; the low/high
+   bounds shipped are the 10th/90th percentiles of measured/predicted on held-out devices.
+
+``benchmarks/fit_speed_model.py`` regenerates ``data/speed_model.json``; ``tests/test_speed.py``
+checks the shipped file matches this code.
 """
 
 from __future__ import annotations
 
-import csv
 import statistics
-from dataclasses import dataclass
-from pathlib import Path
+from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
 from slmplan.catalog import facts, get_model, load_catalog
-from slmplan.estimate.speed import Hardware, decode_time_s, flops_per_token
+from slmplan.estimate import calib_rows as CR
+from slmplan.estimate.calib_rows import Row
+from slmplan.estimate.speed import REPACK_TYPES
+from slmplan.estimate.quants import FTYPE_BASE
+from slmplan.estimate.speed import (
+    SGEMM_TYPES,
+    THREAD_REF,
+    Hardware,
+    decode_bytes_per_token,
+    decode_flops_per_token,
+    decode_time_s,
+    prefill_tokens_per_s,
+)
+from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
-CAL = Path(__file__).resolve().parent.parent / "data" / "calibration"
-
-# Calibration model names -> catalog ids (same architecture; fine-tunes share the shapes).
-MODEL_MAP = [
-    ("TinyLlama", "tinyllama-1.1b"), ("tinyllama", "tinyllama-1.1b"),
-    ("Llama-3.2-3B", "llama-3.2-3b"), ("llama3.2:3b", "llama-3.2-3b"),
-    ("Llama-3.2-1B", "llama-3.2-1b"), ("Llama 3.1 8B", "llama-3.1-8b"), ("llama3.1:8b", "llama-3.1-8b"),
-    ("Mistral 7B", "mistral-7b"), ("LLaMA 7B", "llama-2-7b"), ("Qwen3-1.7B", "qwen3-1.7b"),
-]
-# Apple GPU FP32 per core: M1 8-core 2.6 TFLOPS, M2 10-core 3.6 TFLOPS (Apple announcements).
-APPLE_TFLOPS_PER_CORE = {"M1": 2.6 / 8, "M2": 3.6 / 10}
-HOLDOUT = {"gpu": {"M1 Max", "M2 Pro"}, "cpu": {"Gaming PC (i9-14900K, 6400 MT/s RAM, overclocked)", "Samsung Galaxy S23"}}
-
-
-@dataclass
-class Row:
-    cls: str
-    device: str
-    model_id: str
-    quant: str
-    bandwidth_gbs: float
-    cpu_gflops: float | None
-    gpu_tflops: float | None
-    tg: float | None
-    pp: float | None
-    pp_tokens: int
-    source: str
+THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowest held-out error
+ETAS = np.round(np.arange(0.3, 1.0001, 0.025), 3)
+KAPPAS = np.geomspace(0.02, 1.0, 30)
+C_TOKEN = np.concatenate([[0.0], np.geomspace(1e-5, 1e-2, 19)])
+C_LAYER = np.concatenate([[0.0], np.geomspace(1e-6, 4e-4, 21)])
 
 
-def _model_id(name: str) -> str | None:
-    for key, mid in MODEL_MAP:
-        if key in name:
-            return mid
-    return None
+class Facts:
+    def __init__(self):
+        self.cat = load_catalog()
+        self.cache: dict[str, object] = {}
+
+    def __call__(self, mid: str):
+        if mid not in self.cache:
+            self.cache[mid] = facts(get_model(self.cat, mid))
+        return self.cache[mid]
+
+    def weights(self, mid: str, q: str) -> int:
+        return self(mid).weights_bytes(q)
 
 
-def _quant(q: str) -> str | None:
-    q = q.split(" ")[0].upper()
-    return q if q in {"Q4_K_M", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16"} else None
+def load_rows(get: Facts | None = None) -> list[Row]:
+    get = get or Facts()
+    return CR.apple_rows() + CR.edge_rows() + CR.llmfit_rows(get.weights)
 
 
-def load_rows() -> list[Row]:
-    rows: list[Row] = []
-    for r in csv.DictReader(open(CAL / "apple_m1_m2_llama2_7b.csv")):
-        fam = "M2" if r["chip"].startswith("M2") else "M1"
-        rows.append(Row("gpu", r["chip"], "llama-2-7b", r["quant"], float(r["memory_bandwidth_gbs"]), None,
-                        int(r["gpu_cores"]) * APPLE_TFLOPS_PER_CORE[fam], float(r["tg128_tokens_per_s"]),
-                        float(r["pp512_tokens_per_s"]), 512, r["source"]))
-    peaks = {r["device"]: float(r["cpu_gflops"]) for r in csv.DictReader(open(CAL / "cpu_peaks.csv"))}
-    for r in csv.DictReader(open(CAL / "edge_cpu.csv")):
-        rt = r["runtime"]
-        if "llamafile" in rt or "yzma" in rt or not r["memory_bandwidth_gbs"]:
-            continue  # other kernels, or prompt+generation mixed together
-        mid, q = _model_id(r["model"]), _quant(r["quant"])
-        if not mid or not q or r["device"] not in peaks:
+def _base(ftype: str) -> str:
+    return FTYPE_BASE[ftype.upper()].name
+
+
+def fit_quant_decode(get: Facts) -> dict[str, float]:
+    """Per-type decode kernel throughput from the quant sweep: t = a * bytes + b for F16 and Q8_0
+    (reference types), then q = a * bytes / (t - b) for every other type."""
+    sweep = CR.quant_sweep()
+    f = get("llama-3.1-8b")
+    t = {r["quant"]: 1 / r["tg"] for r in sweep}
+    B = {r["quant"]: decode_bytes_per_token(f, r["quant"], 64) for r in sweep}
+    a = (t["F16"] - t["Q8_0"]) / (B["F16"] - B["Q8_0"])
+    b = t["Q8_0"] - a * B["Q8_0"]
+    per_type: dict[str, list[float]] = defaultdict(list)
+    for q, tq in t.items():
+        if q in ("F16", "Q8_0"):
             continue
-        tg = float(r["tg_tokens_per_s"]) if r["tg_tokens_per_s"] else None
-        pp = float(r["pp_tokens_per_s"]) if r["pp_tokens_per_s"] and r["pp_test"].startswith(("pp", "prompt tok")) else None
-        rows.append(Row("cpu", r["device"], mid, q, float(r["memory_bandwidth_gbs"]), peaks[r["device"]], None,
-                        tg, pp, 512, r["source"]))
-    return rows
+        per_type[_base(q)].append(a * B[q] / (tq - b))
+    return {k: round(min(1.0, statistics.fmean(v)), 3) for k, v in sorted(per_type.items())}
 
 
-def _facts_cache():
-    cat = load_catalog()
-    cache: dict[str, object] = {}
-
-    def get(mid: str):
-        if mid not in cache:
-            cache[mid] = facts(get_model(cat, mid))
-        return cache[mid]
-    return get
-
-
-def _features(rows: list[Row], get) -> dict[str, np.ndarray]:
-    """Per-row inputs of the decode formula (the same quantities decode_time_s computes)."""
-    from slmplan.estimate.speed import decode_bytes_per_token
-
-    B, FL, L, BW, G, TG = [], [], [], [], [], []
+def _pairs(rows: list[Row], ref: str = "Q8_0") -> dict[str, list[float]]:
+    """Same device, model and source: prefill of each type relative to ``ref``."""
+    by = defaultdict(dict)
     for r in rows:
-        f = get(r.model_id)
-        B.append(decode_bytes_per_token(f, r.quant, 64))  # tg128: mean depth 64
-        FL.append(flops_per_token(f, r.quant, 64))
-        L.append(f.n_layers)
-        BW.append(r.bandwidth_gbs * 1e9)
-        G.append((r.cpu_gflops or 0) * 1e9)
-        TG.append(r.tg or np.nan)
-    return {k: np.array(v, dtype=float) for k, v in zip("B FL L BW G TG".split(), (B, FL, L, BW, G, TG))}
-
-
-def _tg_vec(x: dict, k: dict) -> np.ndarray:
-    t = x["B"] / (k["eta_bw"] * x["BW"])
-    if k.get("kappa"):
-        t = np.maximum(t, np.where(x["G"] > 0, x["FL"] / (k["kappa"] * np.where(x["G"] > 0, x["G"], 1)), 0))
-    return 1.0 / (t + k["c_layer_s"] * x["L"])
-
-
-def _predict_tg(row: Row, k: dict, get) -> float:
-    f = get(row.model_id)
-    hw = Hardware("cpu" if row.cls == "cpu" else "metal", row.bandwidth_gbs, row.cpu_gflops, row.gpu_tflops)
-    t, _ = decode_time_s(f, row.quant, hw, 64, k)  # tg128: mean depth 64
-    return 1.0 / t
-
-
-def _fit_decode(rows: list[Row], cls: str, get) -> dict:
-    rows = [r for r in rows if r.tg]
-    x = _features(rows, get)
-    etas = np.linspace(0.3, 1.0, 36)
-    kappas = np.geomspace(0.02, 1.0, 40) if cls == "cpu" else [None]
-    cs = np.concatenate([[0.0], np.geomspace(1e-6, 5e-4, 40)])
-    best = None
-    for eta in etas:
-        for kappa in kappas:
-            for c in cs:
-                k = {"eta_bw": float(eta), "kappa": None if kappa is None else float(kappa), "c_layer_s": float(c)}
-                err = float(np.mean(np.log(_tg_vec(x, k) / x["TG"]) ** 2))
-                if best is None or err < best[0]:
-                    best = (err, k)
-    return best[1]
-
-
-def _fit_prefill(rows: list[Row], get) -> float | None:
-    ratios = [r.pp / _pp_pred(r, 1.0, get) for r in rows if r.pp]
-    return float(statistics.median(ratios)) if ratios else None
-
-
-def _pp_pred(r: Row, eff: float, get) -> float:
-    f = get(r.model_id)
-    flops = r.gpu_tflops * 1e12 if r.cls == "gpu" else r.cpu_gflops * 1e9
-    return eff * flops / flops_per_token(f, r.quant, r.pp_tokens // 2)
-
-
-def fit_class(rows: list[Row], cls: str, get) -> dict:
-    k = _fit_decode(rows, cls, get)
-    k["eff_pp"] = _fit_prefill(rows, get)
-    ratios = sorted(r.tg / _predict_tg(r, k, get) for r in rows if r.tg)
-    k["decode_ratio_low"] = round(float(np.quantile(ratios, 0.1)), 3)
-    k["decode_ratio_high"] = round(float(np.quantile(ratios, 0.9)), 3)
-    pr = sorted(r.pp / _pp_pred(r, k["eff_pp"], get) for r in rows if r.pp)
-    if pr:
-        k["prefill_ratio_low"] = round(float(np.quantile(pr, 0.1)), 3)
-        k["prefill_ratio_high"] = round(float(np.quantile(pr, 0.9)), 3)
-    k["n_rows"] = len(rows)
-    return k
-
-
-def _errors(rows: list[Row], k: dict, get) -> dict:
-    dec = [abs(_predict_tg(r, k, get) / r.tg - 1) for r in rows if r.tg]
-    pre = [abs(_pp_pred(r, k["eff_pp"], get) / r.pp - 1) for r in rows if r.pp and k.get("eff_pp")]
-    out = {"decode_rows": len(dec), "prefill_rows": len(pre)}
-    if dec:
-        out["decode_median_abs_pct"] = round(100 * statistics.median(dec), 1)
-        out["decode_mean_abs_pct"] = round(100 * statistics.fmean(dec), 1)
-    if pre:
-        out["prefill_median_abs_pct"] = round(100 * statistics.median(pre), 1)
+        if r.pp and not r.sgemm and not r.repack:  # the plain kernels (q_pp is relative to them)
+            by[(r.device, r.model_id, r.source)][r.quant] = r.pp
+    out = defaultdict(list)
+    for d in by.values():
+        if ref in d:
+            for q, v in d.items():
+                if q != ref:
+                    out[_base(q)].append(v / d[ref])
     return out
 
 
+def fit_quant_prefill(rows: list[Row], cls: str) -> dict[str, float]:
+    out = {k: round(statistics.median(v), 3) for k, v in _pairs([r for r in rows if r.cls == cls]).items()}
+    if cls == "gpu":  # K/IQ types: the quant sweep (one machine, hardware not stated)
+        sweep = {r["quant"]: r["pp"] for r in CR.quant_sweep()}
+        per = defaultdict(list)
+        for q, v in sweep.items():
+            if q not in ("Q8_0",) and _base(q) not in out:
+                per[_base(q)].append(v / sweep["Q8_0"])
+        out.update({k: round(statistics.fmean(v), 3) for k, v in per.items()})
+    return dict(sorted(out.items()))
+
+
+def _hw(r: Row) -> Hardware:
+    return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack,
+                    sgemm=r.sgemm)
+
+
+def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]:
+    B, FL, L, BW, G, TG, TH = [], [], [], [], [], [], []
+    for r in rows:
+        f = get(r.model_id)
+        B.append(decode_bytes_per_token(f, r.quant, r.tg_depth, q_dec=q_dec))
+        FL.append(decode_flops_per_token(f, r.quant, r.tg_depth, q_dec))
+        L.append(f.n_layers)
+        BW.append(r.bandwidth_gbs * 1e9)
+        G.append((r.cpu_gflops or 0) * 1e9 if r.cls == "cpu" else 0)
+        TG.append(r.tg)
+        TH.append(r.threads or THREAD_REF)
+    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH"), (B, FL, L, BW, G, TG, TH))}
+
+
+def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
+                thread_exp: float) -> tuple[float, float | None, float, float]:
+    x = _features([r for r in rows if r.tg], get, q_dec)
+    logm = np.log(x["TG"])
+    t_mem = x["B"][None, :] / (ETAS[:, None] * x["BW"][None, :])  # (eta, row)
+    if cls == "cpu":
+        g = np.where(x["G"] > 0, x["G"], np.inf)
+        t_cpu = x["FL"][None, :] / (KAPPAS[:, None] * g[None, :])  # (kappa, row)
+        t_core = np.maximum(t_mem[:, None, :], t_cpu[None, :, :])  # (eta, kappa, row)
+        kappas = KAPPAS
+    else:
+        t_core, kappas = t_mem[:, None, :], np.array([np.nan])
+    c_token = C_TOKEN if cls != "metal" else C_TOKEN[:1]  # one model size only: per-layer cost alone
+    lay = x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
+    fix = c_token[:, None, None] + C_LAYER[None, :, None] * lay[None, None, :]  # (ct, cl, row)
+    best = (np.inf, None)
+    for i in range(len(ETAS)):
+        t = t_core[i][:, None, None, :] + fix[None]  # (kappa, ct, cl, row)
+        err = np.mean((np.log(1 / t) - logm) ** 2, axis=-1)
+        j = np.unravel_index(np.argmin(err), err.shape)
+        if err[j] < best[0]:
+            best = (float(err[j]), (i, *j))
+    i, kk, ct, cl = best[1]
+    kappa = None if cls != "cpu" else float(kappas[kk])
+    return float(ETAS[i]), kappa, float(c_token[ct]), float(C_LAYER[cl])
+
+
+def predict_tg(r: Row, k: ClassConstants, get: Facts) -> float:
+    t, _ = decode_time_s(get(r.model_id), r.quant, _hw(r), r.tg_depth, k)
+    return 1.0 / t
+
+
+def predict_pp(r: Row, k: ClassConstants, get: Facts) -> float | None:
+    return prefill_tokens_per_s(get(r.model_id), r.quant, _hw(r), r.pp_tokens, k)
+
+
+def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te: float = 0.0) -> ClassConstants:
+    rows = [r for r in rows if r.cls == cls]
+    eta, kappa, c_tok, c_layer = _fit_decode(rows, cls, get, q_dec, te)
+    k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, eff_pp=1.0,
+                       quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, n_rows=len(rows))
+    # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
+    # handles, on the builds that have it (a repacked type uses the repack kernels)
+    plain = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and not r.repack and not r.sgemm and predict_pp(r, k, get)]
+    if not plain:
+        return replace(k, eff_pp=None)
+    k = replace(k, eff_pp=round(float(statistics.median(plain)), 5))
+
+    def share(r, types):
+        ts = [t for t in get(r.model_id).weight_tensors(r.quant) if t.role not in ("norm", "token_embd", "output")]
+        return sum(t.n_elements for t in ts if t.ggml_type in types) / sum(t.n_elements for t in ts)
+
+    sg = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.sgemm and not r.repack and share(r, SGEMM_TYPES) > 0.5]
+    if sg:
+        k = replace(k, sgemm_prefill=round(float(statistics.median(sg)), 4))
+    rep = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.repack and share(r, REPACK_TYPES) > 0.5]
+    return replace(k, repack_prefill=round(float(statistics.median(rep)), 4)) if rep else k
+
+
+def _borrow_prefill(k: ClassConstants, donor: ClassConstants) -> ClassConstants:
+    """No CUDA/Vulkan prefill in the calibration data: the Apple Metal efficiency, with its held-out
+    bounds doubled in width (an assumption, labelled as such in the method)."""
+    lo, hi = donor.prefill_ratio_low, donor.prefill_ratio_high
+    return replace(k, eff_pp=donor.eff_pp, prefill_ratio_low=round(1 - 2 * (1 - lo), 3),
+                   prefill_ratio_high=round(1 + 2 * (hi - 1), 3))
+
+
+def _held_out(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, key, te: float = 0.0) -> list[dict]:
+    """Predictions for each group (device or model) from constants fitted without that group."""
+    crow = [r for r in rows if r.cls == cls]
+    out = []
+    for g in sorted({key(r) for r in crow}):
+        train = [r for r in crow if key(r) != g]
+        if not any(r.tg for r in train):
+            continue
+        k = fit_class(train, cls, get, q_dec, q_pp, te)
+        for r in crow:
+            if key(r) == g:
+                pp = predict_pp(r, k, get) if r.pp else None
+                out.append({"row": r, "tg_ratio": r.tg / predict_tg(r, k, get) if r.tg else None,
+                            "pp_ratio": r.pp / pp if pp else None})
+    return out
+
+
+def summarize(ratios: list[float], low: float | None = None, high: float | None = None) -> dict:
+    """Error figures of measured/predicted ratios: |predicted/measured - 1| in %, bias, worst, coverage."""
+    if not ratios:
+        return {"rows": 0}
+    err = [abs(1 / x - 1) for x in ratios]
+    out = {"rows": len(ratios), "median_abs_pct": round(100 * statistics.median(err), 1),
+           "mean_abs_pct": round(100 * statistics.fmean(err), 1),
+           "bias_pct": round(100 * (statistics.median([1 / x for x in ratios]) - 1), 1),
+           "worst_pct": round(100 * max(err), 1)}
+    if low is not None and high is not None:
+        out["within_low_high_pct"] = round(100 * sum(low <= x <= high for x in ratios) / len(ratios), 1)
+    return out
+
+
+def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants) -> dict:
+    te = k.thread_exp
+    lodo = _held_out(rows, cls, get, q_dec, q_pp, key=lambda r: r.device, te=te)
+    lomo = _held_out(rows, cls, get, q_dec, q_pp, key=lambda r: r.model_id, te=te)
+    val = {}
+    for name, h in (("leave_one_device_out", lodo), ("leave_one_model_out", lomo)):
+        tg = [x["tg_ratio"] for x in h if x["tg_ratio"]]
+        pp = [x["pp_ratio"] for x in h if x["pp_ratio"]]
+        by_backend = {b: summarize([x["tg_ratio"] for x in h if x["tg_ratio"] and x["row"].backend == b],
+                                   k.decode_ratio_low, k.decode_ratio_high)
+                      for b in sorted({x["row"].backend for x in h})}
+        val[name] = {"groups": len({(x["row"].device if name.endswith("device_out") else x["row"].model_id) for x in h}),
+                     "decode": summarize(tg, k.decode_ratio_low, k.decode_ratio_high),
+                     "prefill": summarize(pp, k.prefill_ratio_low, k.prefill_ratio_high),
+                     "decode_by_backend": by_backend}
+    crow = [r for r in rows if r.cls == cls]
+    val["train"] = {"decode": summarize([r.tg / predict_tg(r, k, get) for r in crow if r.tg]),
+                    "prefill": summarize([r.pp / predict_pp(r, k, get) for r in crow if r.pp and k.eff_pp])}
+    return val, lodo
+
+
+def _pick_thread_exp(rows, get, q_dec, q_pp) -> float:
+    """How the CPU's per-layer cost grows with threads: the candidate with the lowest median
+    leave-one-device-out decode error."""
+    def err(te):
+        h = _held_out(rows, "cpu", get, q_dec, q_pp, key=lambda r: r.device, te=te)
+        return statistics.median(abs(1 / x["tg_ratio"] - 1) for x in h if x["tg_ratio"])
+    return min(THREAD_EXPS, key=err)
+
+
+def _q(xs: list[float], p: float) -> float:
+    return round(float(np.quantile(xs, p)), 3) if xs else 1.0
+
+
 def fit_all() -> dict:
-    rows = load_rows()
-    get = _facts_cache()
-    result = {"version": 1, "classes": {}, "validation": {}, "holdout_devices": {c: sorted(v) for c, v in HOLDOUT.items()},
-              "method": "grid search minimising mean squared log error of decode tok/s; prefill efficiency = median ratio; "
-                        "low/high = 10th/90th percentile of measured/predicted on the training rows"}
-    for cls in ("gpu", "cpu"):
-        crow = [r for r in rows if r.cls == cls]
-        train = [r for r in crow if r.device not in HOLDOUT[cls]]
-        held = [r for r in crow if r.device in HOLDOUT[cls]]
-        k = fit_class(train, cls, get)
-        result["classes"][cls] = {key: (round(v, 8) if isinstance(v, float) else v) for key, v in k.items()}
-        val = {"train": _errors(train, k, get), "holdout": _errors(held, k, get)}
-        # leave-one-device-out over every device of the class
-        lodo_dec, lodo_pre = [], []
-        for dev in sorted({r.device for r in crow}):
-            kk = fit_class([r for r in crow if r.device != dev], cls, get)
-            for r in crow:
-                if r.device == dev and r.tg:
-                    lodo_dec.append(abs(_predict_tg(r, kk, get) / r.tg - 1))
-                if r.device == dev and r.pp and kk.get("eff_pp"):
-                    lodo_pre.append(abs(_pp_pred(r, kk["eff_pp"], get) / r.pp - 1))
-        val["leave_one_device_out"] = {
-            "devices": len({r.device for r in crow}), "decode_rows": len(lodo_dec),
-            "decode_median_abs_pct": round(100 * statistics.median(lodo_dec), 1),
-            "decode_mean_abs_pct": round(100 * statistics.fmean(lodo_dec), 1),
-            "prefill_median_abs_pct": round(100 * statistics.median(lodo_pre), 1) if lodo_pre else None,
-        }
-        result["validation"][cls] = val
-    return result
+    get = Facts()
+    rows = load_rows(get)
+    q_dec = fit_quant_decode(get)
+    classes, validation = {}, {}
+    for cls in ("metal", "gpu", "cpu"):
+        q_pp = fit_quant_prefill(rows, cls)
+        te = _pick_thread_exp(rows, get, q_dec, q_pp) if cls == "cpu" else 0.0
+        k = fit_class(rows, cls, get, q_dec, q_pp, te)
+        lodo = _held_out(rows, cls, get, q_dec, q_pp, key=lambda r: r.device, te=te)
+        tg = [x["tg_ratio"] for x in lodo if x["tg_ratio"]]
+        pp = [x["pp_ratio"] for x in lodo if x["pp_ratio"]]
+        # bounds: where the measured value fell on devices the fit had not seen (10th-90th percentile)
+        k = replace(k, decode_ratio_low=min(1.0, _q(tg, 0.1)), decode_ratio_high=max(1.0, _q(tg, 0.9)),
+                    prefill_ratio_low=min(1.0, _q(pp, 0.1)), prefill_ratio_high=max(1.0, _q(pp, 0.9)))
+        if k.eff_pp is None and "metal" in classes:
+            k = _borrow_prefill(k, classes["metal"])
+        validation[cls], _ = _validate(rows, cls, get, q_dec, q_pp, k)
+        classes[cls] = k
+    sc = SpeedConstants(
+        classes=classes, version=2,
+        method=("per-type kernel throughputs from same-device quant pairs and the Llama 3.1 8B quant sweep; per class, "
+                "grid search minimising the mean squared log error of decode tok/s (eta_bw, kappa, c_token, c_layer); "
+                "prefill efficiency = median measured/predicted; low/high = 10th/90th percentile of measured/predicted "
+                "on held-out devices (leave-one-device-out); the gpu (CUDA/Vulkan) class has no prefill data and uses the "
+                "metal prefill efficiency with bounds twice as wide (an assumption)"),
+        extra={"validation": validation, "rows": {c: sum(r.cls == c for r in rows) for c in ("metal", "gpu", "cpu")}})
+    return _rounded(sc.to_dict())
+
+
+def _rounded(x):
+    if isinstance(x, float):
+        return float(f"{x:.6g}")
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x

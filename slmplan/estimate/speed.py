@@ -1,30 +1,54 @@
-"""Speed estimate: decode (tokens/s), prefill (tokens/s) and time to first token.
+"""Speed estimate: decode (tokens/s), prefill (tokens/s) and time to first token, for llama.cpp.
 
-Decode reads every weight once per token (plus the KV cache up to the current depth), so it is
-bound by memory bandwidth; on phones and SBCs the CPU cannot always keep up and it is bound by
-compute instead. On top of either comes a fixed cost per layer (kernel launches, thread
-synchronisation) that dominates for tiny models. Prefill is matrix-matrix work, bound by compute.
+Decode reads every active weight once per token (plus the KV cache of the layers that keep one, up
+to the current depth), so it is bound by memory bandwidth; on phones and SBCs the CPU cannot always
+keep up and it is bound by compute instead. When the weights fit in the last-level cache, DRAM is
+not the limit at all. On top comes a fixed cost per token and per layer (graph build, kernel
+launches, thread barriers) that dominates for tiny models. Prefill is matrix-matrix work, bound by
+compute; llama.cpp computes the output head for the last prompt token only.
 
-    t_token = max(bytes / (eta_bw * BW), 2 * N / (kappa * cpu_flops)) + c_layer * n_layers
-    prefill = eff_pp * flops / flops_per_token
+    t_token = max(sum_t bytes_t / q_dec[t], ...) / (eta_bw * BW)   (0 when cache-resident)
+              vs  sum_t flops_t / q_dec[t] / (kappa * cpu_flops)          (CPU only)
+              + c_token + c_layer * n_layers
+    prefill = eff_pp * flops / (sum_t flops_t / q_pp[t] + head + attention)
 
-eta_bw, kappa, c_layer and eff_pp are fitted per backend class on the published measurements in
-``slmplan/data/calibration`` (see ``slmplan.estimate.fit`` and ``benchmarks/fit_speed_model.py``);
-the low/high bounds come from the fit's residuals.
+q_dec and q_pp are per-GGML-type kernel throughputs (dequantization cost differs by type). All
+constants are fitted per backend class on the published measurements in ``slmplan/data/calibration``
+(``slmplan.estimate.fit``, ``benchmarks/fit_speed_model.py``); low/high bounds are quantiles of
+measured/predicted on devices the fit did not see.
+
+``predict_times`` (a ``Hardware``) and ``predict_device_times`` (a device profile and runtime settings) are
+the stable entry points for per-token times (used by per-device corrections).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass, replace
 
+from slmplan.estimate.speed_constants import (
+    BACKEND_CLASS,
+    MODEL_FILE,
+    ClassConstants,
+    SpeedConstants,
+    load_constants,
+)
 from slmplan.model import ModelFacts
 from slmplan.schema.estimate import SpeedEstimate
 
-MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "speed_model.json"
-BACKEND_CLASS = {"cpu": "cpu", "metal": "gpu", "cuda": "gpu", "vulkan": "gpu"}
+__all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedConstants", "TokenTimes",
+           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "hardware_for", "load_constants",
+           "predict_device_times", "predict_times",
+           "prefill_flops_per_token", "prefill_tokens_per_s"]
+
+# types llamafile's tinyBLAS (ggml-cpu/llamafile/sgemm.cpp) multiplies in prompt processing on x86
+SGEMM_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "IQ4_NL")
+THREAD_REF = 4  # thread count at which c_layer is quoted
+CACHE_FRACTION = 0.8  # weights + KV must fit in this share of the LLC to count as cache-resident
+
+
+# The types every llama.cpp build of 2024-2025 repacks on AVX2 and ARM dot-product CPUs: the builds
+# the prefill data were measured with (newer builds repack more types on ARM; see extra_bufts.py).
+REPACK_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
 
 
 @dataclass(frozen=True)
@@ -33,88 +57,187 @@ class Hardware:
 
     backend: str
     bandwidth_gbs: float
-    cpu_gflops: float | None = None
+    cpu_gflops: float | None = None  # peak FP32 of the cores llama.cpp uses
     gpu_tflops: float | None = None
+    llc_mb: float | None = None  # last-level cache; None = unknown (never cache-resident)
+    threads: int | None = None  # CPU threads llama.cpp runs with
+    repack: bool = True  # the CPU backend repacks Q4_0/Q4_K/IQ4_NL weights (llama.cpp default on AVX2/NEON)
+    sgemm: bool = True  # llamafile's tinyBLAS prompt kernels (every llama.cpp build since 2024-04)
 
 
-@lru_cache(maxsize=4)
-def load_constants(path: str | None = None) -> dict:
-    p = Path(path) if path else MODEL_FILE
-    return json.loads(p.read_text())
+@dataclass(frozen=True)
+class TokenTimes:
+    """Per-token times: prefill seconds per prompt token (None = unknown) and decode seconds per
+    generated token at the given depth."""
+
+    prefill_s: float | None
+    decode_s: float
+    bound: str
+    backend_class: str
 
 
-def decode_bytes_per_token(facts: ModelFacts, quant: str, depth: int = 0, kv_bytes_per_elt: float = 2.0) -> float:
-    """Weights read to generate one token, plus K and V read at context ``depth``."""
-    w = 0
+def _read_tensors(facts: ModelFacts, quant: str):
     for t in facts.weight_tensors(quant):
         if t.role == "token_embd" and not facts.tied_embeddings:
             continue  # an untied input embedding is a row lookup, not a full read
-        w += t.n_bytes
-    per_layer_cell = (facts.n_embd_k_gqa + facts.n_embd_v_gqa) * kv_bytes_per_elt
-    n_swa = facts.n_swa_layers
-    kv_cells = (facts.n_layers - n_swa) * depth + n_swa * min(depth, facts.n_swa or depth)
-    return w + per_layer_cell * kv_cells
+        yield t
 
 
-def matmul_params(facts: ModelFacts, quant: str) -> int:
-    return sum(t.n_elements for t in facts.weight_tensors(quant)
-               if t.role != "norm" and not (t.role == "token_embd" and not facts.tied_embeddings))
+def _kv_cells(facts: ModelFacts, depth: int) -> int:
+    cells = 0
+    for i in range(facts.n_layers):
+        if facts.has_kv(i):
+            cells += min(depth, facts.n_swa) if facts.is_swa_layer(i) and facts.n_swa else depth
+    return cells
 
 
-def flops_per_token(facts: ModelFacts, quant: str, depth: int) -> float:
-    attn = 4 * facts.n_layers * depth * facts.n_head * facts.head_dim_k
-    return 2 * matmul_params(facts, quant) + attn
+def decode_bytes_per_token(facts: ModelFacts, quant: str, depth: int = 0, kv_bytes_per_elt: float = 2.0,
+                           q_dec: dict[str, float] | None = None) -> float:
+    """Bytes read to generate one token: active weights, plus K and V of the KV layers at ``depth``.
+    With ``q_dec``, each tensor's bytes are divided by its type's kernel throughput (time-equivalent)."""
+    q_dec = q_dec or {}
+    w = sum(t.n_bytes * t.active_fraction / q_dec.get(t.ggml_type, 1.0) for t in _read_tensors(facts, quant))
+    per_cell = (facts.n_embd_k_gqa + facts.n_embd_v_gqa) * kv_bytes_per_elt
+    return w + per_cell * _kv_cells(facts, depth)
 
 
-def _class_constants(backend: str, constants: dict) -> tuple[str, dict]:
-    cls = BACKEND_CLASS.get(backend, "cpu")
-    return cls, constants["classes"][cls]
+def _matmul(facts: ModelFacts, quant: str, q: dict[str, float] | None, head: bool) -> float:
+    """2 x active matmul weights (FLOPs per token), each divided by its type's kernel throughput."""
+    q = q or {}
+    s = 0.0
+    for t in _read_tensors(facts, quant):
+        if t.role == "norm":
+            continue
+        is_head = t.role == "output" or (t.role == "token_embd" and facts.tied_embeddings)
+        if is_head and not head:
+            continue
+        s += 2 * t.n_elements * t.active_fraction / q.get(t.ggml_type, 1.0)
+    return s
 
 
-def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: dict) -> tuple[float, str]:
-    bytes_ = decode_bytes_per_token(facts, quant, depth)
-    t_mem = bytes_ / (k["eta_bw"] * hw.bandwidth_gbs * 1e9)
+def _attn_flops(facts: ModelFacts, depth: int) -> float:
+    return 4.0 * _kv_cells(facts, depth) * facts.n_head * facts.head_dim_k
+
+
+def decode_flops_per_token(facts: ModelFacts, quant: str, depth: int, q: dict[str, float] | None = None) -> float:
+    return _matmul(facts, quant, q, head=True) + _attn_flops(facts, depth)
+
+
+def prefill_flops_per_token(facts: ModelFacts, quant: str, n_prompt: int, depth: int = 0,
+                            q: dict[str, float] | None = None) -> float:
+    """FLOPs per prompt token: the layers for every token, the output head once per prompt (llama.cpp
+    keeps only the last token's logits), attention at the mean depth."""
+    head = _matmul(facts, quant, q, head=True) - _matmul(facts, quant, q, head=False)
+    return (_matmul(facts, quant, q, head=False) + head / max(n_prompt, 1)
+            + _attn_flops(facts, depth + n_prompt // 2))
+
+
+def _cache_resident(facts: ModelFacts, quant: str, hw: Hardware, depth: int) -> bool:
+    if not hw.llc_mb or hw.backend != "cpu":
+        return False
+    return decode_bytes_per_token(facts, quant, depth) <= CACHE_FRACTION * hw.llc_mb * 2**20
+
+
+def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, str]:
+    resident = _cache_resident(facts, quant, hw, depth)
+    t_mem = 0.0 if resident else (decode_bytes_per_token(facts, quant, depth, q_dec=k.quant_decode)
+                                  / (k.eta_bw * hw.bandwidth_gbs * 1e9))
     t_cpu = 0.0
-    if hw.backend == "cpu" and hw.cpu_gflops and k.get("kappa"):
-        t_cpu = flops_per_token(facts, quant, depth) / (k["kappa"] * hw.cpu_gflops * 1e9)
-    t_fix = k["c_layer_s"] * facts.n_layers
-    bound = "memory-bandwidth" if t_mem >= t_cpu else "cpu-compute"
+    if hw.backend == "cpu" and hw.cpu_gflops and k.kappa:
+        t_cpu = decode_flops_per_token(facts, quant, depth, k.quant_decode) / (k.kappa * hw.cpu_gflops * 1e9)
+    c_layer = k.c_layer_s
+    if k.thread_exp and hw.backend == "cpu" and hw.threads:
+        c_layer *= (hw.threads / THREAD_REF) ** k.thread_exp
+    t_fix = k.c_token_s + c_layer * facts.n_layers
+    bound = "memory-bandwidth" if t_mem >= t_cpu else ("cache-resident, cpu-compute" if resident else "cpu-compute")
     if t_fix > max(t_mem, t_cpu):
         bound = "fixed-overhead"
     return max(t_mem, t_cpu) + t_fix, bound
 
 
-def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int, k: dict,
+def peak_flops(hw: Hardware) -> float | None:
+    if hw.backend != "cpu" and hw.gpu_tflops:
+        return hw.gpu_tflops * 1e12
+    if hw.backend == "cpu" and hw.cpu_gflops:
+        return hw.cpu_gflops * 1e9
+    return None
+
+
+def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int, k: ClassConstants,
                          depth: int = 0) -> float | None:
-    """Prompt tokens/s for ``n_prompt`` tokens processed after ``depth`` tokens already in the cache."""
-    flops = hw.gpu_tflops * 1e12 if hw.backend != "cpu" and hw.gpu_tflops else (
-        hw.cpu_gflops * 1e9 if hw.cpu_gflops else None)
-    if flops is None:
+    """Prompt tokens/s for ``n_prompt`` tokens processed after ``depth`` tokens already in the cache;
+    None when the device has no compute figure for its backend or the class has no prefill fit."""
+    flops = peak_flops(hw)
+    if flops is None or not k.eff_pp:
         return None
-    return k["eff_pp"] * flops / flops_per_token(facts, quant, depth + n_prompt // 2)
+    q = dict(k.quant_prefill)
+    if hw.backend == "cpu":
+        for t in SGEMM_TYPES if hw.sgemm else ():
+            q[t] = k.quant_prefill.get(t, 1.0) * k.sgemm_prefill
+        for t in REPACK_TYPES if hw.repack else ():  # a repacked type uses the repack kernels, not tinyBLAS
+            q[t] = k.quant_prefill.get(t, 1.0) * k.repack_prefill
+    return k.eff_pp * flops / prefill_flops_per_token(facts, quant, n_prompt, depth, q)
+
+
+def predict_times(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int = 512, depth: int = 0,
+                  constants: SpeedConstants | None = None) -> TokenTimes:
+    """Per-token prefill and decode times of llama.cpp for one model, quant and device.
+
+    ``n_prompt`` prompt tokens are processed after ``depth`` cached tokens (prefill seconds per prompt
+    token); decode is one token generated at context ``depth``. Stable public API: per-device
+    corrections multiply these times.
+    """
+    constants = constants or load_constants()
+    cls, k = constants.for_backend(hw.backend)
+    pp = prefill_tokens_per_s(facts, quant, hw, max(1, n_prompt), k, depth)
+    t_tok, bound = decode_time_s(facts, quant, hw, depth, k)
+    return TokenTimes(prefill_s=1.0 / pp if pp else None, decode_s=t_tok, bound=bound, backend_class=cls)
+
+
+def hardware_for(device, repack: bool = True, threads: int | None = None) -> Hardware:
+    """The speed model's view of a ``DeviceProfile`` (threads: the profile's, else its cores)."""
+    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
+                    llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack)
+
+
+def predict_device_times(facts: ModelFacts, quant: str, device, settings=None, n_prompt: int = 512, depth: int = 0,
+                         threads: int | None = None, constants: SpeedConstants | None = None) -> TokenTimes:
+    """``predict_times`` for a device profile and llama.cpp runtime settings (``RuntimeSettings``: its
+    ``repack`` flag decides whether repacked prompt kernels apply). With ``threads`` below the profile's,
+    the CPU's peak FLOPS scale down accordingly (as ``slmplan bench`` predictions do)."""
+    hw = hardware_for(device, settings.repack if settings is not None else True, threads)
+    cores = device.threads or device.cpu_cores
+    if threads and hw.cpu_gflops and cores and threads < cores:
+        hw = replace(hw, cpu_gflops=hw.cpu_gflops * threads / cores)
+    return predict_times(facts, quant, hw, n_prompt, depth, constants)
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
 
 
 def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prompt: int = 300,
-                   n_gen: int = 200, constants: dict | None = None) -> SpeedEstimate:
+                   n_gen: int = 200, constants: SpeedConstants | None = None) -> SpeedEstimate:
     constants = constants or load_constants()
-    cls, k = _class_constants(hw.backend, constants)
+    cls, k = constants.for_backend(hw.backend)
     n_prompt = max(1, min(n_prompt, ctx))
     depth = min(n_prompt + n_gen // 2, ctx)  # average depth while generating the answer
     t_tok, bound = decode_time_s(facts, quant, hw, depth, k)
     tg = 1.0 / t_tok
     pp = prefill_tokens_per_s(facts, quant, hw, n_prompt, k)
-    if pp is None:  # no compute figure for this device: prefill unknown, say so through 0 and method
-        pp_v, ttft = 0.0, t_tok
-        method = f"{cls} constants; prefill unknown (the profile has no cpu_gflops/gpu_tflops)"
+    if pp is None:
+        ttft = None
+        method = (f"estimate: {cls} speed model fitted on published llama.cpp measurements; prefill and time to "
+                  f"first token unknown (the profile has no {'cpu_gflops' if hw.backend == 'cpu' else 'gpu_tflops'})")
     else:
-        pp_v = pp
-        ttft = n_prompt / pp + t_tok
+        t_first, _ = decode_time_s(facts, quant, hw, n_prompt, k)
+        ttft = n_prompt / pp + t_first
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
     return SpeedEstimate(
-        prefill_tokens_per_s=round(pp_v, 2), decode_tokens_per_s=round(tg, 2),
-        decode_tokens_per_s_low=round(tg * k["decode_ratio_low"], 2),
-        decode_tokens_per_s_high=round(tg * k["decode_ratio_high"], 2),
-        prefill_tokens_per_s_low=round(pp_v * k.get("prefill_ratio_low", 1.0), 2),
-        prefill_tokens_per_s_high=round(pp_v * k.get("prefill_ratio_high", 1.0), 2),
-        ttft_s=round(ttft, 4), bound=bound, backend=hw.backend, method=method,
+        prefill_tokens_per_s=_r(pp), decode_tokens_per_s=round(tg, 2),
+        decode_tokens_per_s_low=round(tg * k.decode_ratio_low, 2),
+        decode_tokens_per_s_high=round(tg * k.decode_ratio_high, 2),
+        prefill_tokens_per_s_low=_r(pp and pp * k.prefill_ratio_low),
+        prefill_tokens_per_s_high=_r(pp and pp * k.prefill_ratio_high),
+        ttft_s=_r(ttft, 4), bound=bound, backend=hw.backend, method=method,
     )

@@ -33,9 +33,12 @@ class DeviceProfile(BaseModel):
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
     cpu_gflops: float | None = Field(default=None, gt=0, le=1_000_000, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
     threads: int | None = Field(default=None, gt=0, le=4096, description="threads llama.cpp would run with")
+    cpu_isa: Literal["arm64", "x86_64", "riscv64"] | None = Field(default=None, description="CPU instruction set")
     cpu_features: list[str] | None = Field(
-        default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512f, amx_int8, "
-                                  "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
+        default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512, amx, dotprod, "
+                                  "i8mm, ...): they decide which weights it repacks into an extra copy")
+    llc_mb: float | None = Field(default=None, gt=0, le=1_000_000, description="last-level cache (MiB)")
+    npu_runtimes: list[str] | None = Field(default=None, description="NPU runtimes with LLM support on this chip (qnn, fastflowlm, openvino-npu, coreml-ane)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
     calibration: DeviceCalibration | None = Field(default=None, description="fitted by 'slmplan calibrate' from measurements on this device")
@@ -63,6 +66,9 @@ class DeviceProfile(BaseModel):
     def effective_backend(self) -> str:
         if self.backend:
             return self.backend
+        text = f"{self.soc or ''} {self.name}".lower()
+        if any(w in text for w in ("apple", "macbook", "mac mini", "mac studio", "imac", "iphone", "ipad")):
+            return "metal"  # llama.cpp's default on Apple silicon (a profile built without the chip table)
         return "cpu"
 
     @property

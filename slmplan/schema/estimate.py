@@ -33,14 +33,15 @@ class MemoryEstimate(_Frozen):
 
 
 class SpeedEstimate(_Frozen):
-    prefill_tokens_per_s: float
-    decode_tokens_per_s: float
-    decode_tokens_per_s_low: float
-    decode_tokens_per_s_high: float
-    ttft_s: float
-    prefill_tokens_per_s_low: float = 0.0
-    prefill_tokens_per_s_high: float = 0.0
-    bound: str = ""  # memory-bandwidth | cpu-compute | fixed-overhead
+    # None = unknown (no compute figure for the device, or no data for the runtime), never 0
+    prefill_tokens_per_s: float | None
+    decode_tokens_per_s: float | None
+    decode_tokens_per_s_low: float | None
+    decode_tokens_per_s_high: float | None
+    ttft_s: float | None
+    prefill_tokens_per_s_low: float | None = None
+    prefill_tokens_per_s_high: float | None = None
+    bound: str = ""  # memory-bandwidth | cpu-compute | cache-resident, cpu-compute | fixed-overhead | npu ...
     backend: str = ""
     method: str = ""
 

@@ -1,0 +1,164 @@
+"""Published llama.cpp measurements (slmplan/data/calibration) as rows the speed fit can use.
+
+Each row names one device, one catalog model (fine-tunes share their base model's shapes), one quant,
+the device's bandwidth and compute figures, and measured decode/prefill tokens/s with the source.
+Rows a fit cannot use honestly are left out here, with the reason in a comment.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CAL = Path(__file__).resolve().parent.parent / "data" / "calibration"
+
+# Calibration model names -> catalog ids (same architecture; fine-tunes share the shapes). First match wins.
+MODEL_MAP = [
+    ("qwen3.5", None), ("qwen2.5-7b-1m", None), ("qwen3-30b", None), ("qwen3-coder", None),
+    ("tinyllama", "tinyllama-1.1b"), ("llama-3.2-3b", "llama-3.2-3b"), ("llama3.2:3b", "llama-3.2-3b"),
+    ("llama-3.2-1b", "llama-3.2-1b"), ("llama 3.1 8b", "llama-3.1-8b"), ("llama3.1:8b", "llama-3.1-8b"),
+    ("meta-llama-3.1-8b", "llama-3.1-8b"), ("distill-llama-8b", "llama-3.1-8b"), ("hermes-3-llama-3.1-8b", "llama-3.1-8b"),
+    ("llama-3.1-tulu-3-8b", "llama-3.1-8b"), ("mistral 7b", "mistral-7b"), ("mistral-7b-instruct", "mistral-7b"),
+    ("llama 7b", "llama-2-7b"), ("qwen3-1.7b", "qwen3-1.7b"), ("qwen3-4b", "qwen3-4b"), ("qwen3-0528-qwen3-8b", "qwen3-8b"),
+    ("r1-0528-qwen3-8b", "qwen3-8b"), ("qwen3-8b", "qwen3-8b"), ("qwen2.5-7b-instruct", "qwen2.5-7b"),
+    ("distill-qwen-7b", "qwen2.5-7b"), ("qwen2.5-coder-7b", "qwen2.5-7b"), ("qwen2.5-coder-3b", "qwen2.5-3b"),
+    ("qwen2.5:1.5b", "qwen2.5-1.5b"), ("phi-3.5-mini", "phi-3.5-mini"), ("phi-4-mini", "phi-4-mini"),
+    ("gemma-2-2b", "gemma-2-2b"), ("gemma-3-4b", "gemma-3-4b"), ("smollm2-1.7b", "smollm2-1.7b"),
+]
+QUANTS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16"}
+
+# Memory bandwidth of the llmfit community devices (the data set does not state it): vendor
+# specifications, memory data rate x bus width.
+LLMFIT_DEVICES = {
+    "amd-radeon-rx-7900-xt": ("vulkan", 800, "AMD spec: 20 Gbps GDDR6 x 320-bit"),
+    "nvidia-gb10": ("cuda", 273, "NVIDIA DGX Spark spec: LPDDR5X 273 GB/s"),
+    "nvidia-geforce-gtx-1050-ti": ("cuda", 112, "NVIDIA spec: 7 Gbps GDDR5 x 128-bit"),
+    "nvidia-geforce-rtx-5070": ("cuda", 672, "NVIDIA spec: 28 Gbps GDDR7 x 192-bit"),
+    "nvidia-geforce-rtx-2080": ("cuda", 448, "NVIDIA spec: 14 Gbps GDDR6 x 256-bit"),
+    "nvidia-geforce-gtx-1080-ti": ("cuda", 484, "NVIDIA spec: 11 Gbps GDDR5X x 352-bit"),
+    "nvidia-geforce-rtx-2070-super": ("cuda", 448, "NVIDIA spec: 14 Gbps GDDR6 x 256-bit"),
+    "nvidia-geforce-rtx-4060-laptop-gpu": ("cuda", 256, "NVIDIA spec: 16 Gbps GDDR6 x 128-bit"),
+    "nvidia-geforce-rtx-5070-laptop-gpu": ("cuda", 384, "NVIDIA spec: 24 Gbps GDDR7 x 128-bit"),
+    "nvidia-geforce-rtx-5090-laptop-gpu": ("cuda", 896, "NVIDIA spec: 28 Gbps GDDR7 x 256-bit"),
+    "intel-arc-graphics-130v-140v-integrated": ("vulkan", 136.5, "Intel ark: LPDDR5X-8533 x 128-bit"),
+}
+# Apple GPU FP32 per core: M1 8-core 2.6 TFLOPS, M2 10-core 3.6 TFLOPS (Apple announcements).
+APPLE_TFLOPS_PER_CORE = {"M1": 2.6 / 8, "M2": 3.6 / 10}
+
+
+@dataclass(frozen=True)
+class Row:
+    cls: str  # cpu | metal | gpu (CUDA, Vulkan)
+    backend: str
+    device: str
+    model_id: str
+    quant: str
+    bandwidth_gbs: float
+    cpu_gflops: float | None
+    gpu_tflops: float | None
+    tg: float | None
+    pp: float | None
+    pp_tokens: int
+    tg_depth: int
+    source: str
+    threads: int | None = None
+    repack: bool = False  # a build whose CPU backend repacks Q4_0/Q4_K/IQ4_NL (llama.cpp from late 2024)
+    sgemm: bool = False  # a build with llamafile's tinyBLAS prompt kernels (llamafile 0.7; llama.cpp since 2024-04)
+
+
+def model_id(name: str) -> str | None:
+    n = name.lower()
+    for key, mid in MODEL_MAP:
+        if key in n:
+            return mid
+    return None
+
+
+def quant_of(q: str) -> str | None:
+    q = q.split(" ")[0].upper()
+    return q if q in QUANTS else None
+
+
+def read_csv(name: str) -> list[dict]:
+    with open(CAL / name, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(x: str) -> float | None:
+    try:
+        return float(x) if x not in ("", None) else None
+    except ValueError:
+        return None
+
+
+def apple_rows() -> list[Row]:
+    out = []
+    for r in read_csv("apple_m1_m2_llama2_7b.csv"):
+        fam = "M2" if r["chip"].startswith("M2") else "M1"
+        out.append(Row("metal", "metal", r["chip"], "llama-2-7b", r["quant"],
+                       float(r["memory_bandwidth_gbs"]), None, int(r["gpu_cores"]) * APPLE_TFLOPS_PER_CORE[fam],
+                       float(r["tg128_tokens_per_s"]), float(r["pp512_tokens_per_s"]), 512, 64, r["source"]))
+    return out
+
+
+def _repacking_build(r: dict) -> bool:
+    """llama-bench builds of 2025 (geerlingguy's issues, llama.rn 0.12) repack; the 2023-2024 ones do not."""
+    rt = r["runtime"]
+    return ("llama-bench" in rt or "llama.rn" in rt) and "2023" not in rt and "2024" not in rt
+
+
+def edge_rows() -> list[Row]:
+    peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
+    threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
+    out = []
+    for r in read_csv("edge_cpu.csv"):
+        rt = r["runtime"]
+        if "yzma" in rt or not r["memory_bandwidth_gbs"]:
+            continue  # prompt+generation mixed together, or no bandwidth figure
+        llamafile = "llamafile" in rt  # its tinyBLAS kernels are llama.cpp's since 2024-04: prefill only
+        mid, q = model_id(r["model"]), quant_of(r["quant"])
+        if not mid or not q or r["device"] not in peaks:
+            continue
+        pp_test = r["pp_test"]
+        pp_ok = pp_test.startswith(("pp", "prompt tok", "prompt eval 3"))  # short-prompt rows are not comparable
+        m = re.search(r"(\d+)", pp_test)
+        n_pp = int(m.group(1)) if m and pp_test.startswith(("pp", "prompt eval")) else 512
+        m = re.search(r"tg(\d+)", r["tg_test"])
+        depth = int(m.group(1)) // 2 if m else 64
+        out.append(Row("cpu", "cpu", r["device"], mid, q, float(r["memory_bandwidth_gbs"]), peaks[r["device"]], None,
+                       None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
+                       n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
+                       repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r)))
+    return out
+
+
+def llmfit_rows(weights_bytes) -> list[Row]:
+    """llmfit community results: output tokens/s of llama.cpp on GPUs, many model sizes per device.
+
+    Rows whose weights exceed 90% of the GPU's memory are left out (partly offloaded to the CPU), as are
+    duplicates of one measurement stored twice."""
+    out, seen = [], set()
+    for r in read_csv("llmfit_community.csv"):
+        dev = LLMFIT_DEVICES.get(r["device"])
+        mid, q = model_id(r["model"]), quant_of(r["quant"])
+        tg = _f(r["tg_tokens_per_s"])
+        if not dev or not mid or not q or not tg:
+            continue
+        key = (r["device"], mid, q, tg)
+        if key in seen:
+            continue
+        seen.add(key)
+        vram = _f(r["vram_gb"]) if r["hw_class"] == "DISCRETE_GPU" else _f(r["ram_gb"])
+        if vram and weights_bytes(mid, q) > 0.9 * vram * 2**30:
+            continue
+        depth = int((_f(r["avg_output_tokens"]) or 200) / 2) + 50
+        out.append(Row("gpu", dev[0], r["device"], mid, q, dev[1], None, None, tg, None, 512, depth,
+                       "llmfit community data, " + r["source_path"]))
+    return out
+
+
+def quant_sweep() -> list[dict]:
+    return [dict(r, pp=float(r["pp512_tokens_per_s"]), tg=float(r["tg128_tokens_per_s"]))
+            for r in read_csv("llama31_8b_quant_sweep.csv")]

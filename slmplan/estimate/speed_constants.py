@@ -1,0 +1,91 @@
+"""The speed model's fitted constants as typed objects; ``data/speed_model.json`` is their storage.
+
+One ``ClassConstants`` per backend class (``cpu``, ``gpu``); ``SpeedConstants`` holds them with the
+fit's description and validation. ``from_dict``/``to_dict`` round-trip the JSON (keys this code does
+not know are kept in ``extra``, so a newer file or a local calibration loses nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "speed_model.json"
+BACKEND_CLASS = {"cpu": "cpu", "metal": "metal", "cuda": "gpu", "vulkan": "gpu"}
+
+
+@dataclass(frozen=True)
+class ClassConstants:
+    """Constants of one backend class (see ``slmplan.estimate.speed`` for the formulas)."""
+
+    eta_bw: float  # achieved share of the memory bandwidth while decoding
+    c_layer_s: float  # fixed cost per layer per token (kernel launches, thread barriers)
+    c_token_s: float = 0.0  # fixed cost per token (graph build, sampling, scheduling)
+    kappa: float | None = None  # achieved share of peak FLOPS in compute-bound decode (CPU)
+    eff_pp: float | None = None  # achieved share of peak FLOPS in prefill
+    decode_ratio_low: float = 1.0  # measured/predicted quantiles on held-out devices
+    decode_ratio_high: float = 1.0
+    prefill_ratio_low: float = 1.0
+    prefill_ratio_high: float = 1.0
+    # relative kernel throughput per GGML type (1.0 = the reference types F16/Q8_0 for decode,
+    # Q8_0 for prefill); types not listed use 1.0
+    quant_decode: dict[str, float] = field(default_factory=dict)
+    quant_prefill: dict[str, float] = field(default_factory=dict)
+    # CPU: per-layer fixed cost grows with the thread count (every op ends in a barrier of all threads):
+    # c_layer x (threads / 4) ** thread_exp; 0 = independent of threads
+    thread_exp: float = 0.0
+    # CPU prefill: throughput multiplier of the types llama.cpp repacks (Q4_0, Q4_K, IQ4_NL) when it does
+    repack_prefill: float = 1.0
+    # CPU prefill: throughput multiplier of the types llamafile's tinyBLAS kernels handle (in llama.cpp since 2024-04)
+    sgemm_prefill: float = 1.0
+    n_rows: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassConstants:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def scaled(self, decode: float = 1.0, prefill: float = 1.0) -> ClassConstants:
+        """Every decode time divided by ``decode`` and prefill throughput multiplied by ``prefill``."""
+        return replace(self, eta_bw=self.eta_bw * decode, kappa=self.kappa * decode if self.kappa else self.kappa,
+                       c_layer_s=self.c_layer_s / decode, c_token_s=self.c_token_s / decode,
+                       eff_pp=self.eff_pp * prefill if self.eff_pp else self.eff_pp)
+
+
+@dataclass(frozen=True)
+class SpeedConstants:
+    classes: dict[str, ClassConstants]
+    method: str = ""
+    version: int = 2
+    extra: dict = field(default_factory=dict)  # validation, hold-out devices, local-fit details, ...
+
+    def for_backend(self, backend: str) -> tuple[str, ClassConstants]:
+        cls = BACKEND_CLASS.get(backend, "cpu")
+        if cls not in self.classes:  # an older file (one GPU class for every GPU backend)
+            cls = "gpu"
+        return cls, self.classes[cls]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpeedConstants:
+        classes = {k: ClassConstants.from_dict(v) for k, v in d["classes"].items()}
+        extra = {k: v for k, v in d.items() if k not in ("classes", "method", "version")}
+        return cls(classes=classes, method=d.get("method", ""), version=d.get("version", 1), extra=extra)
+
+    def to_dict(self) -> dict:
+        return {"classes": {k: v.to_dict() for k, v in self.classes.items()}, "method": self.method,
+                "version": self.version, **self.extra}
+
+    def with_class(self, name: str, k: ClassConstants, method: str | None = None, **extra) -> SpeedConstants:
+        return SpeedConstants({**self.classes, name: k}, method if method is not None else self.method,
+                              self.version, {**self.extra, **extra})
+
+
+@lru_cache(maxsize=4)
+def load_constants(path: str | None = None) -> SpeedConstants:
+    p = Path(path) if path else MODEL_FILE
+    return SpeedConstants.from_dict(json.loads(p.read_text()))

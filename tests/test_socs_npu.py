@@ -1,0 +1,99 @@
+"""Chip table (soc:), NPU predictions (--runtime npu) and computed quant variants."""
+
+import pytest
+
+from slmplan.devices import builtin_devices, get_device, load_device_file
+from slmplan.errors import BadInputError, DeviceError
+from slmplan.estimate.npu import estimate_npu_speed, fit_runtimes, validate_npu
+from slmplan.planner import Query, fit
+from slmplan.socs import chips, find_chip, get_chip
+
+
+def _profile(tmp_path, **kw):
+    body = {"id": "p", "name": "p", "kind": "phone", "ram_gb": 12, "memory_budget_gb": 5, **kw}
+    path = tmp_path / "p.yaml"
+    path.write_text("\n".join(f"{k}: {v}" for k, v in body.items()) + "\n")
+    return path
+
+
+def test_every_chip_has_a_source_and_every_builtin_soc_is_known():
+    assert all(c.source for c in chips())
+    for d in builtin_devices():
+        assert d.soc is None or find_chip(d.soc) is not None, d.soc
+
+
+def test_free_text_soc_finds_the_longest_name():
+    assert get_chip("Broadcom BCM2712 (4x Cortex-A76 @2.4 GHz)").name == "Broadcom BCM2712"
+    assert get_chip("Apple M4 Pro").name == "Apple M4 Pro" and get_chip("Apple M4").name == "Apple M4"
+    assert get_chip("Snapdragon 8 Elite Gen 5 (S26+)").name == "Qualcomm Snapdragon 8 Elite Gen 5"
+
+
+def test_apple_chip_without_backend_is_metal_and_profile_keys_win(tmp_path):
+    d = load_device_file(_profile(tmp_path, soc="Apple M4 Pro", kind="desktop", ram_gb=24, memory_budget_gb=16))
+    assert d.effective_backend == "metal" and d.memory_bandwidth_gbs == 273 and d.cpu_isa == "arm64"
+    assert "chip table" in d.sources["memory_bandwidth_gbs"]
+    r = fit("llama-3.2-1b", d, "Q4_K_M")[0]
+    assert r.speed.backend == "metal" and r.speed.prefill_tokens_per_s > 0
+    mine = load_device_file(_profile(tmp_path, soc="Apple M4 Pro", kind="desktop", ram_gb=24, memory_budget_gb=16,
+                                     memory_bandwidth_gbs=200, backend="cpu"))
+    assert mine.memory_bandwidth_gbs == 200 and mine.effective_backend == "cpu"
+
+
+def test_big_little_phone_counts_performance_cores_only(tmp_path):
+    d = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Gen 2"))
+    # 1x X3 @3.2 x32 + 4x A715/A710 @2.8 x16; the 3 A510 efficiency cores are not counted
+    assert d.cpu_gflops == pytest.approx(3.2 * 32 + 4 * 2.8 * 16) and d.threads == 5 and d.cpu_cores == 8
+    assert {"dotprod", "i8mm"} <= set(d.cpu_features)
+
+
+def test_unknown_soc_is_a_one_line_error_with_close_matches(tmp_path):
+    with pytest.raises(DeviceError) as e:
+        load_device_file(_profile(tmp_path, soc="Snapdragon 8 Elit"))
+    line = e.value.one_line()
+    assert "unknown soc 'Snapdragon 8 Elit'" in line and "Did you mean: Qualcomm Snapdragon 8 Elite" in line
+    assert "\n" not in line
+
+
+def test_npu_fit_on_published_rows_and_validation_reported():
+    fits = fit_runtimes()
+    assert fits["qnn"].prefill.rows >= 8 and fits["qnn"].decode.rows >= 8
+    assert fits["coreml-ane"].prefill.rows == 1  # thin data: bounds x/÷2
+    assert fits["coreml-ane"].prefill.low == 0.5 and fits["coreml-ane"].prefill.high == 2.0
+    v = validate_npu("model")
+    assert v["prefill"]["rows"] >= 10 and v["decode"]["rows"] >= 10
+
+
+def test_npu_prediction_bounds_and_unknowns():
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    m = facts(get_model(load_catalog(), "llama-3.2-3b"))
+    s = estimate_npu_speed(m, get_device("snapdragon-x-elite-laptop"), 128)
+    # published: Snapdragon X Elite, Genie, Llama 3.2 3B w4a16: prefill 1016 tok/s, decode 18.4 tok/s
+    assert s.prefill_tokens_per_s_low <= 1016 <= s.prefill_tokens_per_s_high
+    assert s.decode_tokens_per_s_low <= 18.4 <= s.decode_tokens_per_s_high
+    assert s.backend == "npu:qnn" and s.ttft_s > 128 / s.prefill_tokens_per_s
+    none = estimate_npu_speed(m, get_device("raspberry-pi-5-8gb"))
+    assert none.decode_tokens_per_s is None and none.prefill_tokens_per_s is None
+    assert "no NPU runtime known for this chip" in none.method
+    r = fit("llama-3.2-3b", get_device("raspberry-pi-5-8gb"), "Q4_K_M", Query(runtime="npu"))[0]
+    assert r.speed.decode_tokens_per_s is None and r.energy.wh_per_query is None
+    with pytest.raises(BadInputError, match="unknown runtime 'tpu'"):
+        fit("llama-3.2-3b", get_device("pixel-8"), "Q4_K_M", Query(runtime="tpu"))
+
+
+def test_any_llama_cpp_quant_is_computed_and_labelled():
+    r = fit("llama-3.2-1b", get_device("pixel-8"), "q4_0")[0]
+    assert r.quant == "Q4_0" and r.memory.weights_method.startswith("computed")
+    assert any("not a published variant" in n for n in r.memory.notes)
+    iq = fit("llama-3.2-1b", get_device("pixel-8"), "IQ4_XS")[0]
+    assert iq.memory.weights_bytes < r.memory.weights_bytes
+    # published variants are not labelled computed
+    assert not fit("llama-3.2-1b", get_device("pixel-8"), "Q4_K_M")[0].memory.weights_method.startswith("computed")
+
+
+def test_chip_named_in_the_profile_name_fills_like_soc(tmp_path):
+    d = load_device_file(_profile(tmp_path, name="'Mac mini (Apple M4 Pro, 24 GB)'", kind="desktop", ram_gb=24,
+                                  memory_budget_gb=16, memory_bandwidth_gbs=273, cpu_cores=14))
+    assert d.effective_backend == "metal" and d.gpu_tflops and "profile's name" in d.sources["gpu_tflops"]
+    plain = load_device_file(_profile(tmp_path, name="Some phone", memory_bandwidth_gbs=50, cpu_cores=8))
+    assert plain.effective_backend == "cpu" and plain.cpu_gflops is None
