@@ -178,7 +178,7 @@ def _shrunk(f):
         kw["head_dim_swa"] = max(f.head_dim_swa // k, 8)
     if f.layer_ff is not None:
         kw["layer_ff"] = tuple(64 if x == f.n_ff else 128 for x in f.layer_ff)
-    if f.n_embd_per_layer:
+    if f.n_embd_per_layer and f.architecture != "gemma3n":  # gemma3n: llama.cpp hard-codes n_embd_altup 256
         kw["n_embd_per_layer"] = 16
     if f.n_expert:
         kw.update(n_expert=min(f.n_expert, 8), n_expert_used=min(f.n_expert_used, 2), n_ff_exp=32)
@@ -186,7 +186,8 @@ def _shrunk(f):
 
 
 @pytest.mark.runtime
-@pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b"])
+@pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
+                                      "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""

@@ -27,6 +27,10 @@ def _f(model_id):
     ("gpt-oss-20b", 20.9e9, 3.6e9 + 201088 * 2880, 0.03),
     # Google: Gemma 4 E2B "2.3B effective" (without the per-layer embeddings)
     ("gemma-4-e2b", None, 2.3e9, 0.03),
+    # Gemma 3n text decoders as llama.cpp's GGUF holds them: Ollama's gemma3n:e2b "4.46B", LM Studio's gemma-3n-e4b "6.9B"
+    ("gemma-3n-e2b", 4.46e9, None, 0.01), ("gemma-3n-e4b", 6.9e9, None, 0.01),
+    # Google: Gemma 4 E4B "4.5B effective" (without the per-layer embeddings); ours is 3.2% above that rounded figure
+    ("gemma-4-e4b", None, 4.5e9, 0.04),
 ])
 def test_parameter_counts_match_published(model_id, total, active, rel):
     f = _f(model_id)
