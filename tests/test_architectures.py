@@ -9,6 +9,8 @@ slmplan makes from the same file's header: model weights, KV cache and recurrent
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from synthgguf import llama_cpp_buffers, write
 
@@ -187,7 +189,8 @@ def _shrunk(f):
 
 @pytest.mark.runtime
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
-                                      "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b"])
+                                      "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
+                                      "qwen3.5-9b", "qwen3.5-35b-a3b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""
@@ -195,7 +198,13 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     from slmplan.catalog import facts, get_model, load_catalog
 
     f = _shrunk(facts(get_model(load_catalog(), model_id)))
-    path = write(tmp_path / f"{model_id}.gguf", f, {})
+    # keys llama.cpp requires that the catalog does not carry (Qwen3.5: M-RoPE sections for the shrunk head size)
+    kv, as_written = {}, f
+    if f.architecture.startswith("qwen35"):
+        kv = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [4, 6, 6, 0]}
+        # llama.cpp's converter writes a scalar KV head count for Qwen3.5 (the interval marks the recurrent layers)
+        as_written = replace(f, layer_kv_heads=None)
+    path = write(tmp_path / f"{model_id}.gguf", as_written, kv)
     g = facts_from_gguf(read_gguf(path))
     assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)
     est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))
