@@ -70,8 +70,8 @@ def _ffn(f, out, i, n_ff=None, norm=True):
     out.append(_t(f"blk.{i}.ffn_down.weight", (F, E), "ffn_down", i))
 
 
-def _experts(f, out, i, bias=False):
-    E, Fx, X = f.n_embd, f.n_ff_exp, f.n_expert
+def _experts(f, out, i, bias=False, width=None):
+    E, Fx, X = f.n_embd, width or f.n_ff_exp, f.n_expert
     a = f.n_expert_used / f.n_expert
     out.append(_t(f"blk.{i}.ffn_gate_inp.weight", (E, X), "keep32", i))
     out.append(_t(f"blk.{i}.ffn_gate_exps.weight", (E, Fx, X), "ffn_gate", i, a))
@@ -157,7 +157,7 @@ def _granitehybrid(f):
             out.append(_t(f"blk.{i}.attn_output.weight", (q, E), "attn_output", i))
         if f.is_moe:
             out.append(_t(f"blk.{i}.ffn_norm.weight", (E,), "norm", i))
-            _experts(f, out, i)
+            _experts(f, out, i, width=f.n_ff)  # granite-hybrid.cpp sizes the experts with n_ff
             if f.n_ff_shexp:
                 S = f.n_ff_shexp
                 out.append(_t(f"blk.{i}.ffn_gate_shexp.weight", (E, S), "ffn_gate", i))

@@ -184,13 +184,15 @@ def _shrunk(f):
         kw["n_embd_per_layer"] = 16
     if f.n_expert:
         kw.update(n_expert=min(f.n_expert, 8), n_expert_used=min(f.n_expert_used, 2), n_ff_exp=32)
+    if f.architecture == "granitehybrid":  # llama.cpp asserts d_inner == 2 n_embd; 8 SSM heads keep tensors 32-byte sized
+        kw.update(ssm_d_inner=2 * kw["n_embd"], ssm_dt_rank=8)
     return replace(f, **kw)
 
 
 @pytest.mark.runtime
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
                                       "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
-                                      "qwen3.5-9b", "qwen3.5-35b-a3b"])
+                                      "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""

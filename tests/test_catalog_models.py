@@ -35,6 +35,8 @@ def _f(model_id):
     ("qwen3.5-2b", 1_881_825_088, None, 1e-9),
     # Qwen model cards: Qwen3.5-9B "9B"; Qwen3.5-35B-A3B 35B total, 3B activated (ours adds the untied input embedding)
     ("qwen3.5-9b", 9e9, None, 0.01), ("qwen3.5-35b-a3b", 35e9, 3e9 + 248320 * 2048, 0.02),
+    # IBM: Granite 4.0 H Tiny 7B total
+    ("granite-4.0-h-tiny", 7e9, None, 0.02),
 ])
 def test_parameter_counts_match_published(model_id, total, active, rel):
     f = _f(model_id)
