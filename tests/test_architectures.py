@@ -172,9 +172,9 @@ def _shrunk(f):
 
     k = 8
     hd = max(f.head_dim_k // k, 8)
-    kw = dict(n_embd=f.n_head * 16 if f.architecture == "lfm2" else 128, n_ff=64, n_vocab=512,
+    kw = dict(n_embd=f.n_head * 16 if f.architecture in ("lfm2", "lfm2moe") else 128, n_ff=64, n_vocab=512,
               head_dim_k=hd, head_dim_v=hd, n_ctx_train=4096)
-    if f.architecture == "lfm2":
+    if f.architecture in ("lfm2", "lfm2moe"):  # LFM2 attention projects n_embd = n_head x head_dim
         kw["head_dim_k"] = kw["head_dim_v"] = 16
     if f.head_dim_swa:
         kw["head_dim_swa"] = max(f.head_dim_swa // k, 8)
@@ -192,7 +192,8 @@ def _shrunk(f):
 @pytest.mark.runtime
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
                                       "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
-                                      "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b"])
+                                      "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b",
+                                      "lfm2-8b-a1b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""

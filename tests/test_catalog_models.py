@@ -37,6 +37,8 @@ def _f(model_id):
     ("qwen3.5-9b", 9e9, None, 0.01), ("qwen3.5-35b-a3b", 35e9, 3e9 + 248320 * 2048, 0.02),
     # IBM: Granite 4.0 H Tiny 7B total
     ("granite-4.0-h-tiny", 7e9, None, 0.02),
+    # LiquidAI model card: LFM2-8B-A1B 8.3B total (its "1.5B active" is rounded: ours is 1.56B with the embedding)
+    ("lfm2-8b-a1b", 8.3e9, None, 0.01),
 ])
 def test_parameter_counts_match_published(model_id, total, active, rel):
     f = _f(model_id)
