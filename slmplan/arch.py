@@ -70,8 +70,8 @@ def _ffn(f, out, i, n_ff=None, norm=True):
     out.append(_t(f"blk.{i}.ffn_down.weight", (F, E), "ffn_down", i))
 
 
-def _experts(f, out, i, bias=False):
-    E, Fx, X = f.n_embd, f.n_ff_exp, f.n_expert
+def _experts(f, out, i, bias=False, width=None):
+    E, Fx, X = f.n_embd, width or f.n_ff_exp, f.n_expert
     a = f.n_expert_used / f.n_expert
     out.append(_t(f"blk.{i}.ffn_gate_inp.weight", (E, X), "keep32", i))
     out.append(_t(f"blk.{i}.ffn_gate_exps.weight", (E, Fx, X), "ffn_gate", i, a))
@@ -157,7 +157,7 @@ def _granitehybrid(f):
             out.append(_t(f"blk.{i}.attn_output.weight", (q, E), "attn_output", i))
         if f.is_moe:
             out.append(_t(f"blk.{i}.ffn_norm.weight", (E,), "norm", i))
-            _experts(f, out, i)
+            _experts(f, out, i, width=f.n_ff)  # granite-hybrid.cpp sizes the experts with n_ff
             if f.n_ff_shexp:
                 S = f.n_ff_shexp
                 out.append(_t(f"blk.{i}.ffn_gate_shexp.weight", (E, S), "ffn_gate", i))
@@ -178,7 +178,7 @@ def _qwen35(f):
         out.append(_t(f"blk.{i}.attn_norm.weight", (E,), "norm", i))
         out.append(_t(f"blk.{i}.post_attention_norm.weight", (E,), "norm", i))
         if f.is_recurrent(i):
-            out.append(_t(f"blk.{i}.attn_qkv.weight", (E, 2 * key_dim + value_dim), "other", i))
+            out.append(_t(f"blk.{i}.attn_qkv.weight", (E, 2 * key_dim + value_dim), "attn_qkv", i))
             out.append(_t(f"blk.{i}.attn_gate.weight", (E, value_dim), "other", i))
             out.append(_t(f"blk.{i}.ssm_conv1d.weight", (f.ssm_d_conv, 2 * key_dim + value_dim), "keep32", i))
             out.append(_t(f"blk.{i}.ssm_dt.bias", (nv,), "norm", i))
@@ -319,10 +319,29 @@ def layout(f) -> list[LayoutTensor]:
     return LAYOUTS[f.architecture](f)
 
 
-def _ggml_type(q: str, t: LayoutTensor, f):
+_IQ2_FAMILY = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M")
+# llama-quant.cpp bumps these for models with exactly 8 experts (Mixtral-like), after its other rules
+_EIGHT_EXPERT_OUTPUT_Q5K = ("Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S",
+                            "IQ3_M", "IQ4_XS")
+
+
+def _eight_experts(q: str, role: str, gt):
     from gguf import GGMLQuantizationType as T
 
-    from slmplan.estimate.quants import FTYPE_BASE, TensorRole, ggml_type_for
+    if q in _IQ2_FAMILY:
+        return {"attn_k": T.Q4_K, "attn_output": T.Q5_K}.get(role, gt)
+    if role in ("attn_k", "attn_v", "attn_qkv"):
+        return T.Q8_0
+    if role == "attn_output" and q in _EIGHT_EXPERT_OUTPUT_Q5K:
+        return T.Q5_K
+    return gt
+
+
+def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = None):
+    from gguf import GGMLQuantizationType as T
+    from gguf.constants import GGML_QUANT_SIZES
+
+    from slmplan.estimate.quants import _K_FALLBACK, FTYPE_BASE, TensorRole, ggml_type_for
 
     if t.role == "norm" or len([d for d in t.ne if d > 1]) <= 1 or t.role == "keep32":
         return T.F32
@@ -330,9 +349,18 @@ def _ggml_type(q: str, t: LayoutTensor, f):
     if t.role == "keep":  # llama-quant.cpp leaves these as converted (F16 in a 16-bit conversion)
         return T.F16 if base not in (T.F32, T.BF16) else base
     role = {"per_layer_embd": "token_embd", "other": "ffn_up"}.get(t.role, t.role)
-    # untied: the output tensor exists; tied: token_embd doubles as output (quantized as such)
-    return ggml_type_for(q, TensorRole(role, t.layer, f.n_layers, t.ne[0], t.n_elements),
-                         f.tied_embeddings and t.role == "token_embd")
+    # llama.cpp indexes attn_v/attn_qkv rules by the tensor's rank among those tensors, not by layer:
+    # hybrid and KV-shared layers have none, so the two differ
+    layer, n = v_index if v_index is not None else (t.layer, f.n_layers)
+    # untied: the output tensor exists; tied: token_embd (and Gemma's per-layer table, the same
+    # category in llama-quant.cpp) is quantized like the output
+    gt = ggml_type_for(q, TensorRole(role, layer, n, t.ne[0], t.n_elements),
+                       f.tied_embeddings and t.role in ("token_embd", "per_layer_embd"))
+    if f.n_expert == 8 and base not in (T.F32, T.F16, T.BF16):
+        gt = _eight_experts(q, role, gt)
+        if t.ne[0] % GGML_QUANT_SIZES[gt][0]:
+            gt = _K_FALLBACK.get(gt, T.F16)
+    return gt
 
 
 def synthesize(f, q: str):
@@ -341,7 +369,10 @@ def synthesize(f, q: str):
     from slmplan.model import WeightTensor
 
     out = []
-    for t in layout(f):
+    tensors = layout(f)
+    v_like = [t.name for t in tensors if t.role in ("attn_v", "attn_qkv")]
+    v_rank = {name: (i, len(v_like)) for i, name in enumerate(v_like)}
+    for t in tensors:
         if q in NON_GGUF_FORMATS:
             fmt = NON_GGUF_FORMATS[q]
             bpw = 32 if t.role == "norm" else fmt["embed_bpw"] if t.role in ("token_embd", "per_layer_embd") else (
@@ -349,7 +380,7 @@ def synthesize(f, q: str):
             out.append(WeightTensor(t.name, _base_role(t), t.layer, t.ne[0], t.n_elements,
                                     int(t.n_elements * bpw / 8), f"{bpw:g}bpw", t.active_fraction))
             continue
-        gt = _ggml_type(q, t, f)
+        gt = _ggml_type(q, t, f, v_rank.get(t.name))
         out.append(WeightTensor(t.name, _base_role(t), t.layer, t.ne[0], t.n_elements,
                                 tensor_bytes(gt, t.n_elements), gt.name, t.active_fraction))
     return tuple(out)

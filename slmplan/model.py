@@ -282,7 +282,9 @@ def _arch_facts(h: GGUFHeader, n_layers: int, n_ff: int) -> dict:
         if not out["n_expert_used"] or out["n_expert_used"] > n_expert:
             raise GGUFError(f"{h.source}: expert_used_count must be between 1 and expert_count ({n_expert})",
                             "The file is damaged; download it again")
-        out["n_ff_exp"] = opt("{arch}.expert_feed_forward_length", n_ff // out["n_expert_used"])
+        # granitehybrid has no expert key: llama.cpp sizes its experts with feed_forward_length
+        out["n_ff_exp"] = opt("{arch}.expert_feed_forward_length",
+                              n_ff if arch == "granitehybrid" else n_ff // out["n_expert_used"])
         out["n_ff_shexp"] = opt("{arch}.expert_shared_feed_forward_length")
         out["n_layer_dense_lead"] = opt("{arch}.leading_dense_block_count")
     kv_heads = _per_layer(h, Keys.Attention.HEAD_COUNT_KV, n_layers)

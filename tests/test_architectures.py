@@ -9,6 +9,8 @@ slmplan makes from the same file's header: model weights, KV cache and recurrent
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from synthgguf import llama_cpp_buffers, write
 
@@ -170,23 +172,28 @@ def _shrunk(f):
 
     k = 8
     hd = max(f.head_dim_k // k, 8)
-    kw = dict(n_embd=f.n_head * 16 if f.architecture == "lfm2" else 128, n_ff=64, n_vocab=512,
+    kw = dict(n_embd=f.n_head * 16 if f.architecture in ("lfm2", "lfm2moe") else 128, n_ff=64, n_vocab=512,
               head_dim_k=hd, head_dim_v=hd, n_ctx_train=4096)
-    if f.architecture == "lfm2":
+    if f.architecture in ("lfm2", "lfm2moe"):  # LFM2 attention projects n_embd = n_head x head_dim
         kw["head_dim_k"] = kw["head_dim_v"] = 16
     if f.head_dim_swa:
         kw["head_dim_swa"] = max(f.head_dim_swa // k, 8)
     if f.layer_ff is not None:
         kw["layer_ff"] = tuple(64 if x == f.n_ff else 128 for x in f.layer_ff)
-    if f.n_embd_per_layer:
+    if f.n_embd_per_layer and f.architecture != "gemma3n":  # gemma3n: llama.cpp hard-codes n_embd_altup 256
         kw["n_embd_per_layer"] = 16
     if f.n_expert:
         kw.update(n_expert=min(f.n_expert, 8), n_expert_used=min(f.n_expert_used, 2), n_ff_exp=32)
+    if f.architecture == "granitehybrid":  # llama.cpp asserts d_inner == 2 n_embd; 8 SSM heads keep tensors 32-byte sized
+        kw.update(ssm_d_inner=2 * kw["n_embd"], ssm_dt_rank=8)
     return replace(f, **kw)
 
 
 @pytest.mark.runtime
-@pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b"])
+@pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
+                                      "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
+                                      "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b",
+                                      "lfm2-8b-a1b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""
@@ -194,7 +201,13 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     from slmplan.catalog import facts, get_model, load_catalog
 
     f = _shrunk(facts(get_model(load_catalog(), model_id)))
-    path = write(tmp_path / f"{model_id}.gguf", f, {})
+    # keys llama.cpp requires that the catalog does not carry (Qwen3.5: M-RoPE sections for the shrunk head size)
+    kv, as_written = {}, f
+    if f.architecture.startswith("qwen35"):
+        kv = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [4, 6, 6, 0]}
+        # llama.cpp's converter writes a scalar KV head count for Qwen3.5 (the interval marks the recurrent layers)
+        as_written = replace(f, layer_kv_heads=None)
+    path = write(tmp_path / f"{model_id}.gguf", as_written, kv)
     g = facts_from_gguf(read_gguf(path))
     assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)
     est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))

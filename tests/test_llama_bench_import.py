@@ -126,13 +126,17 @@ def test_public_pasted_tables():
     ("Qwen_Qwen3-0.6B-Q4_K_M.gguf", ("qwen3-0.6b", "Q4_K_M")),
     ("microsoft_Phi-4-mini-instruct-Q4_K_M.gguf", ("phi-4-mini", "Q4_K_M")),
     ("tinyllama-1.1b-1t-openorca.Q4_K_M.gguf", ("tinyllama-1.1b", "Q4_K_M")),
+    ("Qwen3.5-4B-Q4_K_M.gguf", ("qwen3.5-4b", "Q4_K_M")),
+    ("gemma-3n-E2B-it-Q4_K_M.gguf", ("gemma-3n-e2b", "Q4_K_M")),
+    ("Qwen3.5-35B-A3B-Q8_0.gguf", ("qwen3.5-35b-a3b", "Q8_0")),
 ])
 def test_identify_from_file_names(name, want):
     assert (match_name(name)[0], quant_from_name(name)) == want
 
 
 @pytest.mark.parametrize("name", ["Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf", "DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf",
-                                  "Qwen3.5-4B-Q4_K_M.gguf", "gemma-3-12b-it-Q4_K_M.gguf"])
+                                  "Qwen3.5-27B-Q4_K_M.gguf", "granite-4.0-h-small-Q4_K_M.gguf",
+                                  "gemma-3-12b-it-Q4_K_M.gguf"])
 def test_no_false_matches(name):
     assert match_name(name) == []
 

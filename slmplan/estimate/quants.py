@@ -46,7 +46,7 @@ FTYPE_BASE: dict[str, T] = {
 
 # When a K-quant tensor's row length is not a multiple of 256, llama.cpp falls back to these.
 _K_FALLBACK = {
-    T.Q2_K: T.Q4_0, T.Q3_K: T.IQ4_NL, T.IQ4_XS: T.IQ4_NL, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1,
+    T.Q2_K: T.Q4_0, T.Q3_K: T.Q4_0, T.IQ4_XS: T.IQ4_NL, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1,
     T.Q6_K: T.Q8_0, T.IQ2_XXS: T.Q4_0, T.IQ2_XS: T.Q4_0, T.IQ2_S: T.Q4_0, T.IQ3_XXS: T.IQ4_NL,
     T.IQ3_S: T.IQ4_NL,
 }
@@ -77,7 +77,7 @@ def _use_more_bits(i: int, n: int) -> bool:
 class TensorRole:
     """One weight tensor of a transformer, for the quant-mix rules."""
 
-    role: str  # token_embd | output | attn_q | attn_k | attn_v | attn_output | ffn_up | ffn_gate | ffn_down | norm
+    role: str  # token_embd | output | attn_q | attn_k | attn_v | attn_qkv | attn_output | ffn_up | ffn_gate | ffn_down | norm
     layer: int  # -1 for non-layer tensors
     n_layers: int
     row: int  # ne[0], the row length the quant block runs along
@@ -104,7 +104,7 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
     elif t.role == "token_embd":
         if ftype.startswith(("IQ2", "IQ1")):
             new = T.Q2_K
-    elif t.role == "attn_v":
+    elif t.role in ("attn_v", "attn_qkv"):  # llama-quant.cpp counts fused QKV tensors as attn_v
         if ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(t.layer, t.n_layers):
             new = T.Q6_K
         elif ftype == "Q3_K_M":
@@ -119,11 +119,14 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
         if ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(t.layer, t.n_layers):
             new = T.Q6_K
         elif ftype == "Q3_K_M":
-            new = T.Q5_K if t.layer < t.n_layers // 16 else (T.Q4_K if _use_more_bits(t.layer, t.n_layers) else T.Q3_K)
+            # llama-quant.cpp: `arch != FALCON || use_more_bits(...) ? Q4_K : Q3_K`, i.e. Q4_K for every non-Falcon model
+            new = T.Q5_K if t.layer < t.n_layers // 16 else T.Q4_K
         elif ftype == "Q3_K_L":
             new = T.Q5_K
         elif ftype == "Q2_K":
             new = T.Q3_K
+        elif ftype == "Q4_K_S" and t.layer < t.n_layers // 8:
+            new = T.Q5_K
     elif t.role == "attn_output":
         if ftype == "Q3_K_M":
             new = T.Q4_K
