@@ -1,8 +1,8 @@
 """Read a GGUF file's header (metadata and tensor table) without touching the weights.
 
 Works on any binary file-like object with ``read`` (a local file, or a remote file opened with
-range reads), so remote inspection reads only the first few MB. Format constants come from the
-``gguf`` package (llama.cpp's own Python package). Large arrays (a 262k-token vocabulary) are
+range reads), so remote inspection reads only the first few MB. Format constants are those of the
+``gguf`` package (llama.cpp's own; copied in ``ggufconst``). Large arrays (a 262k-token vocabulary) are
 skipped in bulk, not decoded. Every length is checked before it is used, so a truncated or
 corrupted file is rejected with a clear message instead of a hang or a huge allocation.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
+from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
 
 from slmplan.errors import GGUFError
 

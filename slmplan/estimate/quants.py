@@ -1,10 +1,10 @@
 """Quantization facts: bits per weight of each GGML type and llama.cpp's per-tensor quant mixes.
 
-GGML type sizes come from the ``gguf`` package (``GGML_QUANT_SIZES``, maintained with llama.cpp).
+GGML type sizes are the ``gguf`` package's ``GGML_QUANT_SIZES`` (maintained with llama.cpp; copied in ``ggufconst``).
 The mixes follow ``llama_tensor_get_type`` in llama.cpp's ``src/llama-quant.cpp``: which tensors a
 file type such as ``Q4_K_M`` stores at higher precision (output/tied embeddings, half of ``attn_v``
 and ``ffn_down``), and the fallback when a row length is not a multiple of the 256-wide K-quant
-super-block. The rules are a simplification for the common types; ``tests/test_quants.py`` checks
+super-block. The rules are a simplification for the common types; ``tests/test_catalog.py`` checks
 them against the real GGUF files the tests use and against published file sizes.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
 # Formats other than GGUF: (bits per weight of quantized linear layers, bits of embeddings/lm_head).
 # AWQ/GPTQ (group 128) keep embeddings and lm_head in FP16; 4-bit weight + FP16 scale + 4-bit zero per
