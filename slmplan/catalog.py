@@ -31,9 +31,10 @@ def _load(path: str, mtime: float) -> Catalog:
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
+    """The model catalog at ``path`` (default: the bundled one), validated; cached until the file changes."""
     p = Path(path) if path else DEFAULT_CATALOG
     if not p.exists():
-        raise CatalogError(f"catalog file {p} does not exist", "Check the --catalog path")
+        raise CatalogError(f"catalog file {p} does not exist", "Check the path in catalog_path", params=("catalog_path",))
     return _load(str(p.resolve()), p.stat().st_mtime)
 
 
@@ -62,3 +63,18 @@ def facts(m: CatalogModel) -> ModelFacts:
         tied_embeddings=m.tied_embeddings, n_swa=m.sliding_window, swa_pattern=m.sliding_window_pattern,
         source=m.source, stated_params=m.params, license=m.license, hf_repo=m.hf_repo,
     )
+
+
+def catalog_summary(cat: Catalog | None = None) -> list[dict]:
+    """Every model as a dict (its catalog fields, ``params_computed``, and each variant with its
+    ``weights_bytes_estimate``): the ``slmplan catalog --format json`` shape."""
+    cat = cat or load_catalog()
+    rows = []
+    for m in cat.models:
+        f = facts(m)
+        d = m.model_dump(exclude_none=True)
+        d["params_computed"] = f.params
+        d["variants"] = [dict(v.model_dump(exclude_none=True), weights_bytes_estimate=f.weights_bytes(v.quant))
+                         for v in m.variants]
+        rows.append(d)
+    return rows

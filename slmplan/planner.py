@@ -21,6 +21,10 @@ MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels s
 
 @dataclass(frozen=True)
 class Query:
+    """What is asked of the model: context length ``ctx`` (KV cache size), one query's ``n_prompt`` prompt
+    and ``n_gen`` generated tokens (energy, time to first token), runtime ``settings``, and the decode
+    speed below which a model counts as too slow for chat."""
+
     ctx: int = 4096
     n_prompt: int = 300
     n_gen: int = 200
@@ -28,12 +32,15 @@ class Query:
     min_decode_tokens_per_s: float = MIN_DECODE_TOKENS_PER_S
 
     def validate(self) -> None:
+        """Raise BadInputError (naming the field) unless the values are usable."""
         if self.ctx <= 0:
-            raise BadInputError(f"--ctx must be a positive number of tokens, got {self.ctx}", "Use e.g. --ctx 4096")
+            raise BadInputError(f"ctx must be a positive number of tokens, got {self.ctx}", "Use e.g. ctx=4096",
+                                params=("ctx",))
         if self.ctx > 1 << 22:
-            raise BadInputError(f"--ctx {self.ctx} is beyond any model's context", "Use at most 4194304")
+            raise BadInputError(f"ctx={self.ctx} is beyond any model's context", "Use at most ctx=4194304", params=("ctx",))
         if self.n_prompt < 0 or self.n_gen <= 0:
-            raise BadInputError("prompt tokens must be >= 0 and generated tokens > 0", "Use e.g. --prompt-tokens 300 --gen-tokens 200")
+            raise BadInputError(f"n_prompt must be >= 0 and n_gen > 0, got {self.n_prompt} and {self.n_gen}",
+                                "Use e.g. n_prompt=300 n_gen=200", params=("n_prompt", "n_gen"))
 
 
 def hardware(device: DeviceProfile) -> Hardware:
@@ -70,6 +77,8 @@ def score(v: str, c: Candidate, decode_tps: float, q: Query) -> float | None:
 
 def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = Query(),
         catalog_path: str | None = None) -> list[FitResult]:
+    """Memory, speed, energy and verdict of ``model`` (catalog id, .gguf path or hf://owner/repo/file.gguf)
+    on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
     constants = local_constants(device)
     return [evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)]
@@ -85,6 +94,7 @@ def local_constants(device: DeviceProfile) -> dict | None:
 
 
 def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = None) -> list[FitResult]:
+    """Every (model, quant) of the catalog on ``device``, ranked: fitting first, then by score."""
     q.validate()
     cat = load_catalog(catalog_path)
     constants = local_constants(device) or load_constants()
@@ -102,6 +112,7 @@ def rank(results: list[FitResult]) -> list[FitResult]:
 
 
 def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | None, str]:
+    """The best of ``plan``'s ranking and a one-sentence reason (None and the reason when nothing fits)."""
     ok = [r for r in ranked if r.verdict != "does-not-fit"]
     if not ok:
         return None, "nothing in the catalog fits this device's memory budget at this context length"

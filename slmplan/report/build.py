@@ -50,29 +50,31 @@ def grid_table() -> dict:
 def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str]:
     if value is not None:
         if not 0 <= value <= 2000:
-            raise BadInputError(f"--grid-intensity {value} g/kWh is not plausible", "Use a value between 0 and 2000")
+            raise BadInputError(f"grid_value={value} g/kWh is not plausible", "Use a value between 0 and 2000",
+                                params=("grid_value",))
         return Figure(value=value, unit="gCO2e/kWh", source="given by the user (--grid-intensity)"), "custom"
     t = grid_table()
     key = (region or "world").lower()
     if key not in t["g_per_kwh"]:
         raise BadInputError(f"no grid intensity for '{region}'",
-                            f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or --grid-intensity G")
+                            f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or grid_value=G", params=("grid_value",))
     return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=f"{t['source']}, year {t['year']}"), key
 
 
 def load_bench(path: str) -> BenchRun:
+    """A ``slmplan bench -o FILE.json`` result, validated (BadInputError when it is not one)."""
     p = Path(path)
     if not p.is_file():
-        raise BadInputError(f"--bench {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
+        raise BadInputError(f"bench result {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
     try:
         data = json.loads(p.read_text())
     except (ValueError, UnicodeDecodeError):
-        raise BadInputError(f"--bench {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
+        raise BadInputError(f"bench result {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
     try:
         return BenchRun.model_validate(data)
     except Exception as e:  # pydantic ValidationError: say which field
         first = str(e).splitlines()[1:2]
-        raise BadInputError(f"--bench {path} is not a slmplan bench result ({first[0].strip() if first else e})",
+        raise BadInputError(f"{path} is not a slmplan bench result ({first[0].strip() if first else e})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
@@ -114,13 +116,19 @@ def _bench_candidates(run: BenchRun, device: DeviceProfile, q: PlanQuery) -> lis
 def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: list[str] | None = None,
                  q: PlanQuery = PlanQuery(), top: int = 5, queries_per_day: int = 100, grid: str | None = None,
                  grid_value: float | None = None, power_w: float | None = None, now: str | None = None) -> Report:
+    """The feasibility report for ``device``: the planner's ``top`` choices (or ``models``: catalog ids or
+    .gguf paths) for query ``q``, benchmark evidence from ``benches`` (BenchRun, e.g. from ``load_bench``),
+    energy and CO2 for ``queries_per_day`` on the grid of country ``grid`` (or ``grid_value`` gCO2e/kWh),
+    with ``power_w`` standing in for a profile without a power figure. Render it with ``render_report``."""
     if queries_per_day <= 0 or queries_per_day > 1_000_000:
-        raise BadInputError(f"--queries-per-day {queries_per_day} is not plausible", "Use e.g. --queries-per-day 100")
+        raise BadInputError(f"queries_per_day={queries_per_day} is not plausible", "Use e.g. queries_per_day=100",
+                            params=("queries_per_day",))
     if top <= 0:
-        raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 5")
+        raise BadInputError(f"top must be positive, got {top}", "Use e.g. top=5", params=("top",))
     if power_w is not None:
         if not 0 < power_w <= 5000:
-            raise BadInputError(f"--power-w {power_w} is not plausible", "Use the device's sustained power in watts, e.g. 6")
+            raise BadInputError(f"power_w={power_w} is not plausible", "Use the device's sustained power in watts, e.g. power_w=6",
+                                params=("power_w",))
         device = device.model_copy(update={"power_w": power_w,
                                            "sources": {**device.sources, "power_w": "given by the user (--power-w)"}})
     grid_fig, region = grid_intensity(grid, grid_value)

@@ -1,0 +1,65 @@
+"""Options shared by several commands, declared once. Each command module takes these aliases, so a
+flag's name, short form and type cannot drift between commands.
+
+Options whose help depends on the command (--device, --output, --quant) are built by a function
+that fixes the flag names and takes the help text.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class TableOrJson(str, Enum):
+    """For output that is not a list of flat rows (inspect): no CSV."""
+
+    table = "table"
+    json = "json"
+
+
+def device_option(help: str = "Built-in device id, 'local', or a device YAML path.") -> Any:
+    return typer.Option("--device", "-d", help=help)
+
+
+def output_option(help: str) -> Any:
+    return typer.Option("--output", "-o", help=help)
+
+
+def quant_option(help: str) -> Any:
+    return typer.Option("--quant", "-q", help=help)
+
+
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="table for people, json or csv for scripts.")]
+TableOrJsonOpt = Annotated[TableOrJson, typer.Option("--format", "-f", help="table for people, json for scripts.")]
+CatalogOpt = Annotated[Optional[str], typer.Option("--catalog", help="Model catalog YAML (default: the bundled model_catalog.yaml).")]
+DeviceOpt = Annotated[str, device_option()]
+CtxOpt = Annotated[int, typer.Option("--ctx", help="Context length in tokens (KV cache size).")]
+PromptOpt = Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens of one query (energy, time to first token).")]
+GenOpt = Annotated[int, typer.Option("--gen-tokens", help="Generated tokens of one query.")]
+RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit (default: main).")]
+SwaOpt = Annotated[bool, typer.Option("--swa-full/--no-swa-full", help="Full-size sliding-window KV cache (llama-cpp-python's default) or llama-server's smaller one.")]
+FaOpt = Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (smaller compute buffer at long contexts).")]
+
+# Python parameter name (as library errors name it, see slmplan.errors) -> this CLI's flag.
+PARAM_FLAGS: dict[str, str] = {
+    "ctx": "--ctx", "n_prompt": "--prompt-tokens", "n_gen": "--gen-tokens", "quant": "--quant",
+    "catalog_path": "--catalog", "top": "--top", "queries_per_day": "--queries-per-day", "power_w": "--power-w",
+    "grid_value": "--grid-intensity", "precision": "--precision", "out": "-o", "force": "--force",
+}
+
+
+def query(ctx: int, prompt: int, gen: int, swa_full: bool = True, flash_attn: bool = False):
+    """The planner's Query from the shared options."""
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.planner import Query
+
+    return Query(ctx=ctx, n_prompt=prompt, n_gen=gen, settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn))

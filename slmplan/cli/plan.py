@@ -1,0 +1,98 @@
+"""`slmplan fit`, `slmplan plan`, `slmplan inspect`: estimates for models on devices, and GGUF contents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from slmplan.cli._options import (CatalogOpt, CtxOpt, DeviceOpt, FaOpt, Fmt, FormatOpt, GenOpt, PromptOpt, SwaOpt,
+                                  TableOrJson, TableOrJsonOpt, query, quant_option)
+from slmplan.cli.output import cloud_line, emit, out, results_table
+from slmplan.errors import BadInputError
+
+
+def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf file, or hf://owner/repo/file.gguf.")],
+            device: DeviceOpt,
+            quant: Annotated[Optional[str], quant_option("One quant variant (default: all of the model's variants).")] = None,
+            ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+    """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
+
+    Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
+    """
+    from slmplan.devices import get_device
+    from slmplan.planner import fit
+
+    q = query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q.validate()
+    dev = get_device(device)
+    results = fit(model, dev, quant, q, catalog)
+
+    def table() -> None:
+        out.print(results_table(results, f"{model} on {dev.name} (ctx {ctx})"))
+        for n in sorted({n for r in results for n in r.memory.notes}):
+            out.print(f"  note: {n}")
+        out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
+        line = cloud_line(results)
+        if line:
+            out.print(f"  {line}")
+
+    emit(fmt, [r.model_dump() for r in results], table)
+
+
+def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+             top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
+             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+    """Rank every catalog model/quant for DEVICE and recommend one.
+
+    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
+    """
+    from slmplan.devices import get_device
+    from slmplan.planner import plan, recommend
+
+    q = query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
+    q.validate()
+    if top <= 0:
+        raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
+    dev = get_device(device)
+    results = plan(dev, q, catalog)
+
+    def table() -> None:
+        fitting = sum(r.verdict != "does-not-fit" for r in results)
+        out.print(results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {ctx}): {fitting}/{len(results)} fit", top))
+        best, why = recommend(results, q)
+        out.print(f"[bold]Recommendation:[/bold] {why}")
+        line = cloud_line(results)
+        if line:
+            out.print(f"  {line}")
+
+    emit(fmt, [r.model_dump() for r in results], table)
+
+
+def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file (or hf://owner/repo/file.gguf).")],
+                fmt: TableOrJsonOpt = TableOrJson.table) -> None:
+    """What a GGUF file holds: architecture, tensor types and sizes (reads the header only).
+
+    Example: slmplan inspect SmolLM2-135M-Instruct.Q4_1.gguf
+    """
+    from slmplan.inspect import inspect_model
+
+    info = inspect_model(model)
+
+    def table() -> None:
+        t = Table(title=f"{info['name']} ({info['source']})", show_header=False)
+        for k in ("architecture", "file_type", "params", "layers", "embedding", "ffn", "heads", "kv_heads", "head_dim",
+                  "vocab", "context_length", "sliding_window", "tied_embeddings", "tensor_count", "tensor_bytes", "file_size",
+                  "gguf_version", "license"):
+            t.add_row(k, str(info.get(k)))
+        out.print(t)
+        tt = Table(title="Tensor types")
+        for col in ("type", "tensors", "MiB"):
+            tt.add_column(col)
+        for name, (n, b) in sorted(info["types"].items(), key=lambda kv: -kv[1][1]):
+            tt.add_row(name, str(n), f"{b / 2**20:.2f}")
+        out.print(tt)
+
+    emit(fmt, info, table)
