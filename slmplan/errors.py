@@ -50,7 +50,7 @@ class DeviceError(BadInputError):
 
 
 class GGUFError(BadInputError):
-    pass
+    """A file that is not a readable GGUF (missing, truncated, corrupted)."""
 
 
 class RuntimeFailure(SlmplanError):

@@ -13,7 +13,7 @@ from slmplan.estimate.quants import quant_quality_rank
 from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
-from slmplan.schema.estimate import FitResult
+from slmplan.schema.estimate import FitResult, Verdict
 
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
 MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels slow
@@ -47,7 +47,7 @@ def hardware(device: DeviceProfile) -> Hardware:
     return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops)
 
 
-def verdict(total: int, budget: int) -> str:
+def verdict(total: int, budget: int) -> Verdict:
     if total <= FITS_FRACTION * budget:
         return "fits"
     return "tight" if total <= budget else "does-not-fit"

@@ -98,6 +98,7 @@ def repack_bytes(facts: ModelFacts, quant: str, s: RuntimeSettings = RuntimeSett
 
 def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
                     s: RuntimeSettings = RuntimeSettings()) -> MemoryEstimate:
+    """Bytes llama.cpp allocates for ``facts`` at ``quant`` with a ``ctx``-token context (an estimate, by part)."""
     if quant == "ONNX-INT4":
         # ONNX Runtime GenAI (CPU): an fp32 KV cache, allocated for the whole max_length up front
         s = replace(s, type_k="f32", type_v="f32")

@@ -96,6 +96,7 @@ def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: 
 
 def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prompt: int = 300,
                    n_gen: int = 200, constants: dict | None = None) -> SpeedEstimate:
+    """Predicted prefill/decode speed and time to first token of ``facts`` at ``quant`` on ``hw`` (an estimate)."""
     constants = constants or load_constants()
     cls, k = _class_constants(hw.backend, constants)
     n_prompt = max(1, min(n_prompt, ctx))

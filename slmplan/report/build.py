@@ -22,7 +22,7 @@ from slmplan.schema.bench import BenchRun
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
 from slmplan.schema.report import (BenchMemory, Candidate, CloudComparison, Energy, Figure, KVGrowth, KVPoint, Measured,
-                                   Query, Recommendation, Report, RuntimeRow)
+                                   Query, Recommendation, Report, RuntimeRow, Unit)
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
 KV_CTX_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -78,7 +78,7 @@ def load_bench(path: str) -> BenchRun:
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
-def _fig(value, unit: str, source: str) -> Figure:
+def _fig(value, unit: Unit, source: str) -> Figure:
     return Figure(value=None if value is None else float(value), unit=unit, source=source)
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from slmplan.schema.base import StrictModel as _M
 
 SCHEMA_VERSION = 1
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class BenchSettings(_M):
@@ -111,6 +109,9 @@ class Prediction(_M):
 
 
 class BenchRun(_M):
+    """One ``slmplan bench`` run: settings, one TestResult per test, time to first token, memory, and the
+    planner's prediction for the same run (the ``bench --format json`` / ``-o FILE.json`` shape)."""
+
     schema_version: int = SCHEMA_VERSION
     runtime: str
     model: str = Field(description="what the user asked for (catalog id or path)")

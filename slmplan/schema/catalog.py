@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
+
+from slmplan.schema.base import FrozenModel as Strict
 
 Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class CatalogVariant(Strict):
+    """One quantized file of a model: its quant name, format and (with a source) published size."""
+
     quant: str = Field(min_length=1, description="llama.cpp file type (Q4_K_M, ...) or AWQ-INT4/GPTQ-INT4/INT8/ONNX-INT4")
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
@@ -29,6 +29,8 @@ class CatalogVariant(Strict):
 
 
 class CatalogModel(Strict):
+    """One model: the architecture numbers of its config.json (with the source) and its quant variants."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     name: str
     family: str
@@ -69,6 +71,8 @@ class CatalogModel(Strict):
 
 
 class Catalog(Strict):
+    """model_catalog.yaml: ``schema_version`` 1 and the list of models (unique ids)."""
+
     schema_version: Literal[1]
     models: list[CatalogModel] = Field(min_length=1)
 

@@ -1,17 +1,19 @@
-"""Device profile schema (shape fixed by CONTRACT.md; extra optional keys are ours)."""
+"""Device profile schema: the documented YAML keys (README, "A device profile") and optional extras."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from slmplan.schema.base import FrozenModel
 
 Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
 
 
-class DeviceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DeviceProfile(FrozenModel):
+    """A device: memory (installed, the per-app budget, bandwidth), compute, power, each number's source."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-_]*$")
     name: str = Field(min_length=1)
