@@ -16,7 +16,7 @@ from slmplan.cli.output import err
 from slmplan.errors import SlmplanError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
     help="Will this small language model fit this device, and how fast will it run?\n\n"
          "Examples:\n\n"
          "  slmplan fit llama-3.2-1b --device pixel-8\n\n"

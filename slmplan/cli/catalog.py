@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from slmplan.cli._options import CatalogOpt, Fmt, FormatOpt
 from slmplan.cli.output import emit, err, fmt_num, out
@@ -21,6 +20,8 @@ def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
     cat = load_catalog(catalog)
 
     def table() -> None:
+        from rich.table import Table
+
         t = Table(title=f"Model catalog ({len(cat.models)} models)")
         for col in ("id", "params", "layers", "ctx", "KV heads", "license", "quants (weights GiB)"):
             t.add_column(col)
@@ -56,6 +57,8 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
         devs = list(builtin_devices())
 
     def table() -> None:
+        from rich.table import Table
+
         t = Table(title="Device profiles" if not local else "This machine")
         for col in ("id", "kind", "RAM GB", "budget GB", "bandwidth GB/s", "cores", "NPU TOPS", "backend", "power W"):
             t.add_column(col)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from slmplan.cli._options import CtxOpt, Fmt, FormatOpt, RevisionOpt, device_option, query, quant_option
 from slmplan.cli.output import VERDICT_STYLE, emit, fmt_num, gib, out
 
 hub_app = typer.Typer(help="The Hugging Face Hub: list a repo's GGUF files with a verdict for a device.\n\n"
                            "Example: slmplan hub list bartowski/SmolLM2-135M-Instruct-GGUF --device pixel-8",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 
 
 @hub_app.command("list")
@@ -40,6 +39,8 @@ def hub_list_cmd(
     rows, summary = data["files"], data["gguf"]
 
     def table() -> None:
+        from rich.table import Table
+
         t = Table(title=f"{repo}: {len(rows)} GGUF file(s)" + (f" on {device}, ctx {ctx}" if device else ""))
         cols = ["file", "quant", "size GiB"] + (["total GiB", "verdict", "decode tok/s"] if device else [])
         for c in cols:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
-from typing import Any, Callable, Iterable
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from slmplan.errors import BadInputError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# rich.console, rich.table, json and csv load on first use: `slmplan --help` needs none of them.
 
 
 class _Out:
@@ -18,12 +18,16 @@ class _Out:
     nothing is cut. Created per call so redirected/captured stdout is honoured."""
 
     def print(self, *args, **kwargs) -> None:
+        from rich.console import Console
+
         width = None if sys.stdout.isatty() else 200
         Console(file=sys.stdout, width=width, soft_wrap=False).print(*args, **kwargs)
 
 
 class _Err:
     def print(self, *args, **kwargs) -> None:
+        from rich.console import Console
+
         Console(file=sys.stderr).print(*args, **kwargs)
 
 
@@ -32,6 +36,8 @@ err = _Err()
 
 
 def emit_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
@@ -50,13 +56,15 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def emit_csv(rows: Iterable[dict]) -> None:
-    rows = [flatten(r) for r in rows]
+    import csv
+
+    flat = [flatten(r) for r in rows]
     fields: list[str] = []
-    for r in rows:
+    for r in flat:
         fields += [k for k in r if k not in fields]
     w = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(flat)
 
 
 def emit(fmt: str, data: Any, table: Callable[[], None], rows: Callable[[], Iterable[dict]] | None = None) -> None:
@@ -87,6 +95,8 @@ VERDICT_STYLE = {"fits": "green", "tight": "yellow", "does-not-fit": "red"}
 
 def results_table(results, title: str, limit: int | None = None) -> Table:
     """fit/plan results (FitResult) for people."""
+    from rich.table import Table
+
     t = Table(title=title)
     for col in ("model", "quant", "verdict", "memory GiB (w+kv+comp+ovh)", "budget", "prefill tok/s", "decode tok/s (low-high)", "TTFT s", "Wh/query"):
         t.add_column(col)
@@ -119,6 +129,8 @@ class err_status:
     """A status line on stderr (spinner on a terminal, plain lines otherwise)."""
 
     def __init__(self, first: str) -> None:
+        from rich.console import Console
+
         self.console = Console(file=sys.stderr)
         self.first = first
         self._status: Any = None

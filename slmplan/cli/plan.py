@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from slmplan.cli._options import (CatalogOpt, CtxOpt, DeviceOpt, FaOpt, Fmt, FormatOpt, GenOpt, PromptOpt, SwaOpt,
                                   TableOrJson, TableOrJsonOpt, query, quant_option)
@@ -82,6 +81,8 @@ def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file 
     info = inspect_model(model)
 
     def table() -> None:
+        from rich.table import Table
+
         t = Table(title=f"{info['name']} ({info['source']})", show_header=False)
         for k in ("architecture", "file_type", "params", "layers", "embedding", "ffn", "heads", "kv_heads", "head_dim",
                   "vocab", "context_length", "sliding_window", "tied_embeddings", "tensor_count", "tensor_bytes", "file_size",
