@@ -62,8 +62,14 @@ _LAZY: dict[str, str] = {
     "Report": "slmplan.schema.report:Report",
 }
 
-__all__ = sorted([*_LAZY, "BadInputError", "GGUFError", "MissingExtraError", "RuntimeFailure", "SlmplanError",
-                  "__version__"])
+__all__ = [
+    "BadInputError", "BenchRun", "Catalog", "CatalogModel", "CatalogVariant", "DeviceProfile", "EnergyEstimate",
+    "FitResult", "GGUFError", "GGUFHeader", "MemoryEstimate", "MissingExtraError", "Query", "Report",
+    "RuntimeFailure", "RuntimeSettings", "SlmplanError", "SpeedEstimate", "__version__", "build_report",
+    "builtin_devices", "catalog_summary", "estimate_memory", "estimate_speed", "fit", "get_device",
+    "inspect_model", "load_bench", "load_catalog", "plan", "read_gguf", "recommend", "render_report",
+    "run_benchmark",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,11 +13,17 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
+from typing import Any, Protocol
 
 from slmplan.errors import GGUFError
+from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
+
+
+class Readable(Protocol):
+    """What the reader needs of a file: ``read`` (a local file, or a remote one read by range)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 GGUF_MAGIC = b"GGUF"
 _MAX_KV = 1 << 20
@@ -136,7 +142,7 @@ class GGUFHeader:
 class _Reader:
     """Buffered sequential reader that knows its position and refuses to read past the end."""
 
-    def __init__(self, fh: BinaryIO, source: str, chunk: int = 1 << 20) -> None:
+    def __init__(self, fh: Readable, source: str, chunk: int = 1 << 20) -> None:
         self.fh = fh
         self.source = source
         self.chunk = chunk
@@ -258,7 +264,7 @@ def _value(r: _Reader, vtype: int, key: str) -> Any:
     return ArrayValue("ARRAY", count, tuple(items[:_KEEP_ARRAY]))
 
 
-def read_header(fh: BinaryIO, source: str, file_size: int | None = None) -> GGUFHeader:
+def read_header(fh: Readable, source: str, file_size: int | None = None) -> GGUFHeader:
     """Parse the header from ``fh`` positioned at the start of the file."""
     r = _Reader(fh, source)
     try:

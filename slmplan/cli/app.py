@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import typer
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from slmplan.cli._options import CtxOpt, Fmt, FormatOpt, RevisionOpt, device_option, query, quant_option
+from slmplan.cli._options import CtxOpt, Fmt, FormatOpt, RevisionOpt, device_option, quant_option, query
 from slmplan.cli.output import VERDICT_STYLE, emit, fmt_num, gib, out
 
 hub_app = typer.Typer(help="The Hugging Face Hub: list a repo's GGUF files with a verdict for a device.\n\n"

@@ -6,8 +6,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from slmplan.cli._options import (CatalogOpt, CtxOpt, DeviceOpt, FaOpt, Fmt, FormatOpt, GenOpt, PromptOpt, SwaOpt,
-                                  TableOrJson, TableOrJsonOpt, query, quant_option)
+from slmplan.cli._options import (
+    CatalogOpt,
+    CtxOpt,
+    DeviceOpt,
+    FaOpt,
+    Fmt,
+    FormatOpt,
+    GenOpt,
+    PromptOpt,
+    SwaOpt,
+    TableOrJson,
+    TableOrJsonOpt,
+    quant_option,
+    query,
+)
 from slmplan.cli.output import cloud_line, emit, out, results_table
 from slmplan.errors import BadInputError
 

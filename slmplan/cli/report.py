@@ -50,11 +50,11 @@ def report_cmd(
         return
     if not device:
         raise BadInputError("--device is required", "Use e.g. --device pixel-8 (see 'slmplan devices') or --device local")
-    fmt = "md"
+    fmt: str | None = "md"
     if output:
         fmt = REPORT_FORMATS.get(os.path.splitext(output)[1].lower())
-        if fmt is None:
-            raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
+    if fmt is None:
+        raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
     dev = get_device(device)
     runs = [load_bench(b) for b in (bench or [])]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None

@@ -11,9 +11,10 @@ them against the real GGUF files the tests use and against published file sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
-from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from slmplan.ggufconst import GGML_QUANT_SIZES
+from slmplan.ggufconst import GGMLQuantizationType as T
 
 # Formats other than GGUF: (bits per weight of quantized linear layers, bits of embeddings/lm_head).
 # AWQ/GPTQ (group 128) keep embeddings and lm_head in FP16; 4-bit weight + FP16 scale + 4-bit zero per
@@ -92,7 +93,7 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
         return T.F32
     if base in (T.F32, T.F16, T.BF16):
         return base
-    new = base
+    new: T = base
     is_output = t.role == "output" or (tied and t.role == "token_embd")
     if is_output:
         if t.row % 256 != 0:
@@ -139,7 +140,7 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
     return new
 
 
-@lru_cache(maxsize=None)
+@cache
 def quant_quality_rank(quant: str) -> float:
     """Relative output quality, 1.0 = lossless. A heuristic for ranking only, shown as such.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,8 +22,21 @@ from slmplan.planner import fit, plan, rank, recommend
 from slmplan.schema.bench import BenchRun
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
-from slmplan.schema.report import (BenchMemory, Candidate, CloudComparison, Energy, Figure, KVGrowth, KVPoint, Measured,
-                                   Query, Recommendation, Report, RuntimeRow, Unit)
+from slmplan.schema.report import (
+    BenchMemory,
+    Candidate,
+    CloudComparison,
+    Energy,
+    Figure,
+    KVGrowth,
+    KVPoint,
+    Measured,
+    Query,
+    Recommendation,
+    Report,
+    RuntimeRow,
+    Unit,
+)
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
 KV_CTX_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -113,7 +127,7 @@ def _bench_candidates(run: BenchRun, device: DeviceProfile, q: PlanQuery) -> lis
     return []
 
 
-def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: list[str] | None = None,
+def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models: list[str] | None = None,
                  q: PlanQuery = PlanQuery(), top: int = 5, queries_per_day: int = 100, grid: str | None = None,
                  grid_value: float | None = None, power_w: float | None = None, now: str | None = None) -> Report:
     """The feasibility report for ``device``: the planner's ``top`` choices (or ``models``: catalog ids or
@@ -181,7 +195,7 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         kv_growth=kv, energy=energy, privacy=PRIVACY, notes=notes)
 
 
-def _measured(benches: list[BenchRun]) -> tuple[list[Measured], list[BenchMemory]]:
+def _measured(benches: Sequence[BenchRun]) -> tuple[list[Measured], list[BenchMemory]]:
     rows, mem = [], []
     for run in benches:
         machine = f"{run.system.get('cpu_model', 'unknown CPU')}, {run.threads} threads ({run.runtime})"
@@ -259,7 +273,7 @@ def _energy(best: FitResult, device: DeviceProfile, q: PlanQuery, per_day: int, 
         cloud=cloud, cloud_note=note)
 
 
-def _runtimes(benches: list[BenchRun]) -> list[RuntimeRow]:
+def _runtimes(benches: Sequence[BenchRun]) -> list[RuntimeRow]:
     rows = []
     for run in benches:
         src = f"measured: slmplan bench ({run.runtime}, {run.threads} threads), {run.started_at}"
