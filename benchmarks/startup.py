@@ -39,7 +39,7 @@ def main() -> None:
         "slmplan catalog": [py, "-m", "slmplan", "catalog"],
     }
     times: dict[str, list[float]] = {k: [] for k in cmds}
-    for name, cmd in cmds.items():  # warm the file cache and .pyc files; not counted
+    for cmd in cmds.values():  # warm the file cache and .pyc files; not counted
         _time(cmd, env)
     for i in range(args.rounds):
         order = list(cmds) if i % 2 == 0 else list(reversed(cmds))

@@ -31,14 +31,12 @@ def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
             t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", m.license, qs)
         out.print(t)
 
-    summary = catalog_summary(cat)
-
     def rows():  # CSV: one row per (model, variant)
-        for m in summary:
+        for m in catalog_summary(cat):
             for v in m["variants"]:
                 yield {**{k: x for k, x in m.items() if k != "variants"}, **{f"variant.{k}": x for k, x in v.items()}}
 
-    emit(fmt, summary, table, rows)
+    emit(fmt, lambda: catalog_summary(cat), table, rows)
 
 
 def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this machine instead of listing the built-in profiles.")] = False,

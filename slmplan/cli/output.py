@@ -69,8 +69,11 @@ def emit_csv(rows: Iterable[dict]) -> None:
 
 
 def emit(fmt: str, data: Any, table: Callable[[], None], rows: Callable[[], Iterable[dict]] | None = None) -> None:
-    """The one output sink: ``data`` as JSON, ``rows()`` (default: ``data``) as CSV, or ``table()`` for people."""
+    """The one output sink: ``data`` as JSON, ``rows()`` (default: ``data``) as CSV, or ``table()`` for people.
+    ``data`` may be a function, called only for JSON or CSV."""
     fmt = getattr(fmt, "value", fmt)
+    if fmt != "table" and callable(data):
+        data = data()
     if fmt == "json":
         emit_json(data)
     elif fmt == "csv":
