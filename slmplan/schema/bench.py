@@ -1,4 +1,4 @@
-"""`slmplan bench` results. The top-level keys of CONTRACT.md's bench JSON are kept; the rest is added.
+"""`slmplan bench` results. The documented top-level keys of the bench JSON are kept; the rest is added.
 
 Throughput follows llama-bench: each repetition gives tokens/s = (n_prompt + n_gen) / time, and the
 mean and (sample) standard deviation are taken over those per-repetition figures.
