@@ -33,8 +33,9 @@ from llama_bench_build import bench_env, ensure_llama_bench, linked_libs  # noqa
 from slmplan.testmodels import gemma3_path, smollm2_path  # noqa: E402
 
 
-def run_llama_bench(exe: Path, model: Path, threads: int, pp: int, tg: int, reps: int) -> dict[str, float]:
-    cmd = [str(exe), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-r", str(reps), "-o", "json"]
+def run_llama_bench(exe: Path, model: Path, threads: int, pp: int, tg: int, reps: int, repack: int) -> dict[str, float]:
+    cmd = [str(exe), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-r", str(reps), "-o", "json",
+           "--repack", str(repack)]
     r = subprocess.run(cmd, env=bench_env(), capture_output=True, text=True, check=True)
     out = {}
     for row in json.loads(r.stdout):
@@ -43,9 +44,21 @@ def run_llama_bench(exe: Path, model: Path, threads: int, pp: int, tg: int, reps
     return out
 
 
-def run_slmplan(model: Path, threads: int, pp: int, tg: int, reps: int) -> tuple[dict[str, float], list[str]]:
+def choose_repack(exe: Path, model: Path, wanted: str) -> tuple[int, str]:
+    """Both sides must run with the same repack setting. 'auto': llama.cpp's default (1), unless
+    llama-bench itself dies from an illegal instruction with it (the AMX path on some Xeon VMs)."""
+    if wanted in ("0", "1"):
+        return int(wanted), "set with --repack"
+    r = subprocess.run([str(exe), "-m", str(model), "-p", "16", "-n", "0", "-r", "1", "--repack", "1", "-o", "json"],
+                       env=bench_env(), capture_output=True, text=True)
+    if r.returncode in (-4, 132):  # SIGILL (132 = 128 + 4 when a shell reports it)
+        return 0, "llama-bench --repack 1 dies from SIGILL (illegal instruction) on this CPU"
+    return 1, "llama.cpp's default"
+
+
+def run_slmplan(model: Path, threads: int, pp: int, tg: int, reps: int, repack: int) -> tuple[dict[str, float], list[str]]:
     cmd = [sys.executable, "-m", "slmplan.cli.main", "bench", str(model), "--threads", str(threads), "--pp", str(pp),
-           "--tg", str(tg), "--reps", str(reps), "--no-ttft", "--format", "json"]
+           "--tg", str(tg), "--reps", str(reps), "--no-ttft", "--format", "json", "--repack", str(repack)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=dict(os.environ))
     d = json.loads(r.stdout)
     return {x["test"]: (x["tokens_per_s_mean"], x["samples"]) for x in d["results"]}, d["warnings"]
@@ -61,6 +74,8 @@ def main() -> int:
     ap.add_argument("--tol", type=float, default=0.03)
     ap.add_argument("--models", default="smollm2-135m,gemma-3-270m")
     ap.add_argument("--json", help="write all samples and ratios here")
+    ap.add_argument("--repack", choices=["auto", "0", "1"], default="auto",
+                    help="llama.cpp's repacked CPU weights on both sides (auto: 1 unless llama-bench dies with it)")
     ap.add_argument("--control", action="store_true",
                     help="also run llama-bench a second time per round (A/A): the noise floor of the machine")
     a = ap.parse_args()
@@ -75,6 +90,8 @@ def main() -> int:
     ok = True
     for mid in a.models.split(","):
         model = paths[mid]()
+        repack, why = choose_repack(exe, model, a.repack)
+        print(f"{mid}: both sides with --repack {repack} ({why})", flush=True)
         lb_runs, sp_runs, aa_runs, warns = [], [], [], []
         for i in range(a.rounds):
             order = ["lb", "sp"] + (["aa"] if a.control else [])
@@ -82,11 +99,11 @@ def main() -> int:
                 order.reverse()  # ABBA
             for who in order:
                 if who == "lb":
-                    lb_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps))
+                    lb_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps, repack))
                 elif who == "aa":
-                    aa_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps))
+                    aa_runs.append(run_llama_bench(exe, model, a.threads, a.pp, a.tg, a.reps, repack))
                 else:
-                    res, w = run_slmplan(model, a.threads, a.pp, a.tg, a.reps)
+                    res, w = run_slmplan(model, a.threads, a.pp, a.tg, a.reps, repack)
                     sp_runs.append(res)
                     warns += w
             print(f"{mid} round {i + 1}/{a.rounds}: llama-bench {_fmt(lb_runs[-1])} | slmplan {_fmt(sp_runs[-1])}",
@@ -107,7 +124,7 @@ def main() -> int:
                 tests[t]["control_ratios"] = [round(r, 4) for r in aa]
                 tests[t]["control_median_ratio"] = round(statistics.median(aa), 4)
             ok &= abs(med - 1) <= a.tol
-        report["models"][mid] = {"file": model.name, "tests": tests, "slmplan_warnings": sorted(set(warns))}
+        report["models"][mid] = {"file": model.name, "tests": tests, "repack": repack, "repack_reason": why, "slmplan_warnings": sorted(set(warns))}
     print()
     print(f"{'model':<14} {'test':<6} {'llama-bench':>12} {'slmplan':>9} {'median ratio':>13} {'best-sample ratio':>18}  per-round ratios")
     for mid, m in report["models"].items():

@@ -87,6 +87,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; keep in step with _LAZY
+    from slmplan.bench.runner import run_benchmark
     from slmplan.catalog import catalog_summary, load_catalog
     from slmplan.devices import builtin_devices, get_device
     from slmplan.estimate.memory import RuntimeSettings, estimate_memory
@@ -101,4 +102,3 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; keep in step with _LAZY
     from slmplan.schema.device import DeviceProfile
     from slmplan.schema.estimate import EnergyEstimate, FitResult, MemoryEstimate, SpeedEstimate
     from slmplan.schema.report import Report
-    # run_benchmark: added to this block once slmplan.bench.runner defines it

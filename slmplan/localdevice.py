@@ -125,6 +125,68 @@ def _bandwidth_cached(key: str) -> tuple[float, str]:
     return gbs, f"measured {when}: numpy copy, single thread"
 
 
+# llama.cpp's system-info names -> the feature names slmplan uses (as /proc/cpuinfo spells them)
+_LLAMA_FEATURES = {"AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni", "AMX_INT8": "amx_int8",
+                   "FMA": "fma", "AVX": "avx", "NEON": "asimd", "DOTPROD": "asimddp", "MATMUL_INT8": "i8mm",
+                   "SVE": "sve", "REPACK": "repack"}
+_PROBE = "import llama_cpp; print(llama_cpp.llama_print_system_info().decode('utf-8', 'replace'))"
+
+
+def parse_llama_system_info(info: str) -> list[str]:
+    """Feature names from llama.cpp's ``llama_print_system_info`` ("AVX2 = 1 | REPACK = 1 | ...")."""
+    import re
+
+    on = set(re.findall(r"(\w+) = 1", info))
+    return sorted(_LLAMA_FEATURES[k] for k in on if k in _LLAMA_FEATURES)
+
+
+def llama_cpp_features(cpu_model: str) -> tuple[list[str] | None, str]:
+    """What the installed llama.cpp was compiled to use on this CPU (it decides the repacked buffers),
+    read once in a child process (a native import must not take this process down) and cached."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return None, "llama-cpp-python is not installed"
+    key = f"{version}|{cpu_model}"
+    path = cache_dir() / "llama_cpp_features.json"
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("features"), list):
+            return [str(x) for x in data["features"]], f"llama.cpp {version} system info (cached)"
+    except (OSError, ValueError):
+        pass
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None, "llama.cpp's system info could not be read"
+    if r.returncode != 0:
+        return None, f"llama.cpp's system info could not be read (exit code {r.returncode})"
+    feats = parse_llama_system_info(r.stdout)
+    try:
+        from slmplan.fileio import write_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"key": key, "features": feats}))
+    except (OSError, BadInputError):
+        pass
+    return feats, f"llama.cpp {version} system info"
+
+
+def local_cpu_features(cpu: dict) -> tuple[list[str], str]:
+    """Features for llama.cpp's extra-buffer rules: what llama.cpp was built with (when installed),
+    else what the CPU reports (assuming a native build)."""
+    feats, src = llama_cpp_features(cpu["model"])
+    if feats is not None:
+        if "repack" not in feats:  # built without GGML_CPU_REPACK: only AMX can take weights
+            feats = [f for f in feats if f == "amx_int8" or f == "avx512_vnni"]
+        return [f for f in feats if f != "repack"], src
+    return list(cpu["features"]), "/proc/cpuinfo flags (assuming llama.cpp built for this CPU)"
+
+
 @lru_cache(maxsize=1)
 def detect_local() -> DeviceProfile:
     vm = psutil.virtual_memory()
@@ -150,11 +212,12 @@ def detect_local() -> DeviceProfile:
         gflops = round(threads * ghz * flops_per_cycle(cpu["features"]), 1)
         sources["cpu_gflops"] = (f"estimate: {threads} cores x {ghz:.2f} GHz x "
                                  f"{flops_per_cycle(cpu['features'])} FP32 FLOPs/cycle")
+    features, sources["cpu_features"] = local_cpu_features(cpu)
     sources["power_w"] = "unknown: no power sensor read; energy figures need a power_w (use a YAML profile)"
     return DeviceProfile(
         id="local", name=f"This machine ({cpu['model']})", kind="server" if not ghz else "desktop",
         ram_gb=round(ram / GIB, 2), memory_budget_gb=round(min(budget, ram) / GIB, 2),
         memory_bandwidth_gbs=round(bw, 1), cpu_cores=cpu["logical_cores"], backend="cpu",
-        cpu_gflops=gflops, threads=threads, soc=cpu["model"], sources=sources,
+        cpu_gflops=gflops, threads=threads, soc=cpu["model"], cpu_features=features, sources=sources,
         notes=f"{platform.system()} {platform.release()} {platform.machine()}; CPU features: {' '.join(cpu['features']) or 'none detected'}",
     )

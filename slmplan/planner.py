@@ -54,7 +54,8 @@ def verdict(total: int, budget: int) -> Verdict:
 
 
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | None = None) -> FitResult:
-    mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings)
+    mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings, device.cpu_features,
+                          device.effective_backend)
     speed = estimate_speed(c.facts, c.quant, hardware(device), q.ctx, q.n_prompt, q.n_gen, constants)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)

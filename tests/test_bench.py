@@ -52,8 +52,11 @@ def test_memory_agrees_with_llamacpp_report(cli, gemma3):
     m = d["memory"]
     assert m["llama_buffers"]["CPU_Mapped model"] == m["weights_mapped_bytes"]
     assert m["weights_mapped_bytes"] == pytest.approx(m["predicted_weights_bytes"], abs=0.01 * MIB)
+    # the repacked copies llama.cpp made with the repack setting that ran (AMX, CPU_REPACK or none, by CPU)
     assert m["weights_repacked_bytes"] == pytest.approx(m["predicted_repack_bytes"], abs=0.01 * MIB)
-    assert m["weights_repacked_bytes"] > 0
+    assert {k: round(v / MIB, 1) for k, v in m["extra_buffers"].items()} == \
+        {k: round(v / MIB, 1) for k, v in m["predicted_extra_buffers"].items()}
+    assert (m["weights_repacked_bytes"] > 0) == bool(d["settings"]["repack"] and m["predicted_repack_bytes"])
     for r in d["results"]:
         b = r["buffers"]
         assert b["kv_cache_bytes"] == pytest.approx(b["predicted_kv_cache_bytes"], rel=0.01), r["test"]

@@ -65,7 +65,8 @@ def test_content(report):
     assert e.queries_per_day == 100 and e.kwh_per_year.value == pytest.approx(e.wh_per_query.value * 36.5, rel=1e-6)
     assert e.co2_kg_per_year.value == pytest.approx(e.kwh_per_year.value * 481 / 1000, rel=1e-6)
     assert e.joules_per_token.source.startswith("estimate") and "Ember" in e.grid_intensity.source
-    assert [c.wh_per_query.value for c in e.cloud] == [0.2, 0.34, 0.3]
+    assert [c.wh_per_query.value for c in e.cloud] == [0.2, 0.34, 0.3, 0.24]
+    assert not any("calibration" in c.wh_per_query.source or "CONTRACT" in c.wh_per_query.source for c in e.cloud)
     kv = r.kv_growth
     assert [p.kv_cache_bytes for p in kv.points] == sorted(p.kv_cache_bytes for p in kv.points)
 
@@ -114,6 +115,7 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-1000:]
     assert dom.stdout.count("<svg") == 4 and "Predicted vs measured" in dom.stdout
+    assert "Summary for decision makers" in dom.stdout and "Deployment path on Android" in dom.stdout
     shot = tmp_path / "phone.png"
     r = subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=412,2400", "--hide-scrollbars",
                         page.as_uri()], capture_output=True, text=True, timeout=120)
@@ -158,3 +160,175 @@ def test_demo_plans_benchmarks_and_reports(cli, tmp_path):
     rep = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert rep["device"]["id"] == "local" and {m["test"] for m in rep["measured"]} == {"pp512", "tg128"}
     assert "Recommendation:" in out and "3/3 Wrote" in out
+
+
+# ------------------------------------------------------------------ issue 17: the report a tech lead takes to the meeting
+from slmplan.planner import Query, plan, recommend  # noqa: E402
+from slmplan.usecase import PRESETS, build_query  # noqa: E402
+
+
+def test_use_case_presets_and_overrides():
+    from slmplan.errors import BadInputError
+
+    assert build_query(None)[0] == Query()  # no use case, no override: the planner's default query
+    q, p, over = build_query("summarize")
+    assert (q.n_prompt, q.n_gen, q.ctx, p.expected_bound, over) == (2000, 250, 4096, "prefill", [])
+    assert build_query("chat")[1].expected_bound == "decode"
+    q, _, over = build_query("summarize", prompt_tokens=6000)  # the preset's context grows to hold the override
+    assert (q.n_prompt, q.ctx, over) == (6000, 8192, ["prompt tokens"])
+    with pytest.raises(BadInputError, match="smaller than one query"):
+        build_query("summarize", ctx=1024)
+    with pytest.raises(BadInputError, match="unknown use case 'poem'"):
+        build_query("poem")
+    for preset in PRESETS.values():
+        assert preset.prompt_tokens + preset.gen_tokens <= preset.ctx and preset.assumption
+
+
+@pytest.fixture(scope="module")
+def pixel9():
+    return build_report(get_device("pixel-9"), use_case="summarize", service="offline meeting-note summaries", now=NOW)
+
+
+def test_pixel9_summarize_carries_the_five_parts(pixel9):
+    r, dev = pixel9, get_device("pixel-9")
+    q = build_query("summarize")[0]
+    # 1. the use case shapes the query and says where the time goes, consistent with the predicted numbers
+    assert (r.query.prompt_tokens, r.query.generated_tokens, r.use_case.id) == (2000, 250, "summarize")
+    primary = next(c for c in plan(dev, q) if (c.model, c.quant) == (r.picks[0].model, r.picks[0].quant))
+    prefill_bound = primary.speed.ttft_s > q.n_gen / primary.speed.decode_tokens_per_s
+    assert ("prefill-bound" if prefill_bound else "decode-bound") in r.use_case.predicted_split
+    assert r.service.description == "offline meeting-note summaries" and not r.service.placeholder
+    # 2. battery: shares of the profile's battery, from the energy estimate
+    b = r.battery
+    wh = primary.energy.wh_per_query
+    assert b.battery_wh.value == dev.battery_wh and "mAh" in b.battery_wh.source
+    assert b.percent_per_query.value == pytest.approx(wh / dev.battery_wh * 100)
+    assert b.percent_per_day.value == pytest.approx(b.percent_per_query.value * 100)
+    assert b.queries_per_charge.value == pytest.approx(dev.battery_wh / wh)
+    assert b.hours_answering_per_charge.value == pytest.approx(dev.battery_wh / dev.power_w)
+    assert all(f.source.startswith("estimate") for f in (b.percent_per_query, b.percent_per_day, b.queries_per_charge))
+    assert any("throttle" in c for c in b.caveats) and b.measured_wh_per_query is None
+    # 3. deployment: only llama.cpp carries a speed; the rest is "not predicted", never a number
+    d = r.deployment
+    assert d.platform == "Android" and {o.runtime.split(" (")[0] for o in d.options} >= {"llama.cpp", "ONNX Runtime GenAI"}
+    for o in d.options:
+        if o.slmplan == "predicted":
+            assert o.runtime == "llama.cpp" and f"{primary.speed.decode_tokens_per_s:.1f} tokens/s" in o.speed_note
+        else:
+            assert o.slmplan == "not predicted" and "tokens/s" not in o.speed_note
+        assert o.source and o.format and o.produce
+    assert not any("MLX" in o.runtime or "Core ML" in o.runtime for o in d.options)  # Apple-only runtimes
+    assert d.downloads and all(x.size.source.startswith(("published", "estimate")) for x in d.downloads)
+    # 4. two picks from two families, both within the budget, the primary being the recommendation
+    p1, p2 = r.picks
+    assert p1.model == r.recommendation.model and p1.family != p2.family
+    assert all(p.verdict != "does-not-fit" and p.total.value <= p.budget.value and p.license in p.reason for p in r.picks)
+    # ... and what would change the choice is the planner re-run, not prose
+    tight = r.what_if[0]
+    best, _ = recommend(plan(dev.model_copy(update={"memory_budget_gb": 2.0}), q), q)
+    assert "2 GB" in tight.change and (tight.pick_model, tight.pick_quant) == (best.model, best.quant)
+    assert tight.total.value <= 2 * 2**30 and len(r.what_if) == 3  # not an iOS device: no entitlement row
+    # 5. the plain-words summary and the key concepts
+    topics = [i.topic for i in r.summary]
+    assert topics == ["Service", "Does it fit?", "How fast does it feel?", "Battery", "Privacy", "Offline"]
+    assert r.summary[0].text == "offline meeting-note summaries" and r.summary[1].text.startswith("Yes.")
+    assert {"Quantization", "KV cache", "Time to first token", "NPU", "Memory budget"} <= {c.term for c in r.glossary}
+
+
+def test_pixel9_formats_carry_the_new_parts(pixel9):
+    md, html, js = to_markdown(pixel9), to_html(pixel9, charts={}), json.loads(to_json(pixel9))
+    for text in (md, html):
+        for needle in ("Summary for decision makers", "offline meeting-note summaries", "What would change the choice",
+                       "Key concepts", "Time to first token", "Deployment path on Android", "not predicted",
+                       f"{pixel9.battery.percent_per_day.value:.2f}%", pixel9.picks[1].model, "throttle"):
+            assert needle in text, needle
+    assert js["use_case"]["id"] == "summarize" and len(js["picks"]) == 2 and js["battery"]["battery_wh"]["value"] == 18.2
+    assert js["schema_version"] == 2 and {c["term"] for c in js["glossary"]} >= {"NPU", "KV cache"}
+
+
+def test_service_placeholder_and_nothing_that_cannot_run():
+    from slmplan.schema.device import DeviceProfile
+
+    r = build_report(get_device("pixel-9"), now=NOW, service="  ")
+    assert r.service.placeholder and "PLACEHOLDER" in r.summary[0].text
+    assert build_report(get_device("pixel-9"), now=NOW, service="a\n| b").service.description == "a | b"
+    assert 'class="placeholder"' in to_html(r, charts={}) and "PLACEHOLDER" in to_markdown(r)
+    tiny = DeviceProfile(id="tiny", name="Tiny phone", kind="phone", ram_gb=1, memory_budget_gb=0.05,
+                         memory_bandwidth_gbs=10, cpu_cores=4, power_w=3, battery_wh=10,
+                         sources={"battery_wh": "test", "power_w": "test"})
+    r = build_report(tiny, use_case="chat", now=NOW)
+    assert r.recommendation is None and r.picks == [] and r.what_if == [] and r.deployment is None
+    assert r.summary[1].text.startswith("No.") and r.battery is None
+
+
+def test_ios_budgets_with_and_without_the_entitlement(cli):
+    from slmplan.entitlement import annotate
+    from slmplan.planner import fit
+
+    dev = get_device("iphone-15-pro")
+    assert dev.memory_budget_gb < dev.memory_budget_gb_entitled <= dev.ram_gb
+    res, ent = fit("llama-3.2-3b", dev), fit("llama-3.2-3b", dev.with_entitlement())
+    out = annotate(res, ent, dev, used_entitlement=False)
+    differs = [(a, b) for a, b in zip(res, ent) if a.verdict != b.verdict]
+    assert differs, "the two budgets should split at least one quant of a 3B model"
+    for (a, b), r in zip(zip(res, ent), out):
+        noted = [n for n in r.memory.notes if "entitlement" in n]
+        assert bool(noted) == (a.verdict != b.verdict)
+        if a.verdict == "does-not-fit" and b.verdict != "does-not-fit":
+            assert "fits only with" in noted[0]
+    code, outp, _ = cli("fit", "llama-3.2-3b", "--device", "iphone-15-pro", "--format", "json")
+    assert code == 0 and any("entitlement" in n for d in json.loads(outp) for n in d["memory"]["notes"])
+    code, outp, _ = cli("plan", "--device", "iphone-15-pro", "--ios-entitlement", "--top", "3")
+    assert code == 0 and "budget 4 GB" in outp
+    code, _, err = cli("fit", "llama-3.2-1b", "--device", "pixel-9", "--ios-entitlement")
+    assert code == 2 and err.startswith("Error: device 'pixel-9' has no budget with the increased-memory-limit")
+    r = build_report(dev, use_case="chat", now=NOW)
+    assert any("entitlement" in w.change for w in r.what_if) and r.deployment.platform == "iOS / iPadOS"
+    assert "without Apple's increased-memory-limit entitlement" in r.summary[1].text
+    assert "without Apple's increased-memory-limit entitlement; 4.0 GB with it" in to_markdown(r)
+    r2 = build_report(dev.with_entitlement(), use_case="chat", now=NOW)
+    assert not any("entitlement" in w.change for w in r2.what_if) and " with Apple's" in r2.summary[1].text
+    assert {o.runtime.split(" (")[0] for o in r.deployment.options} >= {"llama.cpp", "MLX", "Core ML"}
+
+
+def test_cli_use_case_and_service(cli, tmp_path):
+    for ext in ("html", "md", "json"):
+        out = tmp_path / f"r.{ext}"
+        code, _, err = cli("report", "--device", "pixel-9", "--use-case", "summarize", "--service",
+                           "offline meeting-note summaries", "-o", str(out))
+        assert code == 0, err
+        assert "offline meeting-note summaries" in out.read_text()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["query"] == {"ctx": 4096, "prompt_tokens": 2000, "generated_tokens": 250}
+    code, outp, _ = cli("fit", "llama-3.2-1b", "--device", "pixel-9", "--use-case", "summarize", "--gen-tokens", "100",
+                        "--format", "json")
+    e = json.loads(outp)[0]["energy"]
+    assert code == 0 and (e["prompt_tokens"], e["generated_tokens"]) == (2000, 100)
+    code, _, err = cli("plan", "--device", "pixel-9", "--use-case", "poem")
+    assert code == 2 and err.startswith("Error: unknown use case 'poem'. Use one of: chat, summarize, translate, rewrite")
+    code, outp, _ = cli("report", "--help")
+    flat = " ".join(w for w in outp.split() if w != "│")  # rich wraps the help in a box
+    assert "--use-case" in flat and "summarize = 2000 prompt + 250 answer tokens" in flat
+
+
+def test_battery_shows_the_rapl_measured_figure_when_bench_had_it():
+    run = load_bench(str(DATA / "bench-smollm2-135m.json"))
+    assert all(r.joules_per_token is None for r in run.results)  # this machine had no RAPL access
+    rapl = run.model_copy(update={"results": [r.model_copy(update={"joules_per_token": 0.5 if r.n_gen == 0 else 2.0})
+                                              for r in run.results]})
+    r = build_report(get_device("pixel-9"), [rapl], None, top=3, now=NOW)
+    m = r.battery.measured_wh_per_query
+    assert m.value == pytest.approx((0.5 * 300 + 2.0 * 200) / 3600) and m.source.startswith("measured: Linux RAPL")
+    assert build_report(get_device("pixel-9"), [run], None, top=3, now=NOW).battery.measured_wh_per_query is None
+
+
+def test_runtimes_data_is_sourced_and_well_formed():
+    from slmplan.report.deploy import runtimes
+
+    rts = runtimes()
+    assert {"llama.cpp", "mlx", "coreml", "onnxruntime-genai", "litert-lm", "executorch", "qualcomm-genie"} <= {r["id"] for r in rts}
+    for r in rts:
+        assert r["source"] and r["format"] and r["produce"] and r["slmplan"] in ("predicted", "measured-only", "not predicted")
+        assert set(r["backends"]) <= {"ios", "android", "macos", "windows", "linux"}
+        assert all(v.count("(") == v.count(")") for v in r["backends"].values()), r["backends"]  # YAML flow maps split on commas
+    assert [r["id"] for r in rts if r["slmplan"] == "predicted"] == ["llama.cpp"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from slmplan.estimate.memory import RuntimeSettings, compute_bytes, kv_cache_bytes, output_bytes, repack_bytes
+from slmplan.estimate.memory import RuntimeSettings, compute_bytes, extra_buffers, kv_cache_bytes, output_bytes
 from slmplan.estimate.speed import BACKEND_CLASS, Hardware, decode_time_s, load_constants, prefill_tokens_per_s
 from slmplan.model import ModelFacts
 from slmplan.schema.device import DeviceProfile
@@ -75,5 +75,6 @@ def context_memory(facts: ModelFacts, n_ctx: int, s: RuntimeSettings) -> tuple[i
     return kv_cache_bytes(facts, n_ctx, s), compute_bytes(facts, n_ctx, s) + output_bytes(facts, s)
 
 
-def weights_memory(facts: ModelFacts, quant: str) -> tuple[int, int]:
-    return facts.weights_bytes(quant), repack_bytes(facts, quant, RuntimeSettings())
+def weights_memory(facts: ModelFacts, quant: str, repack: bool = True, cpu_features: list[str] | None = None):
+    """(mapped weights bytes, the extra buffers llama.cpp makes for these CPU features and repack setting)."""
+    return facts.weights_bytes(quant), extra_buffers(facts, quant, RuntimeSettings(repack=repack), cpu_features)

@@ -158,8 +158,11 @@ def check_fits_ram(target: BenchTarget, max_ctx: int, n_batch: int, n_ubatch: in
     from slmplan.bench.predict import context_settings
 
     s = context_settings(max_ctx, n_batch, n_ubatch, flash_attn != "off", "f16", "f16")
-    est = estimate_memory(target.facts, target.facts.file_quant or "F16", max_ctx, 1 << 50, s)
-    need = est.total_bytes + est.repack_bytes
+    from slmplan.localdevice import detect_local
+
+    est = estimate_memory(target.facts, target.facts.file_quant or "F16", max_ctx, 1 << 50, s,
+                          detect_local().cpu_features)
+    need = est.total_bytes  # includes the repacked copies llama.cpp makes on this CPU
     avail = available_memory()
     info = {"predicted_bytes": need, "available_bytes": avail}
     if need > RAM_SAFETY * avail and not force:

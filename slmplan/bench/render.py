@@ -56,7 +56,8 @@ def to_csv(run: BenchRun) -> str:
 def to_markdown(run: BenchRun) -> str:
     lines = [f"## slmplan bench: {Path(run.model_path).name}", "",
              f"{run.model_desc} | {run.runtime} | threads {run.threads} | n_batch {run.settings.n_batch} | "
-             f"n_ubatch {run.settings.n_ubatch} | flash_attn {run.settings.flash_attn} | reps {run.settings.reps}", "",
+             f"n_ubatch {run.settings.n_ubatch} | flash_attn {run.settings.flash_attn} | reps {run.settings.reps}"
+             f"{' | repack ' + ('on' if run.settings.repack else 'off') if run.settings.repack is not None else ''}", "",
              "| test | t/s (mean ± std) | median | predicted | measured/predicted | KV MiB | compute MiB |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in run.results:
@@ -88,8 +89,17 @@ def render(run: BenchRun, fmt: str) -> str:
     return {"json": to_json, "csv": to_csv, "md": to_markdown}[fmt](run)
 
 
+def _repack_label(run: BenchRun) -> str:
+    r = run.settings.repack
+    if r is None:
+        return ""
+    return ", repack " + ("on" if r else "OFF (slmplan's fallback: see warning)" if run.settings.repack_reason else "off")
+
+
 def tables(run: BenchRun) -> list[Table]:
-    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads")
+    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads{_repack_label(run)}",
+              caption=f"Warning: not llama.cpp's default configuration: {run.settings.repack_reason}"
+              if run.settings.repack_reason else None)
     for col, just in (("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
                       ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right")):
         t.add_column(col, justify=just)
@@ -106,7 +116,8 @@ def tables(run: BenchRun) -> list[Table]:
         mt.add_column(col, justify="right" if col != "what" else "left")
     if m.weights_mapped_bytes is not None:
         mt.add_row("weights (mapped)", _mib(m.weights_mapped_bytes), _mib(m.predicted_weights_bytes))
-        mt.add_row("weights (repacked copy)", _mib(m.weights_repacked_bytes) or "0.00", _mib(m.predicted_repack_bytes))
+        mt.add_row("weights (repacked copy: " + (", ".join(sorted(m.extra_buffers)) or "none") + ")",
+                   _mib(m.weights_repacked_bytes) or "0.00", _mib(m.predicted_repack_bytes))
     elif run.model_size_bytes:
         mt.add_row("model files on disk", _mib(run.model_size_bytes), "")
     worst = max(run.results, key=lambda r: r.buffers.compute_bytes or 0, default=None)

@@ -1,7 +1,10 @@
 """Run a benchmark in a child process and assemble the result (with predictions and system info).
 
-The child (``slmplan.bench.worker``) streams one JSON event per line: each timed sample as it is
-measured, so an interrupted run (Ctrl-C) keeps every sample taken so far.
+The child (``slmplan.bench.worker``, one of the runtimes in ``slmplan.bench.backends``) streams one
+JSON event per line (``slmplan.bench.protocol``): each timed sample as it is measured, so an
+interrupted run (Ctrl-C) keeps every sample taken so far. A child that dies is named by its
+signal, the step it was in and llama.cpp's last log line; an illegal instruction with llama.cpp's
+repacked CPU kernels on is measured again with them off (and says so).
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from slmplan.bench import system as sysinfo
+from slmplan.bench.backends import entry as backend_entry
+from slmplan.bench.crash import ChildExit, describe_exit, oom_kill_count
+from slmplan.bench.llama_log import extra_model_buffers, last_llama_line
 from slmplan.bench.predict import context_memory, context_settings, make_predictor, weights_memory
+from slmplan.bench.protocol import Event, WorkerSpec
 from slmplan.errors import RuntimeFailure
 from slmplan.model import ModelFacts
-from slmplan.schema.bench import (BenchRun, BenchSettings, ContextBuffers, MemoryReport, Prediction, TestResult,
-                                  TTFTResult)
+from slmplan.schema.bench import (BenchAttempt, BenchRun, BenchSettings, ContextBuffers, MemoryReport, MissingTest,
+                                  Prediction, TestResult, TTFTResult)
 from slmplan.schema.device import DeviceProfile
 
 DEFAULT_TTFT_PROMPT = (
@@ -66,22 +74,39 @@ def _stats(tps: list[float]) -> tuple[float, float, float]:
     return mean, std, statistics.median(tps)
 
 
+# The child imports exactly the slmplan the parent imported (not whatever ``-m`` would find first
+# on sys.path, such as another checkout in the current folder).
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from slmplan.bench.worker import main; sys.exit(main())"
+
+
+def worker_argv() -> list[str]:
+    import slmplan
+
+    return [sys.executable, "-c", _BOOT, str(Path(slmplan.__file__).resolve().parent.parent)]
+
+
 class _Child:
     """The worker process and its event stream."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: WorkerSpec) -> None:
         self.err = tempfile.TemporaryFile(mode="w+")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "slmplan.bench.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True, env=env)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+        self.oom_before = oom_kill_count()
+        self.proc = subprocess.Popen(worker_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                     text=True, env=env)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(spec))
         self.proc.stdin.close()
 
-    def events(self):
+    def events(self) -> Iterator[Event]:
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             line = line.strip()
             if line.startswith("{"):
-                yield json.loads(line)
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # a line the runtime wrote past the redirection: not ours
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -92,70 +117,153 @@ class _Child:
                 self.proc.kill()
                 self.proc.wait()
 
-    def stderr_tail(self, n: int = 3) -> str:
+    def stderr_text(self) -> str:
         self.err.seek(0)
-        lines = [x for x in self.err.read().splitlines() if x.strip()]
-        return " | ".join(lines[-n:])
+        return self.err.read()
+
+    def exit_info(self) -> ChildExit:
+        return describe_exit(self.proc.returncode, self.oom_before, oom_kill_count())
 
 
-def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
-                 device: DeviceProfile, ttft_prompt: str | None = DEFAULT_TTFT_PROMPT, ttft_reps: int | None = None,
-                 on_event: Callable[[dict], None] | None = None,
-                 runtime: str = "llama.cpp") -> tuple[BenchRun, dict[str, float | None]]:
-    """Measure; returns the run and the *shipped* model's prediction per test (for --calibrate).
+@dataclass
+class _Attempt:
+    """One child run: what it reported, and how it ended."""
 
-    ``runtime='onnx'`` runs the same tests through ONNX Runtime GenAI on a model folder; then
-    ``facts`` is None and there are no predictions (the speed model describes llama.cpp)."""
-    quant = facts.file_quant if facts else None
-    s = settings
-    spec = {"runtime": runtime, "model": path, "tests": [{"name": t.name, "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth}
-                                     for t in tests],
-            "settings": {"threads": s.threads, "n_batch": s.n_batch, "n_ubatch": s.n_ubatch, "flash_attn": s.flash_attn,
-                         "type_k": s.type_k, "type_v": s.type_v, "poll": s.poll},
-            "reps": s.reps, "warmup": s.warmup, "use_mmap": s.use_mmap,
-            "ttft": {"prompt": ttft_prompt, "reps": ttft_reps or s.reps} if ttft_prompt else None}
-    static = sysinfo.static_info()
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    before = sysinfo.Snapshot.take(probe_s=0.5)
+    repack: bool
+    samples: dict[str, list[int]] = field(default_factory=dict)
+    done: dict[str, dict] = field(default_factory=dict)
+    mem: dict[str, dict] = field(default_factory=dict)
+    loaded: dict | None = None
+    end: dict | None = None
+    error: str | None = None  # a Python-level error the child reported itself
+    step: str = "starting"
+    interrupted: bool = False
+    exit: ChildExit | None = None
+    last_llama_line: str | None = None
+
+    @property
+    def crashed(self) -> bool:
+        return not self.interrupted and self.end is None
+
+    def failure(self) -> str:
+        """One sentence: what went wrong, where, and llama.cpp's last words."""
+        if self.error:
+            return f"{self.error} (during {self.step})"
+        why = self.exit.description if self.exit else "it stopped"
+        msg = f"the benchmark process stopped unexpectedly: {why} during {self.step}"
+        if self.last_llama_line:
+            msg += f"; last llama.cpp message: '{self.last_llama_line}'"
+        return msg
+
+
+_PHASES = {"warmup": "warmup", "depth": "filling the context depth", "timed": "timed run"}
+
+
+def _attempt(spec: WorkerSpec, on_event: Callable[[Event], None] | None) -> _Attempt:
+    st = _Attempt(repack=spec["settings"]["repack"])
     child = _Child(spec)
-    state: dict = {"samples": {}, "done": {}, "mem": {}}
-    interrupted = False
-    error = None
     try:
         for ev in child.events():
-            kind = ev["event"]
-            if kind == "sample":
-                state["samples"].setdefault(ev["test"], []).append(ev["ns"])
+            kind = ev.get("event")
+            if kind == "step":
+                test = ev.get("test")
+                step = ev.get("step", "")
+                st.step = (f"{test} ({_PHASES.get(step, step)})" if test
+                           else {"loading": "loading the model", "closing": "closing the model"}.get(step, step))
+            elif kind == "start":
+                st.step = ev["test"] if ev["test"] != "ttft" else "the time-to-first-token test"
+            elif kind == "sample":
+                st.samples.setdefault(ev["test"], []).append(ev["ns"])
             elif kind == "test_done":
-                state["done"][ev["test"]] = ev["result"]
-                state["mem"]["last"] = ev["memory"]
+                st.done[ev["test"]] = ev["result"]
+                st.mem["last"] = ev["memory"]
             elif kind == "memory":
-                state["mem"]["start"] = ev["memory"]
+                st.mem["start"] = ev["memory"]
             elif kind == "loaded":
-                state["loaded"] = ev
-                state["mem"]["loaded"] = ev["memory"]
+                st.loaded = ev
+                st.mem["loaded"] = ev["memory"]
+                st.step = "after loading the model"
             elif kind == "done":
-                state["end"] = ev
-                state["mem"]["last"] = ev["memory"]
+                st.end = ev
+                st.mem["last"] = ev["memory"]
             elif kind == "error":
-                error = ev["message"]
+                st.error = ev["message"]
             if on_event:
                 on_event(ev)
         child.proc.wait()
     except KeyboardInterrupt:
-        interrupted = True
+        st.interrupted = True
     finally:
         child.stop()
+    if st.crashed:
+        st.exit = child.exit_info()
+        st.last_llama_line = last_llama_line(child.stderr_text())
+    return st
+
+
+def _spec(runtime: str, path: str, tests: list[TestSpec], s: BenchSettings, repack: bool,
+          ttft_prompt: str | None, ttft_reps: int | None) -> WorkerSpec:
+    return {"runtime": runtime, "model": path,
+            "tests": [{"name": t.name, "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth} for t in tests],
+            "settings": {"threads": s.threads, "n_batch": s.n_batch, "n_ubatch": s.n_ubatch, "flash_attn": s.flash_attn,
+                         "type_k": s.type_k, "type_v": s.type_v, "poll": s.poll, "repack": repack},
+            "reps": s.reps, "warmup": s.warmup, "use_mmap": s.use_mmap,
+            "ttft": {"prompt": ttft_prompt, "reps": ttft_reps or s.reps} if ttft_prompt else None}
+
+
+def _failure_hint(st: _Attempt, repack_requested: bool | None) -> str:
+    if st.exit and st.exit.illegal_instruction:
+        if st.repack:
+            return ("This CPU does not run one of llama.cpp's repacked kernels: rerun with --repack 0 "
+                    "(or drop --repack 1 to let slmplan fall back by itself)")
+        return ("This llama.cpp build uses an instruction this CPU (or its hypervisor) does not allow; reinstall "
+                "llama-cpp-python built on this machine: pip install --force-reinstall --no-cache-dir llama-cpp-python")
+    if st.exit and st.exit.signal_name == "SIGKILL":
+        return "Close other programs, or use a smaller --pp/--depth or a smaller quant"
+    return "Check the model file with 'slmplan inspect', or rerun with fewer threads/smaller --pp"
+
+
+def run_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
+                  device: DeviceProfile, ttft_prompt: str | None = DEFAULT_TTFT_PROMPT, ttft_reps: int | None = None,
+                  on_event: Callable[[Event], None] | None = None,
+                  runtime: str = "llama.cpp") -> tuple[BenchRun, dict[str, float | None]]:
+    """Measure ``path`` in a child process, as llama-bench does; returns the run and the *shipped*
+    speed model's prediction per test (for calibration).
+
+    ``settings.repack`` None means llama.cpp's default (extra buffer types on) with one automatic
+    rerun with them off if the child dies from an illegal instruction; True/False is what the user
+    asked for and is never changed. ``runtime`` names a backend of ``slmplan.bench.backends``
+    ('llama.cpp' for a GGUF file, 'onnx' for an ONNX Runtime GenAI folder; there ``facts`` is None
+    and nothing is predicted). A crash before any test finished raises ``RuntimeFailure``; after
+    that, the run comes back with ``failure`` and ``missing_tests`` set."""
+    caps = backend_entry(runtime).capabilities
+    quant = facts.file_quant if facts else None
+    s = settings
+    repack = bool(caps.repack and s.repack is not False)
+    static = sysinfo.static_info()
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    before = sysinfo.Snapshot.take(probe_s=0.5)
+    st = _attempt(_spec(runtime, path, tests, s, repack, ttft_prompt, ttft_reps), on_event)
+    warnings: list[str] = []
+    attempts: list[BenchAttempt] = []
+    reason = None
+    if st.crashed and st.exit and st.exit.illegal_instruction and repack and s.repack is None:
+        first = st.failure()
+        attempts.append(BenchAttempt(repack=True, outcome=first, samples_kept=False))
+        reason = (f"with repacking on (llama.cpp's CPU extra buffer types, llama-bench --repack 1) {first}; "
+                  "measured again with repacking off (--repack 0)")
+        warnings.append(f"not llama.cpp's default configuration: {reason}. The results describe --repack 0.")
+        if on_event:
+            on_event({"event": "retry", "reason": reason})
+        repack = False
+        st = _attempt(_spec(runtime, path, tests, s, repack, ttft_prompt, ttft_reps), on_event)
+    s = s.model_copy(update={"repack": repack if caps.repack else None, "repack_reason": reason})
+    failure = st.failure() if st.crashed else None
+    if failure and not st.done:
+        raise RuntimeFailure(f"{runtime} benchmark failed: {failure}", _failure_hint(st, settings.repack))
+    attempts.append(BenchAttempt(repack=repack if caps.repack else None, outcome=failure or (
+        "interrupted" if st.interrupted else "completed"), samples_kept=True))
     after = sysinfo.Snapshot.take()
-    end = state.get("end")
-    if not interrupted and end is None:
-        if error is None:
-            rc = child.proc.returncode
-            why = ("it was killed (SIGKILL: out of memory?)" if rc == -9 else f"it exited with code {rc}")
-            error = f"the benchmark process stopped unexpectedly: {why}. {child.stderr_tail()}"
-        if not state["done"]:
-            raise RuntimeFailure(f"{runtime} benchmark failed: {error}",
-                                 "Check the model file with 'slmplan inspect', or rerun with fewer threads/smaller --pp")
 
     from slmplan.estimate.speed import load_constants
 
@@ -164,10 +272,10 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
     results: list[TestResult] = []
     shipped_by_test: dict[str, float | None] = {}
     for t in tests:
-        ns = state["samples"].get(t.name, [])
+        ns = st.samples.get(t.name, [])
         if not ns:
             continue
-        done = state["done"].get(t.name)
+        done = st.done.get(t.name)
         tps = [(t.n_prompt + t.n_gen) / (x / 1e9) for x in ns]
         mean, std, med = _stats(tps)
         pred = planner_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if planner_pred else None
@@ -201,7 +309,7 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
             buffers=buffers))
 
     ttft = None
-    tt = state["done"].get("ttft")
+    tt = st.done.get("ttft")
     if tt and tt["samples_ns"]:
         secs = [x / 1e9 for x in tt["samples_ns"]]
         mean, std, med = _stats(secs)
@@ -213,15 +321,18 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
                           first_token=tt["first_token"], predicted_ttft_s=round(pred, 5) if pred else None,
                           ratio_measured_to_predicted=_ratio(med, pred))
 
-    loaded = state.get("loaded") or {}
-    mem = _memory_report(state["mem"], loaded, end, results, facts, quant)
-    if runtime == "onnx":
+    loaded = st.loaded or {}
+    end = st.end
+    mem = _memory_report(st.mem, loaded, end, results, facts, quant, repack, device.cpu_features)
+    if not caps.reports_buffers:
         mem = mem.model_copy(update={"method": "ONNX Runtime does not report its buffers: process RSS from "
                                                "/proc/self/status between tests (the kernel tracks the peak)"})
     cont = sysinfo.contention(before, after, end["cpu_s"] if end else None)
-    warnings = sysinfo.busy_warnings(before, after, cont)
-    if error:
-        warnings.append(f"the run stopped early: {error}")
+    warnings += sysinfo.busy_warnings(before, after, cont)
+    missing = [MissingTest(test=n, reason="interrupted (Ctrl-C)" if st.interrupted else (failure or "not run"))
+               for n in [t.name for t in tests] + (["ttft"] if ttft_prompt else []) if n not in st.done]
+    if failure:
+        warnings.append(f"the run stopped early: {failure}; missing: {', '.join(m.test for m in missing)}")
     if any(r.threadpool_attached is False for r in results):
         warnings.append("could not attach a ggml threadpool as llama-bench does (ggml's default one was used)")
     system = {**static, **(loaded.get("system") or {}), **sysinfo.dynamic_info(before, after, cont)}
@@ -232,25 +343,28 @@ def run_llamacpp(model_arg: str, path: str, facts: ModelFacts | None, tests: lis
             cpu_gflops=planner_pred.hw.cpu_gflops,
             method=f"slmplan's estimator for the '{device.id}' profile with the {planner_pred.label} "
                    f"speed constants, compute scaled to {s.threads} thread(s); an estimate")
-    elif runtime == "onnx":
+    elif not caps.predicted:
         warnings.append("no prediction: slmplan's speed model describes llama.cpp, not ONNX Runtime")
     run = BenchRun(
         runtime=runtime, model=model_arg, model_path=path, model_desc=loaded.get("desc", ""), quant=quant,
         n_params=loaded.get("n_params"), model_size_bytes=loaded.get("model_size"), threads=s.threads, settings=s,
         results=results, ttft=ttft, memory=mem, load_s=round(loaded["load_s"], 4) if loaded else None,
-        system=system, warnings=warnings, interrupted=interrupted, started_at=started,
+        system=system, warnings=warnings, interrupted=st.interrupted, started_at=started, failure=failure,
+        missing_tests=missing, attempts=attempts,
         duration_s=round(after.wall - before.wall, 3), prediction=prediction,
     )
     return run, shipped_by_test
 
 
-def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[TestResult], facts: ModelFacts,
-                   quant: str | None) -> MemoryReport:
+def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[TestResult], facts: ModelFacts | None,
+                   quant: str | None, repack: bool, cpu_features: list[str] | None) -> MemoryReport:
     last = mem.get("last") or mem.get("loaded") or {}
     bufs = {k: int(v) for k, v in (loaded.get("buffers") or {}).items()}
     mapped = sum(v for k, v in bufs.items() if k.endswith("_Mapped model")) or None
-    repack = sum(v for k, v in bufs.items() if "REPACK" in k) or None
-    w_pred, rep_pred = weights_memory(facts, quant) if facts and quant else (None, None)
+    extra = extra_model_buffers(bufs)
+    repacked = sum(extra.values()) if loaded else None
+    # compared like with like: the extra buffers llama.cpp makes on this CPU with the repack setting that ran
+    w_pred, extra_pred = weights_memory(facts, quant, repack, cpu_features) if facts and quant else (None, None)
     kvs = [r.buffers.kv_cache_bytes for r in results if r.buffers.kv_cache_bytes is not None]
     comps = [r.buffers.compute_bytes for r in results if r.buffers.compute_bytes is not None]
     return MemoryReport(
@@ -258,6 +372,8 @@ def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[Test
         rss_after_load_bytes=(mem.get("loaded") or {}).get("rss_bytes"), rss_anon_bytes=last.get("rss_anon_bytes"),
         rss_file_bytes=last.get("rss_file_bytes"), swap_bytes=last.get("swap_bytes"),
         major_faults=end.get("major_faults") if end else None, weights_mapped_bytes=mapped,
-        weights_repacked_bytes=repack, kv_cache_bytes_max=max(kvs) if kvs else None,
+        weights_repacked_bytes=repacked, extra_buffers=extra, kv_cache_bytes_max=max(kvs) if kvs else None,
         compute_bytes_max=max(comps) if comps else None, llama_buffers=bufs, predicted_weights_bytes=w_pred,
-        predicted_repack_bytes=rep_pred, weights_ratio=_ratio(mapped, w_pred))
+        predicted_repack_bytes=extra_pred.total_bytes if extra_pred else None,
+        predicted_extra_buffers=dict(extra_pred.bytes_by_type) if extra_pred else {},
+        weights_ratio=_ratio(mapped, w_pred))

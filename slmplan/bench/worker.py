@@ -1,4 +1,5 @@
-"""The benchmark's child process: ``python -m slmplan.bench.worker`` (spec as JSON on stdin).
+"""The benchmark's child process (spec as JSON on stdin; started by ``slmplan.bench.runner`` so that
+it imports exactly the parent's copy of slmplan).
 
 It loads one model, runs the tests and reports each event as one JSON line on the protocol pipe
 (the original stdout; C-level stdout is redirected to stderr so nothing from llama.cpp can corrupt
@@ -9,12 +10,15 @@ SIGINT is ignored here: the parent owns Ctrl-C and stops this process.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import resource
 import signal
 import sys
 import time
+
+from slmplan.bench.protocol import WorkerSpec
 
 
 def proc_memory() -> dict:
@@ -39,6 +43,9 @@ def proc_memory() -> dict:
 
 
 def main() -> int:
+    # A fatal signal in native code (SIGILL, SIGSEGV, ...) dumps the Python stack to stderr first,
+    # so the parent can say where it happened; the signal itself still ends the process.
+    faulthandler.enable()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by C code goes to stderr
@@ -47,35 +54,31 @@ def main() -> int:
         proto.write(json.dumps(ev) + "\n")
         proto.flush()
 
-    spec = json.loads(sys.stdin.read())
+    spec: WorkerSpec = json.loads(sys.stdin.read())
     try:
-        if spec.get("runtime") == "onnx":
-            from slmplan.bench import onnxrt
+        from slmplan.bench.backends import load_backend_class
 
-            emit(event="memory", stage="start", memory=proc_memory())
-            runner = onnxrt.Runner(spec["model"], spec["settings"]["threads"])
-            emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
-                 n_params=runner.n_params, buffers={}, memory=proc_memory(), system=onnxrt.system_info())
-        else:
-            from slmplan.bench import llamacpp
-
-            log = llamacpp.LogCapture()
-            emit(event="memory", stage="start", memory=proc_memory())
-            runner = llamacpp.Runner(spec["model"], log, use_mmap=spec.get("use_mmap", True))
-            emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
-                 n_params=runner.n_params, buffers=llamacpp.parse_buffers(runner.model_log),
-                 memory=proc_memory(), system=llamacpp.system_info())
+        emit(event="memory", stage="start", memory=proc_memory())
+        emit(event="step", step="loading")
+        cls = load_backend_class(spec["runtime"])
         s = spec["settings"]
+        runner = cls(spec["model"], s, use_mmap=spec.get("use_mmap", True))
+        emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
+             n_params=runner.n_params, buffers=runner.load_buffers, memory=proc_memory(), system=runner.system_info())
         for t in spec["tests"]:
             emit(event="start", test=t["name"])
             res = runner.run_test(t["n_prompt"], t["n_gen"], t["n_depth"], spec["reps"], spec["warmup"], s,
-                                  on_sample=lambda ns, name=t["name"]: emit(event="sample", test=name, ns=ns))
+                                  on_sample=lambda ns, name=t["name"]: emit(event="sample", test=name, ns=ns),
+                                  on_phase=lambda ph, name=t["name"]: emit(event="step", step=ph, test=name))
             emit(event="test_done", test=t["name"], result=res, memory=proc_memory())
         if spec.get("ttft"):
+            tt = spec["ttft"]
+            assert tt is not None
             emit(event="start", test="ttft")
-            res = runner.ttft(spec["ttft"]["prompt"], spec["ttft"]["reps"], spec["warmup"], s,
+            res = runner.ttft(tt["prompt"], tt["reps"], spec["warmup"], s,
                               on_sample=lambda ns: emit(event="sample", test="ttft", ns=ns))
             emit(event="test_done", test="ttft", result=res, memory=proc_memory())
+        emit(event="step", step="closing")
         runner.close()
         ru = resource.getrusage(resource.RUSAGE_SELF)
         emit(event="done", memory=proc_memory(), cpu_s=ru.ru_utime + ru.ru_stime,

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from slmplan.usecase import HELP as _UC_HELP  # light: no planner import
+
 
 class Fmt(str, Enum):
     table = "table"
@@ -48,12 +50,19 @@ GenOpt = Annotated[int, typer.Option("--gen-tokens", help="Generated tokens of o
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit (default: main).")]
 SwaOpt = Annotated[bool, typer.Option("--swa-full/--no-swa-full", help="Full-size sliding-window KV cache (llama-cpp-python's default) or llama-server's smaller one.")]
 FaOpt = Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (smaller compute buffer at long contexts).")]
+# the query of fit/plan/report: a use case's preset, each length overridable
+UseCaseOpt = Annotated[Optional[str], typer.Option("--use-case", help=_UC_HELP + " Default: 300 + 200 tokens, ctx 4096.")]
+QCtxOpt = Annotated[Optional[int], typer.Option("--ctx", help="Context length in tokens (KV cache size). Default: the use case's, else 4096.")]
+QPromptOpt = Annotated[Optional[int], typer.Option("--prompt-tokens", help="Prompt tokens of one query (default: the use case's, else 300).")]
+QGenOpt = Annotated[Optional[int], typer.Option("--gen-tokens", help="Generated tokens of one query (default: the use case's, else 200).")]
+EntOpt = Annotated[bool, typer.Option("--ios-entitlement", help="iOS/iPadOS: plan with the budget of Apple's increased-memory-limit entitlement.")]
 
 # Python parameter name (as library errors name it, see slmplan.errors) -> this CLI's flag.
 PARAM_FLAGS: dict[str, str] = {
     "ctx": "--ctx", "n_prompt": "--prompt-tokens", "n_gen": "--gen-tokens", "quant": "--quant",
     "catalog_path": "--catalog", "top": "--top", "queries_per_day": "--queries-per-day", "power_w": "--power-w",
     "grid_value": "--grid-intensity", "precision": "--precision", "out": "-o", "force": "--force",
+    "prompt_tokens": "--prompt-tokens", "gen_tokens": "--gen-tokens", "service": "--service", "use_case": "--use-case",
 }
 
 
@@ -63,3 +72,19 @@ def query(ctx: int, prompt: int, gen: int, swa_full: bool = True, flash_attn: bo
     from slmplan.planner import Query
 
     return Query(ctx=ctx, n_prompt=prompt, n_gen=gen, settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn))
+
+
+def uc_query(use_case, ctx, prompt, gen, swa_full: bool = True, flash_attn: bool = False):
+    """(Query, preset, overridden names) from --use-case and the length options."""
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.planner import Query
+    from slmplan.usecase import build_query
+
+    return build_query(use_case, ctx, prompt, gen, Query(settings=RuntimeSettings(swa_full=swa_full, flash_attn=flash_attn)))
+
+
+def entitled(dev, ios_entitlement: bool):
+    """The device with the iOS increased-memory-limit budget when --ios-entitlement is given."""
+    from slmplan.entitlement import entitled_device
+
+    return entitled_device(dev) if ios_entitlement else dev

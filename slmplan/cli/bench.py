@@ -31,6 +31,7 @@ def bench_cmd(
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="The prompt for --ttft (default: a built-in ~100-word request).")] = None,
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One untimed run before the timed ones.")] = True,
     mmap: Annotated[bool, typer.Option("--mmap/--no-mmap", help="Map the weights from the file (llama.cpp's default).")] = True,
+    repack: Annotated[Optional[int], typer.Option("--repack", help="llama.cpp's repacked CPU weights (llama-bench --repack): 1 on, 0 off. Default: on, and measured again with 0 if the CPU dies on an illegal instruction.")] = None,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="For a catalog id: which quant's cached GGUF to use.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate", help="Store this machine's fitted speed constants; later 'fit/plan --device local' use them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even if the predicted footprint exceeds the RAM available now.")] = False,
@@ -102,12 +103,15 @@ def bench_cmd(
     else:
         target = P.resolve_model(model, quant)
         P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
+    if repack not in (None, 0, 1):
+        raise BadInputError(f"--repack must be 0 or 1, got {repack}", "Use --repack 0 (off) or --repack 1 (on)")
     settings = BenchSettings(threads=threads, n_batch=batch_size, n_ubatch=ubatch_size, flash_attn=fa, type_k=tk,
-                             type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap)
+                             type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap,
+                             repack=None if repack is None else bool(repack))
     device = detect_local()
     run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None,
                                          runtime=runtime)
-    if calibrate and not run_.interrupted:
+    if calibrate and not run_.interrupted and not run_.failure:
         from slmplan.bench.calibrate import calibrate as do_calibrate
         from slmplan.calibration_store import local_constants_path
 
@@ -133,6 +137,16 @@ def bench_cmd(
         n = sum(len(r.samples) for r in run_.results)
         err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
         raise typer.Exit(130)
+    _exit_if_failed(run_)
+
+
+def _exit_if_failed(run_) -> None:
+    """A benchmark that stopped early is a runtime failure (exit 1), even with the tests it kept."""
+    if run_.failure:
+        missing = ", ".join(m.test for m in run_.missing_tests)
+        err.print(f"Error: {run_.runtime} benchmark failed: {run_.failure}. Kept the finished tests; missing: {missing}.",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, runtime="llama.cpp"):
@@ -140,7 +154,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from slmplan.bench.runner import run_llamacpp
+    from slmplan.bench.runner import run_benchmark
 
     console = Console(file=sys.stderr)
     names = [t.name for t in tests] + (["ttft"] if ttft_prompt else [])
@@ -156,9 +170,15 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
                 bar.update(task, description=f"{ev['test']}" + (" (warmup)" if settings.warmup else ""))
             elif kind == "sample":
                 bar.update(task, advance=1, description=ev["test"])
+            elif kind == "retry":
+                bar.reset(task)
+                bar.update(task, description="retrying with --repack 0")
+                if not console.is_terminal:
+                    console.print("llama.cpp died with repacking on; measuring again with --repack 0", markup=False,
+                                  highlight=False)
             bar.refresh()
 
-        return run_llamacpp(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
+        return run_benchmark(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
                             on_event=on_event, runtime=runtime)
 
 
@@ -217,3 +237,4 @@ def demo_cmd(
               markup=False, highlight=False)
     if run_.interrupted:
         raise typer.Exit(130)
+    _exit_if_failed(run_)

@@ -53,6 +53,7 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
         devs = [detect_local()]
     else:
         devs = list(builtin_devices())
+    from slmplan.estimate.extra_bufts import describe_extra_buffer_types
 
     def table() -> None:
         from rich.table import Table
@@ -66,8 +67,19 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
         out.print(t)
         if local:
             for k, v in devs[0].sources.items():
-                out.print(f"  {k}: {v}")
-            out.print(f"  {devs[0].notes}")
+                out.print(f"  {k}: {v}", markup=False, highlight=False)
+            out.print(f"  {devs[0].notes}", markup=False, highlight=False)
+            extra = describe_extra_buffer_types(devs[0].cpu_features)
+            if extra is None:
+                line = "unknown (CPU features not detected)"
+            elif not extra:
+                line = "none (weights are used as mapped from the file)"
+            else:
+                line = "; ".join(f"{k} for {', '.join(v)} weights" for k, v in extra.items())
+            out.print(f"  llama.cpp repacked weight copies here (extra buffer types, --repack 1): {line}",
+                      markup=False, highlight=False)
 
     rows = [d.contract_dict() for d in devs]
+    if local:
+        rows[0]["llama_cpp_extra_buffer_types"] = describe_extra_buffer_types(devs[0].cpu_features)
     emit(fmt, rows if not local else rows[0], table, lambda: rows)

@@ -8,18 +8,21 @@ import typer
 
 from slmplan.cli._options import (
     CatalogOpt,
-    CtxOpt,
     DeviceOpt,
+    EntOpt,
     FaOpt,
     Fmt,
     FormatOpt,
-    GenOpt,
-    PromptOpt,
+    QCtxOpt,
+    QGenOpt,
+    QPromptOpt,
     SwaOpt,
     TableOrJson,
     TableOrJsonOpt,
+    UseCaseOpt,
+    entitled,
     quant_option,
-    query,
+    uc_query,
 )
 from slmplan.cli.output import cloud_line, emit, out, results_table
 from slmplan.errors import BadInputError
@@ -28,8 +31,9 @@ from slmplan.errors import BadInputError
 def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf file, or hf://owner/repo/file.gguf.")],
             device: DeviceOpt,
             quant: Annotated[Optional[str], quant_option("One quant variant (default: all of the model's variants).")] = None,
-            ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
-            prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+            ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+            prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
@@ -37,13 +41,18 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     from slmplan.devices import get_device
     from slmplan.planner import fit
 
-    q = query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
-    q.validate()
-    dev = get_device(device)
+    q = uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    base_dev = get_device(device)
+    dev = entitled(base_dev, ios_entitlement)
     results = fit(model, dev, quant, q, catalog)
+    if base_dev.memory_budget_gb_entitled is not None:  # iOS: show the other budget's verdicts too
+        from slmplan.entitlement import annotate
+
+        other = fit(model, base_dev if ios_entitlement else entitled(base_dev, True), quant, q, catalog)
+        results = annotate(results, other, base_dev, ios_entitlement)
 
     def table() -> None:
-        out.print(results_table(results, f"{model} on {dev.name} (ctx {ctx})"))
+        out.print(results_table(results, f"{model} on {dev.name} (ctx {q.ctx})"))
         for n in sorted({n for r in results for n in r.memory.notes}):
             out.print(f"  note: {n}")
         out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
@@ -54,9 +63,10 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     emit(fmt, [r.model_dump() for r in results], table)
 
 
-def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
+def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
-             prompt_tokens: PromptOpt = 300, gen_tokens: GenOpt = 200, swa_full: SwaOpt = True, flash_attn: FaOpt = False) -> None:
+             prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
+             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
     """Rank every catalog model/quant for DEVICE and recommend one.
 
     Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
@@ -64,16 +74,15 @@ def plan_cmd(device: DeviceOpt, ctx: CtxOpt = 4096, fmt: FormatOpt = Fmt.table, 
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
-    q = query(ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)
-    q.validate()
+    q = uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
-    dev = get_device(device)
+    dev = entitled(get_device(device), ios_entitlement)
     results = plan(dev, q, catalog)
 
     def table() -> None:
         fitting = sum(r.verdict != "does-not-fit" for r in results)
-        out.print(results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {ctx}): {fitting}/{len(results)} fit", top))
+        out.print(results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
         best, why = recommend(results, q)
         out.print(f"[bold]Recommendation:[/bold] {why}")
         line = cloud_line(results)

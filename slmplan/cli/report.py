@@ -8,7 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from slmplan.cli._options import CatalogOpt, CtxOpt, GenOpt, PromptOpt, device_option, output_option, query
+from slmplan.cli._options import (
+    CatalogOpt,
+    EntOpt,
+    QCtxOpt,
+    QGenOpt,
+    QPromptOpt,
+    UseCaseOpt,
+    device_option,
+    entitled,
+    output_option,
+    uc_query,
+)
 from slmplan.cli.output import err
 from slmplan.errors import BadInputError
 
@@ -20,7 +31,9 @@ def report_cmd(
     output: Annotated[Optional[str], output_option("OUT.html, OUT.md or OUT.json (default: Markdown on stdout).")] = None,
     bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result; repeat for several.")] = None,
     models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated catalog ids or .gguf paths (default: the planner's top choices).")] = None,
-    ctx: CtxOpt = 4096, prompt: PromptOpt = 300, gen: GenOpt = 200,
+    ctx: QCtxOpt = None, prompt: QPromptOpt = None, gen: QGenOpt = None, use_case: UseCaseOpt = None,
+    service: Annotated[Optional[str], typer.Option("--service", help="Your service in one line, for the report's summary (default: a marked placeholder).")] = None,
+    ios_entitlement: EntOpt = False,
     top: Annotated[int, typer.Option("--top", help="How many of the planner's choices to include.")] = 5,
     queries_per_day: Annotated[int, typer.Option("--queries-per-day", help="Usage pattern for the yearly energy and CO2.")] = 100,
     grid: Annotated[Optional[str], typer.Option("--grid", help="Country for the grid's carbon intensity (default: world average).")] = None,
@@ -39,6 +52,8 @@ def report_cmd(
       slmplan report --device local --bench bench.json -o report.html
 
       slmplan report --device iphone-15-pro --models llama-3.2-1b,qwen3-1.7b --grid france -o report.md
+
+      slmplan report --device pixel-9 --use-case summarize --service "offline meeting-note summaries" -o r.html
     """
     from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
@@ -55,11 +70,13 @@ def report_cmd(
         fmt = REPORT_FORMATS.get(os.path.splitext(output)[1].lower())
     if fmt is None:
         raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
-    dev = get_device(device)
+    dev = entitled(get_device(device), ios_entitlement)
+    q, _, overridden = uc_query(use_case, ctx, prompt, gen)
     runs = [load_bench(b) for b in (bench or [])]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    rep = build_report(dev, runs, model_list, query(ctx, prompt, gen), top=top, queries_per_day=queries_per_day,
-                       grid=grid, grid_value=grid_intensity, power_w=power_w)
+    rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,
+                       grid=grid, grid_value=grid_intensity, power_w=power_w, use_case=use_case, service=service,
+                       overridden=overridden)
     text = render(rep, fmt)
     if output:
         write_atomic(output, text)

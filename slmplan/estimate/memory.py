@@ -2,11 +2,14 @@
 
 Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_llamacpp.py``):
 
-* weights: the sum of tensor bytes (llama.cpp's ``CPU_Mapped model buffer``). Tensors that the CPU
-  backend repacks for faster matmuls (Q4_0, Q4_K, IQ4_NL on x86 AVX2 and ARM) get a second,
-  anonymous copy of the same size (``CPU_REPACK model buffer``); after loading, the mapped pages
-  of those tensors are clean file pages the OS reclaims, so the steady-state total counts them
-  once. ``repack_bytes`` is reported apart (it is extra only while loading).
+* weights: the sum of tensor bytes (llama.cpp's ``CPU_Mapped model buffer``). On a CPU backend,
+  llama.cpp also copies the weights its faster kernels need in another layout into "extra buffer
+  types" (``AMX model``, ``CPU_REPACK model``), which of them depends on the CPU's features and
+  each tensor's type and shape (``slmplan.estimate.extra_bufts``). That copy is anonymous memory
+  next to the mapping; the mapped pages of the copied tensors are then clean file pages the OS may
+  reclaim. ``total_bytes`` counts both, as llama.cpp allocates them (``reclaimable_bytes`` says how
+  much of it the OS can take back under pressure). With the CPU features unknown the copy is not
+  counted and a note says so.
 * KV cache: f16 K and V for ``n_ctx`` cells (padded to 256) per layer, GQA-sized. Sliding-window
   layers (Gemma 2/3) get only ``n_swa + n_ubatch`` cells (padded) *unless* ``swa_full``:
   llama-cpp-python's default context parameters keep a full-size SWA cache, llama-cli/llama-server
@@ -19,8 +22,11 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from slmplan.estimate.extra_bufts import ExtraBuffers, extra_buffer_bytes, extra_buffer_types
+from slmplan.estimate.quants import NON_GGUF_FORMATS
 from slmplan.model import ModelFacts
 from slmplan.schema.estimate import MemoryEstimate
 
@@ -29,7 +35,6 @@ KV_PAD = 256  # llama.cpp pads n_ctx (and the SWA cache) to a multiple of 256
 # A process running llama.cpp before any model is loaded: measured 48 MiB RSS for Python with
 # llama_cpp imported on the reference machine; native apps are in the same range. Rounded up.
 RUNTIME_BASELINE_BYTES = 64 * MIB
-REPACK_TYPES = {"Q4_0", "Q4_K", "IQ4_NL"}
 KV_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 
@@ -44,7 +49,7 @@ class RuntimeSettings:
     flash_attn: bool = False
     swa_full: bool = True
     n_seq: int = 1
-    repack: bool = True  # CPU backend repacks Q4_0/Q4_K/IQ4_NL (x86 AVX2, ARM NEON)
+    repack: bool = True  # llama.cpp's use_extra_bufts (llama-bench --repack): CPU weights repacked
     baseline_bytes: int = RUNTIME_BASELINE_BYTES
 
 
@@ -89,16 +94,22 @@ def output_bytes(facts: ModelFacts, s: RuntimeSettings = RuntimeSettings()) -> i
     return 4 * facts.n_vocab * s.n_seq
 
 
-def repack_bytes(facts: ModelFacts, quant: str, s: RuntimeSettings = RuntimeSettings()) -> int:
-    if not s.repack:
-        return 0
-    return sum(t.n_bytes for t in facts.weight_tensors(quant)
-               if t.ggml_type in REPACK_TYPES and t.role not in ("token_embd",))
+def extra_buffers(facts: ModelFacts, quant: str, s: RuntimeSettings = RuntimeSettings(),
+                  cpu_features: Iterable[str] | None = None, backend: str = "cpu") -> ExtraBuffers:
+    """The weights llama.cpp copies into its CPU extra buffer types (None features: unknown)."""
+    types = extra_buffer_types(cpu_features, backend, s.repack)
+    if quant in NON_GGUF_FORMATS:
+        return ExtraBuffers({}, ())
+    return extra_buffer_bytes(facts, quant, types, cpu_features or ())
 
 
 def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
-                    s: RuntimeSettings = RuntimeSettings()) -> MemoryEstimate:
-    """Bytes llama.cpp allocates for ``facts`` at ``quant`` with a ``ctx``-token context (an estimate, by part)."""
+                    s: RuntimeSettings = RuntimeSettings(), cpu_features: Iterable[str] | None = None,
+                    backend: str = "cpu") -> MemoryEstimate:
+    """Memory llama.cpp allocates for ``facts`` at ``quant`` with a ``ctx``-token context.
+
+    ``cpu_features`` (e.g. ``["avx2", "avx512f"]``, ``["asimd", "asimddp", "i8mm"]``) decide which
+    weights llama.cpp repacks into an extra copy on a CPU backend; None means unknown."""
     if quant == "ONNX-INT4":
         # ONNX Runtime GenAI (CPU): an fp32 KV cache, allocated for the whole max_length up front
         s = replace(s, type_k="f32", type_v="f32")
@@ -108,14 +119,22 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     kv = kv_cache_bytes(facts, ctx, s)
     comp = compute_bytes(facts, ctx, s)
     out = output_bytes(facts, s)
-    rep = repack_bytes(facts, quant, s)
+    extra = extra_buffers(facts, quant, s, cpu_features, backend)
+    rep = extra.total_bytes
     overhead = s.baseline_bytes
-    total = weights + kv + comp + out + overhead
+    total = weights + rep + kv + comp + out + overhead
     full_cells, swa_cells = kv_cells(facts, ctx, s)
     notes = []
     if rep:
-        notes.append(f"{rep / MIB:.0f} MiB of weights are repacked by llama.cpp's CPU backend "
-                     "(a second copy while loading; the mapped originals are then reclaimable)")
+        kinds = ", ".join(f"{k} {v / MIB:.0f} MiB" for k, v in sorted(extra.bytes_by_type.items()))
+        notes.append(f"llama.cpp's CPU backend keeps a repacked copy of some weights ({kinds}; counted in the total); "
+                     f"{extra.copied_from_mapping_bytes / MIB:.0f} MiB of the mapped originals are then reclaimable. "
+                     "--repack 0 (use_extra_bufts off) avoids the copy at some speed cost")
+    elif extra.types is None and backend == "cpu" and s.repack and quant not in NON_GGUF_FORMATS:
+        unknown = extra_buffer_bytes(facts, quant, ("CPU_REPACK",), ("avx2", "avx512f", "asimddp", "i8mm")).total_bytes
+        if unknown:
+            notes.append(f"the device's CPU features are unknown: llama.cpp may also keep a repacked copy of up to "
+                         f"{unknown / MIB:.0f} MiB of weights (not counted)")
     if quant == "ONNX-INT4":
         notes.append("ONNX Runtime GenAI: fp32 KV cache allocated for the full context up front; compute buffers "
                      "follow llama.cpp's model (an estimate for ONNX Runtime)")
@@ -126,6 +145,7 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     return MemoryEstimate(
         weights_bytes=weights, kv_cache_bytes=kv, compute_bytes=comp + out, overhead_bytes=overhead,
         total_bytes=total, budget_bytes=budget_bytes, output_bytes=out, repack_bytes=rep,
+        extra_buffers=dict(extra.bytes_by_type), reclaimable_bytes=extra.copied_from_mapping_bytes,
         weights_method=weights_method, kv_cells=full_cells if full_cells == swa_cells else swa_cells,
         notes=notes,
     )

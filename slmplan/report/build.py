@@ -19,6 +19,8 @@ from slmplan.estimate.memory import estimate_memory
 from slmplan.fileio import package_versions
 from slmplan.planner import Query as PlanQuery
 from slmplan.planner import fit, plan, rank, recommend
+from slmplan.report import decision
+from slmplan.report.deploy import deployment
 from slmplan.schema.bench import BenchRun
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
@@ -35,8 +37,11 @@ from slmplan.schema.report import (
     Recommendation,
     Report,
     RuntimeRow,
+    Service,
     Unit,
+    UseCase,
 )
+from slmplan.usecase import WORDS_PER_TOKEN_SOURCE, build_query, preset
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
 KV_CTX_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -72,7 +77,7 @@ def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str
     if key not in t["g_per_kwh"]:
         raise BadInputError(f"no grid intensity for '{region}'",
                             f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or grid_value=G", params=("grid_value",))
-    return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=f"{t['source']}, year {t['year']}"), key
+    return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=t["source"] if str(t["year"]) in t["source"] else f"{t['source']}, year {t['year']}"), key
 
 
 def load_bench(path: str) -> BenchRun:
@@ -128,12 +133,21 @@ def _bench_candidates(run: BenchRun, device: DeviceProfile, q: PlanQuery) -> lis
 
 
 def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models: list[str] | None = None,
-                 q: PlanQuery = PlanQuery(), top: int = 5, queries_per_day: int = 100, grid: str | None = None,
-                 grid_value: float | None = None, power_w: float | None = None, now: str | None = None) -> Report:
+                 q: PlanQuery | None = None, top: int = 5, queries_per_day: int = 100, grid: str | None = None,
+                 grid_value: float | None = None, power_w: float | None = None, now: str | None = None,
+                 use_case: str | None = None, service: str | None = None, overridden: Sequence[str] = ()) -> Report:
     """The feasibility report for ``device``: the planner's ``top`` choices (or ``models``: catalog ids or
-    .gguf paths) for query ``q``, benchmark evidence from ``benches`` (BenchRun, e.g. from ``load_bench``),
-    energy and CO2 for ``queries_per_day`` on the grid of country ``grid`` (or ``grid_value`` gCO2e/kWh),
-    with ``power_w`` standing in for a profile without a power figure. Render it with ``render_report``."""
+    .gguf paths) for query ``q`` (default: the ``use_case`` preset, see slmplan.usecase.build_query),
+    benchmark evidence from ``benches`` (BenchRun, e.g. from ``load_bench``), energy and CO2 for
+    ``queries_per_day`` on the grid of country ``grid`` (or ``grid_value`` gCO2e/kWh), with ``power_w``
+    standing in for a profile without a power figure. Render it with ``render_report``."""
+    uc = preset(use_case)
+    service = " ".join((service or "").split()) or None  # one line in every format
+    if service and len(service) > 300:
+        raise BadInputError(f"service is {len(service)} characters long", "Describe the service in one line (at most 300 characters)",
+                            params=("service",))
+    if q is None:
+        q = build_query(use_case)[0]
     if queries_per_day <= 0 or queries_per_day > 1_000_000:
         raise BadInputError(f"queries_per_day={queries_per_day} is not plausible", "Use e.g. queries_per_day=100",
                             params=("queries_per_day",))
@@ -153,8 +167,8 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
         for m in models:
             results += fit(m, device, q=q)
     else:
-        ranked = plan(device, q)
-        results += [r for r in ranked if r.verdict != "does-not-fit"][:top] or ranked[:top]
+        ranked_all = plan(device, q)
+        results += [r for r in ranked_all if r.verdict != "does-not-fit"][:top] or ranked_all[:top]
     bench_keys = set()
     for run in benches:
         for r in _bench_candidates(run, device, q):
@@ -166,10 +180,25 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
             seen.add((r.model, r.quant))
             uniq.append(r)
     ranked = rank(uniq)
-    best, why = recommend(ranked, q)
+    # the picks come from the planner's whole ranking (or the user's --models), benchmarked files included
+    pool = ranked if models else rank(uniq + [r for r in ranked_all if (r.model, r.quant) not in seen])
+    best, why = recommend(pool, q)
+    pick_list = decision.picks(pool, q)
+    pick_results = [next(r for r in pool if (r.model, r.quant) == (p.model, p.quant)) for p in pick_list]
     candidates = [_candidate(i + 1, r, (r.model, r.quant) in bench_keys) for i, r in enumerate(ranked)]
 
     measured, mem = _measured(benches)
+    bat = decision.battery(device, best, q, queries_per_day, decision.measured_wh_per_query(benches, q)) if best else None
+    deploy = deployment(device, pick_results, pool, {run.runtime for run in benches})
+    download = next((d.size for d in (deploy.downloads if deploy else []) if d.model == best.model
+                     and d.quant == best.quant), None) if best else None
+    split = None
+    if best and best.speed.prefill_tokens_per_s:
+        t_gen = q.n_gen / best.speed.decode_tokens_per_s
+        bound = "prefill-bound: the time to first token dominates" if best.speed.ttft_s > t_gen else \
+            "decode-bound: writing the answer dominates"
+        split = (f"{best.model} {best.quant}: ~{decision.seconds(best.speed.ttft_s)} reading the input, "
+                 f"~{decision.seconds(t_gen)} writing the answer ({bound}; predicted)")
     not_measured = [f"{c.model} {c.quant}" for c in candidates if not c.benchmarked]
     kv = _kv_growth(best, device, q) if best else None
     energy = _energy(best, device, q, queries_per_day, grid_fig, region) if best else None
@@ -180,6 +209,8 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
         "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
     ]
+    notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}; {decision.WAIT_SOURCE}. "
+                 "Use-case lengths are assumptions (see Use case).")
     if device.id == "local":
         notes.append("Device 'local' is this machine as detected now: its budget is 90% of the memory available at "
                      "the time of the report.")
@@ -187,7 +218,15 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
         title=f"On-device LLM feasibility: {device.name}",
         generated_at=now or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         slmplan_version=package_versions(("slmplan",)).get("slmplan", "unknown"), device=device.contract_dict(),
-        query=Query(ctx=q.ctx, prompt_tokens=q.n_prompt, generated_tokens=q.n_gen), candidates=candidates,
+        query=Query(ctx=q.ctx, prompt_tokens=q.n_prompt, generated_tokens=q.n_gen),
+        use_case=UseCase(id=uc.id, label=uc.label, assumption=uc.assumption + (
+            f" (overridden here: {', '.join(overridden)})" if overridden else ""), overridden=list(overridden),
+            expected_bound=uc.expected_bound, predicted_split=split),
+        service=Service(description=service, placeholder=not service),
+        summary=decision.summary(device, uc, q, pick_list, best, bat, service, download),
+        glossary=decision.glossary(), picks=pick_list,
+        what_if=decision.what_ifs(device, q, best) if best else [], battery=bat, deployment=deploy,
+        candidates=candidates,
         recommendation=Recommendation(model=best.model, quant=best.quant,
                                       why=why.removeprefix(f"{best.model} {best.quant}: ")) if best else None,
         recommendation_note=why, measured=measured, bench_memory=mem, runtimes=_runtimes(benches),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from slmplan.report.html_template import TEMPLATE
 from slmplan.schema.report import Figure, Report
 
 GIB = 1 << 30
@@ -31,6 +32,29 @@ def ms(f: Figure | None) -> str:
     if f is None or f.value is None:
         return "unknown"
     return f"{f.value:,.1f} s" if f.value >= 10 else f"{f.value * 1000:,.0f} ms"
+
+
+def pct(f: Figure | None) -> str:
+    if f is None or f.value is None:
+        return "unknown"
+    return "<0.01%" if 0 < f.value < 0.01 else f"{f.value:.2f}%"
+
+
+def size_gb(f: Figure | None) -> str:
+    return "unknown" if f is None or f.value is None else f"{f.value / 1e9:.2f} GB"
+
+
+USE_CASE_BOUND = {"prefill": "prefill-bound: the wait for the first token matters most",
+                  "decode": "decode-bound: the speed of writing the answer matters most"}
+
+
+def entitlement_text(d: dict) -> str:
+    e = d.get("memory_budget_gb_entitled")
+    if e is None:
+        return ""
+    if e == d["memory_budget_gb"]:
+        return " (with Apple's increased-memory-limit entitlement)"
+    return f" (without Apple's increased-memory-limit entitlement; {e} GB with it)"
 
 
 def to_json(r: Report) -> str:
@@ -61,15 +85,18 @@ def to_markdown(r: Report) -> str:
     L = [f"# {r.title}", "",
          f"Generated {r.generated_at} by slmplan {r.slmplan_version}. Context {r.query.ctx} tokens; a query = "
          f"{r.query.prompt_tokens} prompt + {r.query.generated_tokens} generated tokens.", "",
+         *_md_summary(r),
          "## Device", "",
          f"**{d['name']}** (`{d['id']}`, {d['kind']}): {d['ram_gb']} GB RAM, memory budget {d['memory_budget_gb']} GB "
-         f"for one app, {d['memory_bandwidth_gbs']} GB/s memory bandwidth, {d['cpu_cores']} CPU cores"
-         + (f", {d['power_w']} W" if d.get("power_w") else ", power unknown") + ".", ""]
+         f"for one app{entitlement_text(d)}, {d['memory_bandwidth_gbs']} GB/s memory bandwidth, {d['cpu_cores']} CPU cores"
+         + (f", {d['power_w']} W" if d.get("power_w") else ", power unknown")
+         + (f", {d['battery_wh']} Wh battery" if d.get("battery_wh") else "") + ".", ""]
     L += ["## Recommendation", ""]
     if r.recommendation:
         L += [f"**{r.recommendation.model} {r.recommendation.quant}** — {r.recommendation.why}.", ""]
     else:
         L += [f"No recommendation: {r.recommendation_note}.", ""]
+    L += _md_decision(r) + _md_use_case(r) + _md_battery(r) + _md_deployment(r)
     L += ["## Candidates", ""]
     L += _md_table(["#", "model", "quant", "verdict", "total GiB", "budget GiB", "prefill t/s", "decode t/s (low-high)",
                     "time to first token", "measured"],
@@ -130,102 +157,70 @@ def to_markdown(r: Report) -> str:
     return "\n".join(L) + "\n"
 
 
+def _md_summary(r: Report) -> list[str]:
+    if not r.summary:
+        return []
+    return ["## Summary for decision makers", ""] + [f"- **{i.topic}{'' if i.topic.endswith('?') else ':'}** {i.text}" for i in r.summary] + [""]
+
+
+def _md_decision(r: Report) -> list[str]:
+    L = []
+    for p in r.picks:
+        L += [f"- **{p.role.capitalize()}: {p.model} {p.quant}** ({p.family or 'unknown family'}, license "
+              f"{p.license or 'unknown'}) — {p.reason}"]
+    if r.what_if:
+        L += ["", "### What would change the choice", "",
+              "Each line re-runs the planner with one thing changed:", ""]
+        L += [f"- *{w.change}*: {w.summary}." for w in r.what_if]
+    if r.glossary:
+        L += ["", "### Key concepts", ""] + [f"- **{c.term}**: {c.explanation}" for c in r.glossary]
+    return L + [""] if L else []
+
+
+def _md_use_case(r: Report) -> list[str]:
+    u = r.use_case
+    if u is None:
+        return []
+    flag = "" if u.id == "default" else f" (`--use-case {u.id}`)"
+    L = ["## Use case", "", f"**{u.label.capitalize()}**{flag}: {u.assumption}. One query = {r.query.prompt_tokens} "
+         f"prompt + {r.query.generated_tokens} answer tokens, context {r.query.ctx} tokens. Expected "
+         f"{USE_CASE_BOUND.get(u.expected_bound, u.expected_bound)}."]
+    if u.predicted_split:
+        L += ["", f"Predicted: {u.predicted_split}."]
+    return L + [""]
+
+
+def _md_battery(r: Report) -> list[str]:
+    b = r.battery
+    if b is None:
+        return []
+    L = [f"## Battery ({b.model} {b.quant}, estimates)", ""]
+    rows = [["battery", f"{sig(b.battery_wh)} Wh", b.battery_wh.source],
+            ["per query", pct(b.percent_per_query), b.percent_per_query.source],
+            [f"per day at {b.queries_per_day} queries", pct(b.percent_per_day), b.percent_per_day.source],
+            ["queries on a full charge", num(b.queries_per_charge, 0), b.queries_per_charge.source],
+            ["hours of answering on a full charge", num(b.hours_answering_per_charge), b.hours_answering_per_charge.source]]
+    if b.measured_wh_per_query is not None:
+        rows.append(["measured energy per query", f"{sig(b.measured_wh_per_query)} Wh", b.measured_wh_per_query.source])
+    L += _md_table(["figure", "value", "source"], rows) + [""] + [f"- {c}" for c in b.caveats]
+    return L + [""]
+
+
+def _md_deployment(r: Report) -> list[str]:
+    dp = r.deployment
+    if dp is None:
+        return []
+    L = [f"## Deployment path on {dp.platform} ({', '.join(dp.models)})", ""]
+    L += _md_table(["runtime", "backend", "file format", "how to produce it", "slmplan", "source"],
+                   [[o.runtime, o.backend, o.format, o.produce, o.speed_note, o.source] for o in dp.options])
+    L += ["", "Download size per quant:", ""]
+    L += _md_table(["model", "quant", "format", "size", "source"],
+                   [[d.model, d.quant, d.format, size_gb(d.size), d.size.source] for d in dp.downloads])
+    L += [""] + [f"- {n}" for n in dp.notes]
+    return L + [""]
+
+
 # --------------------------------------------------------------------------------------------- HTML
-TEMPLATE = r"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ r.title }}</title>
-<style>
-:root { --fg:#1d2330; --muted:#5b6474; --line:#dde2ea; --ok:#1e7b34; --warn:#a06400; --bad:#b3261e; --bg2:#f6f8fb; }
-* { box-sizing: border-box; }
-body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: var(--fg);
-       margin: 0 auto; max-width: 980px; padding: 16px; }
-h1 { font-size: 1.6em; margin: .2em 0 .1em; } h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid var(--line); }
-.muted { color: var(--muted); font-size: .9em; }
-.card { background: var(--bg2); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; margin: 12px 0; }
-.rec { border-left: 5px solid var(--ok); }
-.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; width: 100%; font-size: .9em; margin: 8px 0; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child, td.l, th.l { text-align: left; }
-th { background: var(--bg2); }
-.fits { color: var(--ok); font-weight: 600; } .tight { color: var(--warn); font-weight: 600; } .does-not-fit { color: var(--bad); font-weight: 600; }
-.chart svg { width: 100%; height: auto; max-width: 100%; }
-.warn { color: var(--warn); }
-.src { color: var(--muted); font-size: .8em; white-space: normal; text-align: left; }
-@media (max-width: 600px) { body { font-size: 14px; padding: 10px; } th, td { padding: 4px 5px; } }
-@media print { body { max-width: none; } .chart, table, .card { break-inside: avoid; } a { color: inherit; } }
-</style></head><body>
-<h1>{{ r.title }}</h1>
-<p class="muted">Generated {{ r.generated_at }} by slmplan {{ r.slmplan_version }}. Context {{ r.query.ctx }} tokens;
-a query = {{ r.query.prompt_tokens }} prompt + {{ r.query.generated_tokens }} generated tokens.</p>
-
-<div class="card rec"><strong>Recommendation:</strong>
-{% if r.recommendation %}<strong>{{ r.recommendation.model }} {{ r.recommendation.quant }}</strong> — {{ r.recommendation.why }}.
-{% else %}none — {{ r.recommendation_note }}.{% endif %}</div>
-
-<h2>Device</h2>
-<p><strong>{{ d.name }}</strong> (<code>{{ d.id }}</code>, {{ d.kind }}): {{ d.ram_gb }} GB RAM, memory budget
-{{ d.memory_budget_gb }} GB for one app, {{ d.memory_bandwidth_gbs }} GB/s memory bandwidth, {{ d.cpu_cores }} CPU cores{% if d.get('power_w') %}, {{ d.power_w }} W{% else %}, power unknown{% endif %}.</p>
-
-<h2>Candidates</h2>
-<div class="scroll"><table>
-<tr><th>#</th><th class="l">model</th><th class="l">quant</th><th class="l">verdict</th><th>total GiB</th><th>budget GiB</th>
-<th>prefill t/s</th><th>decode t/s</th><th>low–high</th><th>first token</th><th>measured</th></tr>
-{% for c in r.candidates %}<tr><td>{{ c.rank }}</td><td class="l">{{ c.model }}</td><td class="l">{{ c.quant }}</td>
-<td class="l {{ c.verdict }}">{{ c.verdict }}</td><td>{{ gib(c.total) }}</td><td>{{ gib(c.budget) }}</td>
-<td>{{ num(c.prefill_tokens_per_s) }}</td><td>{{ num(c.decode_tokens_per_s) }}</td>
-<td>{{ num(c.decode_tokens_per_s_low) }}–{{ num(c.decode_tokens_per_s_high) }}</td><td>{{ ms(c.ttft) }}</td>
-<td>{{ "yes" if c.benchmarked else "no" }}</td></tr>
-{% endfor %}</table></div>
-{% if charts.get('memory') %}<div class="chart" id="chart-memory">{{ charts.memory|safe }}</div>{% endif %}
-{% if charts.get('speed') %}<div class="chart" id="chart-speed">{{ charts.speed|safe }}</div>{% endif %}
-
-<h2>Predicted vs measured</h2>
-{% if r.measured %}<div class="scroll"><table>
-<tr><th class="l">model</th><th class="l">test</th><th>measured t/s</th><th>predicted t/s</th><th>measured / predicted</th><th>measured J/token</th><th class="l">machine</th></tr>
-{% for m in r.measured %}<tr><td class="l">{{ m.model }}</td><td class="l">{{ m.test }}</td><td>{{ num(m.measured_tokens_per_s, 2) }}</td>
-<td>{{ num(m.predicted_tokens_per_s, 2) }}</td><td>{{ "unknown" if m.ratio_measured_to_predicted is none else "%.2f"|format(m.ratio_measured_to_predicted) }}</td>
-<td>{{ sig(m.joules_per_token) if m.joules_per_token.value is not none else "not measured" }}</td>
-<td class="l">{{ m.machine }}</td></tr>{% endfor %}</table></div>
-<ul>{% for b in r.bench_memory %}<li>{{ b.model }}: peak RSS {{ gib(b.peak_rss) }} GiB; weights mapped {{ gib(b.weights_mapped) }} GiB
-(predicted {{ gib(b.predicted_weights) }}); time to first token {{ ms(b.ttft) }} (predicted {{ ms(b.predicted_ttft) }})</li>{% endfor %}
-{% if r.measured[0].joules_per_token.value is none %}<li class="muted">Energy was not measured: Linux RAPL energy counters were not readable on the benchmark machine.</li>{% endif %}
-{% for w in warnings %}<li class="warn">Warning from the benchmark: {{ w }}</li>{% endfor %}</ul>
-{% if charts.get('measured') %}<div class="chart" id="chart-measured">{{ charts.measured|safe }}</div>{% endif %}
-{% else %}<p>No benchmark was given (<code>--bench FILE.json</code>): every speed in this report is a prediction.</p>{% endif %}
-{% if r.runtimes %}<h3>Benchmarks side by side</h3><div class="scroll"><table>
-<tr><th class="l">model</th><th class="l">runtime</th><th>prefill t/s</th><th>decode t/s</th><th>first token</th><th>peak RSS GiB</th><th>load</th><th>model GiB</th></tr>
-{% for x in r.runtimes %}<tr><td class="l">{{ x.model }}</td><td class="l">{{ x.runtime }}</td><td>{{ num(x.prefill_tokens_per_s) }}</td>
-<td>{{ num(x.decode_tokens_per_s) }}</td><td>{{ ms(x.ttft) }}</td><td>{{ gib(x.peak_rss) }}</td><td>{{ ms(x.load) }}</td><td>{{ gib(x.model_size) }}</td></tr>{% endfor %}
-</table></div>{% endif %}
-{% if r.not_measured %}<p class="muted">Not measured (predictions only): {{ r.not_measured|join(", ") }}.</p>{% endif %}
-
-{% if r.kv_growth %}<h2>Context length effect ({{ r.kv_growth.model }} {{ r.kv_growth.quant }})</h2>
-{% if charts.get('kv') %}<div class="chart" id="chart-kv">{{ charts.kv|safe }}</div>{% endif %}
-<div class="scroll"><table><tr><th class="l">context</th><th>KV cache GiB</th><th>total GiB</th><th>within budget</th></tr>
-{% for p in r.kv_growth.points %}<tr><td class="l">{{ p.ctx }}</td><td>{{ gib(p.kv_cache_bytes) }}</td><td>{{ gib(p.total_bytes) }}</td>
-<td>{{ "yes" if p.total_bytes <= r.kv_growth.budget_bytes else "no" }}</td></tr>{% endfor %}</table></div>{% endif %}
-
-{% if r.energy %}{% set e = r.energy %}<h2>Energy and CO2 ({{ e.model }} {{ e.quant }})</h2>
-<div class="scroll"><table><tr><th class="l">figure</th><th>value</th><th class="l">source</th></tr>
-<tr><td class="l">energy per token</td><td>{{ sig(e.joules_per_token) }} J</td><td class="src">{{ e.joules_per_token.source }}</td></tr>
-<tr><td class="l">energy per query</td><td>{{ sig(e.wh_per_query) }} Wh</td><td class="src">{{ e.wh_per_query.source }}</td></tr>
-<tr><td class="l">per year at {{ e.queries_per_day }} queries/day</td><td>{{ sig(e.kwh_per_year) }} kWh</td><td class="src">{{ e.kwh_per_year.source }}</td></tr>
-<tr><td class="l">grid intensity ({{ e.grid_region }})</td><td>{{ sig(e.grid_intensity) }} gCO2e/kWh</td><td class="src">{{ e.grid_intensity.source }}</td></tr>
-<tr><td class="l">CO2 per year</td><td>{{ sig(e.co2_kg_per_year) }} kg CO2e</td><td class="src">{{ e.co2_kg_per_year.source }}</td></tr>
-</table></div>
-<div class="scroll"><table><tr><th class="l">cloud baseline</th><th>Wh/query</th><th>device / cloud</th><th class="l">source</th></tr>
-{% for c in e.cloud %}<tr><td class="l">{{ c.label }}</td><td>{{ sig(c.wh_per_query) }}</td>
-<td>{{ "unknown" if c.local_to_cloud_ratio is none else "%.3g"|format(c.local_to_cloud_ratio) }}</td><td class="src">{{ c.wh_per_query.source }}</td></tr>{% endfor %}
-</table></div><p>{{ e.cloud_note }}</p>{% endif %}
-
-<h2>Privacy and offline use</h2>
-<ul>{% for p in r.privacy %}<li>{{ p }}</li>{% endfor %}</ul>
-<h2>Notes</h2>
-<ul class="muted">{% for n in r.notes %}<li>{{ n }}</li>{% endfor %}</ul>
-</body></html>
-"""
 
 
 def to_html(r: Report, charts: dict[str, str] | None = None) -> str:
@@ -242,7 +237,8 @@ def to_html(r: Report, charts: dict[str, str] | None = None) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     warnings = sorted({w for m in r.measured for w in m.warnings})
     return env.from_string(TEMPLATE).render(r=r, d=r.device, charts=charts, warnings=warnings, gib=gib, num=num,
-                                            sig=sig, ms=ms)
+                                            sig=sig, ms=ms, pct=pct, size_gb=size_gb, bound=USE_CASE_BOUND,
+                                            entitlement_text=entitlement_text)
 
 
 def render(r: Report, fmt: str) -> str:

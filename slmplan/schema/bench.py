@@ -27,6 +27,9 @@ class BenchSettings(_M):
     poll: int = Field(50, description="threadpool polling level, as llama-bench --poll")
     use_mmap: bool = True
     swa_full: bool = False
+    repack: Optional[bool] = Field(None, description="llama.cpp's CPU extra buffer types (llama-bench --repack): "
+                                   "what ran; None before the run (= llama.cpp's default, on) or for a runtime without them")
+    repack_reason: Optional[str] = Field(None, description="why repack is not llama.cpp's default, when slmplan turned it off")
 
 
 class ContextBuffers(_M):
@@ -89,12 +92,14 @@ class MemoryReport(_M):
     swap_bytes: Optional[int] = None
     major_faults: Optional[int] = None
     weights_mapped_bytes: Optional[int] = Field(None, description="llama.cpp: CPU_Mapped model buffer")
-    weights_repacked_bytes: Optional[int] = Field(None, description="llama.cpp: CPU_REPACK model buffer (anonymous copy)")
+    weights_repacked_bytes: Optional[int] = Field(None, description="llama.cpp: its CPU extra buffers (CPU_REPACK, AMX model: an anonymous copy)")
+    extra_buffers: dict[str, int] = Field(default_factory=dict, description="that copy per buffer type, as llama.cpp reported it")
     kv_cache_bytes_max: Optional[int] = None
     compute_bytes_max: Optional[int] = None
     llama_buffers: dict[str, int] = Field(default_factory=dict, description="every buffer llama.cpp reported at load")
     predicted_weights_bytes: Optional[int] = None
     predicted_repack_bytes: Optional[int] = None
+    predicted_extra_buffers: dict[str, int] = Field(default_factory=dict)
     weights_ratio: Optional[float] = None
     method: str = ("buffers parsed from llama.cpp's own log; RSS from /proc/self/status between tests "
                    "(the kernel tracks the peak, nothing samples during timed runs)")
@@ -106,6 +111,20 @@ class Prediction(_M):
     bandwidth_gbs: float
     cpu_gflops: Optional[float]
     method: str
+
+
+class MissingTest(_M):
+    __test__ = False
+    test: str
+    reason: str
+
+
+class BenchAttempt(_M):
+    """One child process run; a crash with repacking on is followed by one without."""
+
+    repack: Optional[bool]
+    outcome: str
+    samples_kept: bool
 
 
 class BenchRun(_M):
@@ -130,5 +149,8 @@ class BenchRun(_M):
     prediction: Optional[Prediction] = None
     warnings: list[str] = Field(default_factory=list)
     interrupted: bool = False
+    failure: Optional[str] = Field(None, description="why the run stopped before the end (a runtime failure), if it did")
+    missing_tests: list[MissingTest] = Field(default_factory=list)
+    attempts: list[BenchAttempt] = Field(default_factory=list)
     started_at: str = ""
     duration_s: float = 0.0

@@ -25,11 +25,17 @@ class DeviceProfile(FrozenModel):
     npu_tops: float | None = Field(default=None, ge=0)
     gpu_tflops: float | None = Field(default=None, ge=0)
     power_w: float | None = Field(default=None, gt=0, le=5000)
+    battery_wh: float | None = Field(default=None, gt=0, le=200, description="battery energy (phones, tablets, laptops)")
+    memory_budget_gb_entitled: float | None = Field(
+        default=None, gt=0, description="iOS/iPadOS: the budget with Apple's increased-memory-limit entitlement")
     # ours (optional):
     soc: str | None = None
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
     cpu_gflops: float | None = Field(default=None, gt=0, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
     threads: int | None = Field(default=None, gt=0, description="threads llama.cpp would run with")
+    cpu_features: list[str] | None = Field(
+        default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512f, amx_int8, "
+                                  "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
 
@@ -39,7 +45,18 @@ class DeviceProfile(FrozenModel):
             raise ValueError(
                 f"memory_budget_gb ({self.memory_budget_gb}) is above ram_gb ({self.ram_gb}); "
                 "the budget is the part of RAM one app may use")
+        e = self.memory_budget_gb_entitled
+        if e is not None and not self.memory_budget_gb <= e <= self.ram_gb:
+            raise ValueError(f"memory_budget_gb_entitled ({e}) must lie between memory_budget_gb "
+                             f"({self.memory_budget_gb}) and ram_gb ({self.ram_gb})")
         return self
+
+    def with_entitlement(self) -> DeviceProfile | None:
+        """The same device with the iOS increased-memory-limit budget, or None when the profile has none."""
+        if self.memory_budget_gb_entitled is None:
+            return None
+        return self.model_copy(update={"memory_budget_gb": self.memory_budget_gb_entitled, "sources": {
+            **self.sources, "memory_budget_gb": self.sources.get("memory_budget_gb_entitled", "with the entitlement")}})
 
     @property
     def effective_backend(self) -> str:

@@ -18,7 +18,9 @@ class MemoryEstimate(_Frozen):
     total_bytes: int
     budget_bytes: int
     output_bytes: int = 0  # llama.cpp's logits output buffer (included in compute_bytes)
-    repack_bytes: int = 0  # weights the CPU backend repacks (an anonymous copy; see estimate/memory.py)
+    repack_bytes: int = 0  # weights llama.cpp's CPU extra buffer types hold (an anonymous copy; in total_bytes)
+    extra_buffers: dict[str, int] = {}  # that copy per buffer type: {"CPU_REPACK": n, "AMX": n}
+    reclaimable_bytes: int = 0  # mapped file pages of the copied weights, which the OS may drop under pressure
     weights_method: str = ""
     kv_cells: int = 0
     notes: list[str] = []

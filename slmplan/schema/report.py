@@ -12,9 +12,10 @@ from pydantic import Field
 from slmplan.schema.base import StrictModel as _M
 from slmplan.schema.base import Verdict
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: use case, service, summary, glossary, picks, what-if, battery, deployment
 
-Unit = Literal["bytes", "tokens/s", "s", "J/token", "Wh/query", "kWh/year", "gCO2e/kWh", "kgCO2e/year"]
+Unit = Literal["bytes", "tokens/s", "s", "hours", "J/token", "Wh", "Wh/query", "kWh/year", "gCO2e/kWh", "kgCO2e/year",
+               "queries", "% of a full charge", "% of a full charge per day"]
 
 
 class Figure(_M):
@@ -129,6 +130,97 @@ class Query(_M):
     generated_tokens: int
 
 
+class UseCase(_M):
+    id: str = Field(description="chat | summarize | translate | rewrite | default")
+    label: str
+    assumption: str = Field(description="what the preset assumes about one query")
+    overridden: list[str] = Field(default_factory=list, description="lengths the user set (--prompt-tokens/--gen-tokens/--ctx)")
+    expected_bound: str = Field(description="prefill (time to first token matters) or decode (answer speed matters)")
+    predicted_split: Optional[str] = Field(default=None, description="for the primary pick: where the predicted time goes")
+
+
+class Service(_M):
+    description: Optional[str] = Field(description="the team's own description (--service); null = placeholder")
+    placeholder: bool
+
+
+class SummaryItem(_M):
+    topic: str
+    text: str
+
+
+class Concept(_M):
+    term: str
+    explanation: str
+
+
+class Pick(_M):
+    role: str = Field(description="primary | alternative")
+    model: str
+    quant: str
+    family: Optional[str]
+    license: Optional[str]
+    rank: int = Field(description="position in the planner's ranking of the catalog")
+    verdict: str
+    total: Figure
+    budget: Figure
+    decode_tokens_per_s: Figure
+    ttft: Figure
+    wh_per_query: Figure
+    reason: str
+
+
+class WhatIf(_M):
+    change: str = Field(description="what was changed and re-planned")
+    pick_model: Optional[str] = Field(description="the planner's first choice after the change; null = nothing fits")
+    pick_quant: Optional[str]
+    verdict: Optional[str]
+    total: Optional[Figure] = None
+    decode_tokens_per_s: Optional[Figure] = None
+    ttft: Optional[Figure] = None
+    changes_choice: bool
+    summary: str
+
+
+class Battery(_M):
+    model: str
+    quant: str
+    battery_wh: Figure
+    queries_per_day: int
+    percent_per_query: Figure
+    percent_per_day: Figure
+    queries_per_charge: Figure
+    hours_answering_per_charge: Figure
+    measured_wh_per_query: Optional[Figure] = None
+    caveats: list[str]
+
+
+class RuntimeOption(_M):
+    runtime: str
+    backend: str
+    format: str
+    produce: str
+    slmplan_convert: bool = Field(description="slmplan convert produces the file")
+    slmplan: str = Field(description="predicted | measured | measured-only | not predicted")
+    speed_note: str
+    source: str
+
+
+class Download(_M):
+    model: str
+    quant: str
+    format: str
+    size: Figure
+
+
+class Deployment(_M):
+    platform: str
+    models: list[str]
+    options: list[RuntimeOption]
+    downloads: list[Download]
+    notes: list[str] = Field(default_factory=list)
+
+
 class Report(_M):
     """The feasibility report for one device (``report --format json`` is ``model_dump()``)."""
 
@@ -138,6 +230,14 @@ class Report(_M):
     slmplan_version: str
     device: dict
     query: Query
+    use_case: Optional[UseCase] = None
+    service: Optional[Service] = None
+    summary: list[SummaryItem] = Field(default_factory=list, description="plain-words summary for non-engineers")
+    glossary: list[Concept] = Field(default_factory=list)
+    picks: list[Pick] = Field(default_factory=list, description="primary and an alternative from another family")
+    what_if: list[WhatIf] = Field(default_factory=list, description="re-planned with a changed query or device")
+    battery: Optional[Battery] = None
+    deployment: Optional[Deployment] = None
     candidates: list[Candidate]
     recommendation: Optional[Recommendation]
     recommendation_note: str

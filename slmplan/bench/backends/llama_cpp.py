@@ -16,7 +16,8 @@ comparable with llama-bench's:
   (greedy), which is what a user waits for.
 
 Nothing here is imported by the CLI process: it runs in the benchmark's child process
-(``slmplan.bench.worker``) so one model's memory does not hide another's.
+(``slmplan.bench.worker``) so one model's memory does not hide another's, and a crash of native
+code (an illegal instruction on a CPU whose features llama.cpp misdetects) cannot take the parent down.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ from __future__ import annotations
 import ctypes
 import random
 import re
+import sys
 import time
 from pathlib import Path
 
 import llama_cpp as L
 
+from slmplan.bench.llama_log import LOG_PREFIX, parse_buffers, parse_flash_attn
+from slmplan.bench.protocol import SettingsDict, TestOutput, TTFTOutput
+from slmplan.bench.rapl import Rapl
 from slmplan.bench.timing import TTFTRecorder
 
-LOG_BUFFER = re.compile(r"^\s*(?:\w+:\s+)?(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([\d.]+) MiB")
 GGML_MAX_N_THREADS = 512
 FA_TYPES = {"auto": -1, "off": 0, "on": 1}
 KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
@@ -57,7 +61,8 @@ class _ThreadpoolParams(ctypes.Structure):
 
 
 class LogCapture:
-    """Routes llama.cpp/ggml log output into a list of lines (nothing reaches the terminal)."""
+    """Routes llama.cpp/ggml log output into a list of lines, and mirrors each line to stderr (the
+    parent keeps it in a file, never on the terminal) so that a crash leaves llama.cpp's last words."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -67,6 +72,9 @@ class LogCapture:
             s = self._partial + text.decode("utf-8", "replace")
             *full, self._partial = s.split("\n")
             self.lines.extend(full)
+            if full:
+                sys.stderr.write("".join(f"{LOG_PREFIX}{line}\n" for line in full))
+                sys.stderr.flush()
 
         self._cb = L.llama_log_callback(cb)  # keep a reference: C holds the pointer
         L.llama_log_set(self._cb, ctypes.c_void_p(0))
@@ -76,29 +84,6 @@ class LogCapture:
 
     def since(self, mark: int) -> list[str]:
         return self.lines[mark:]
-
-
-def parse_buffers(lines: list[str]) -> dict[str, float]:
-    """llama.cpp's own buffer report: {'CPU_Mapped model': bytes, 'CPU KV': bytes, ...}."""
-    out: dict[str, float] = {}
-    for line in lines:
-        m = LOG_BUFFER.search(line)
-        if m:
-            key = f"{m.group(1)} {m.group(2)}"
-            out[key] = out.get(key, 0.0) + float(m.group(3)) * 2**20
-    return out
-
-
-def parse_flash_attn(lines: list[str], requested: str) -> str:
-    """'on'/'off' as llama.cpp resolved it ('auto' is decided when the graph is reserved)."""
-    if requested != "auto":
-        return requested
-    for line in lines:
-        if "Flash Attention enabled" in line:
-            return "on"
-        if "Flash Attention disabled" in line:
-            return "off"
-    return "auto (resolution not reported)"
 
 
 class _Threadpool:
@@ -136,55 +121,18 @@ class _Threadpool:
             self.ptr = None
 
 
-class Rapl:
-    """CPU package energy from Linux RAPL (powercap), when the kernel exposes it and it is readable.
-
-    It counts the whole package (every process on it), so it is only meaningful on a quiet machine."""
-
-    def __init__(self, root: str = "/sys/class/powercap") -> None:
-        import glob
-
-        self.zones = []
-        for z in sorted(glob.glob(f"{root}/intel-rapl:[0-9]*")):
-            if z.count(":") != 1:
-                continue  # sub-zones (core, uncore) are inside their package's count
-            try:
-                with open(f"{z}/energy_uj") as fh:
-                    int(fh.read())
-                with open(f"{z}/max_energy_range_uj") as fh:
-                    rng = int(fh.read())
-            except (OSError, ValueError):
-                continue
-            self.zones.append((f"{z}/energy_uj", rng))
-
-    def read(self) -> list[int] | None:
-        if not self.zones:
-            return None
-        out = []
-        for path, _ in self.zones:
-            with open(path) as fh:
-                out.append(int(fh.read()))
-        return out
-
-    def joules(self, a: list[int] | None, b: list[int] | None) -> float | None:
-        if a is None or b is None:
-            return None
-        total = 0
-        for (x, y, (_, rng)) in zip(a, b, self.zones):
-            total += y - x if y >= x else y + rng - x  # the counter wraps at max_energy_range_uj
-        return total / 1e6
-
-
-class Runner:
+class LlamaCppBackend:
     """One loaded model; ``run_test`` makes a context per test as llama-bench does."""
 
-    def __init__(self, path: str, log: LogCapture, use_mmap: bool = True) -> None:
+    def __init__(self, path: str, settings: SettingsDict, use_mmap: bool = True) -> None:
         L.llama_backend_init()
-        self.log = log
+        self.log = log = LogCapture()
         mark = log.mark()
         mp = L.llama_model_default_params()  # = llama-bench's: load mode auto (mmap), repack on
         if not use_mmap:
             _set(mp, load_mode=LOAD_MODE_NONE)
+        # llama-bench --repack: llama.cpp's CPU extra buffer types (AMX, CPU_REPACK) on or off
+        _set(mp, use_extra_bufts=bool(settings.get("repack", True)))
         t0 = time.perf_counter()
         self.model = L.llama_model_load_from_file(path.encode(), mp)
         self.load_s = time.perf_counter() - t0
@@ -202,8 +150,9 @@ class Runner:
         self.desc = buf.value.decode("utf-8", "replace")
         self.rng = random.Random(1)
         self.rapl = Rapl()
+        self.load_buffers = parse_buffers(self.model_log)
 
-    def new_context(self, n_ctx: int, s: dict):
+    def new_context(self, n_ctx: int, s: SettingsDict):
         cp = L.llama_context_default_params()
         _set(cp, n_ctx=n_ctx, n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_threads=s["threads"],
              n_threads_batch=s["threads"], type_k=KV_TYPES[s["type_k"]], type_v=KV_TYPES[s["type_v"]],
@@ -254,9 +203,10 @@ class Runner:
             sync(ctx)
             tok[0] = nxt[i]
 
-    def run_test(self, n_prompt: int, n_gen: int, n_depth: int, reps: int, warmup: bool, s: dict,
-                 on_sample=None) -> dict:
+    def run_test(self, n_prompt: int, n_gen: int, n_depth: int, reps: int, warmup: bool, s: SettingsDict,
+                 on_sample=None, on_phase=None) -> TestOutput:
         """One llama-bench test instance: samples in ns and the context's buffer report."""
+        phase = on_phase or (lambda p: None)
         ctx, pool, ctx_log = self.new_context(n_prompt + n_gen + n_depth, s)
         threads, n_batch = s["threads"], s["n_batch"]
         mem = L.llama_get_memory(ctx)
@@ -266,6 +216,7 @@ class Runner:
         try:
             L.llama_memory_clear(mem, False)
             if warmup:
+                phase("warmup")
                 if n_prompt > 0:
                     self.test_prompt(ctx, n_prompt, n_batch, threads)
                 if n_gen > 0:
@@ -274,11 +225,13 @@ class Runner:
             for _ in range(reps):
                 L.llama_memory_clear(mem, False)
                 if n_depth > 0:
+                    phase("depth")
                     if depth_state is None or L.llama_state_seq_set_data(ctx, depth_state, len(depth_state), 0) == 0:
                         self.test_prompt(ctx, n_depth, n_batch, threads)
                         size = L.llama_state_seq_get_size(ctx, 0)
                         depth_state = (ctypes.c_uint8 * size)()
                         L.llama_state_seq_get_data(ctx, depth_state, size, 0)
+                phase("timed")
                 L.llama_perf_context_reset(ctx)
                 e0 = self.rapl.read()
                 t0 = time.perf_counter_ns()
@@ -325,7 +278,7 @@ class Runner:
             n = L.llama_tokenize(self.vocab, raw, len(raw), toks, cap, self.add_bos, True)
         return list(toks[:n])
 
-    def ttft(self, text: str, reps: int, warmup: bool, s: dict, on_sample=None) -> dict:
+    def ttft(self, text: str, reps: int, warmup: bool, s: SettingsDict, on_sample=None) -> TTFTOutput:
         """Tokenize + prefill + sample the first token (greedy), in a fresh KV cache each time."""
         prompt, templated = self.chat_prompt(text)
         n_tokens = len(self.tokenize(prompt))
@@ -362,6 +315,10 @@ class Runner:
 
     def close(self) -> None:
         L.llama_model_free(self.model)
+
+    @staticmethod
+    def system_info() -> dict:
+        return system_info()
 
 
 def system_info() -> dict:

@@ -9,7 +9,8 @@
 - threads: ``intra_op_num_threads`` of the decoder session (config overlay), inter-op 1.
 - TTFT: chat template + tokenize + prefill + first token, as for llama.cpp.
 
-Runs in the benchmark's child process (``slmplan.bench.worker``).
+Runs in the benchmark's child process (``slmplan.bench.worker``); registered as ``onnx`` in
+``slmplan.bench.backends``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from pathlib import Path
 
 import onnxruntime_genai as og
 
+from slmplan.bench.protocol import SettingsDict, TestOutput, TTFTOutput
 from slmplan.bench.timing import TTFTRecorder
 
 
-class Runner:
-    def __init__(self, path: str, threads: int) -> None:
+class OnnxGenAIBackend:
+    def __init__(self, path: str, settings: SettingsDict, use_mmap: bool = True) -> None:  # noqa: ARG002
+        threads = settings["threads"]
+        self.load_buffers: dict[str, float] = {}
         self.dir = Path(path)
         cfg_json = json.loads((self.dir / "genai_config.json").read_text())
         self.n_vocab = int(cfg_json["model"]["vocab_size"])
@@ -79,11 +83,16 @@ class Runner:
         del g
         return ns
 
-    def run_test(self, n_prompt: int, n_gen: int, n_depth: int, reps: int, warmup: bool, s: dict, on_sample=None) -> dict:
+    def run_test(self, n_prompt: int, n_gen: int, n_depth: int, reps: int, warmup: bool, s: SettingsDict,
+                 on_sample=None, on_phase=None) -> TestOutput:
         if self.context_length and n_prompt + n_gen + n_depth + 2 > self.context_length:
             raise RuntimeError(f"test needs {n_prompt + n_gen + n_depth} tokens, the model's context is {self.context_length}")
         if warmup:
+            if on_phase:
+                on_phase("warmup")
             self._one(n_prompt, min(n_gen, 1) if n_gen else 0, n_depth)
+        if on_phase:
+            on_phase("timed")
         samples = []
         for _ in range(reps):
             ns = self._one(n_prompt, n_gen, n_depth)
@@ -93,7 +102,7 @@ class Runner:
         return {"samples_ns": samples, "runtime_ns": [], "energy_j": [], "buffers": {}, "flash_attn": None,
                 "threadpool": None}
 
-    def ttft(self, text: str, reps: int, warmup: bool, s: dict, on_sample=None) -> dict:
+    def ttft(self, text: str, reps: int, warmup: bool, s: SettingsDict, on_sample=None) -> TTFTOutput:
         try:
             prompt = self.tok.apply_chat_template(json.dumps([{"role": "user", "content": text}]), add_generation_prompt=True)
             templated = True
@@ -117,6 +126,10 @@ class Runner:
 
     def close(self) -> None:
         del self.model
+
+    @staticmethod
+    def system_info() -> dict:
+        return system_info()
 
 
 def system_info() -> dict:

@@ -1,0 +1,132 @@
+"""Deployment path for the recommended models on the device's platform: which runtimes can run them,
+the file each needs and how to make it, the download size per quant, and what slmplan predicts or
+measured. The runtime knowledge lives in data/runtimes.yaml with its sources."""
+
+from __future__ import annotations
+
+import platform as _platform
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from slmplan.catalog import get_model, load_catalog
+from slmplan.errors import SlmplanError
+from slmplan.schema.device import DeviceProfile
+from slmplan.schema.estimate import FitResult
+from slmplan.schema.report import Deployment, Download, Figure, RuntimeOption
+
+RUNTIMES_FILE = Path(__file__).resolve().parent.parent / "data" / "runtimes.yaml"
+PLATFORM_NAMES = {"ios": "iOS / iPadOS", "android": "Android", "macos": "macOS", "windows": "Windows", "linux": "Linux"}
+
+
+@lru_cache(maxsize=1)
+def runtimes() -> list[dict]:
+    return yaml.safe_load(RUNTIMES_FILE.read_text())["runtimes"]
+
+
+def platform_of(device: DeviceProfile) -> str:
+    apple = (device.soc or "").startswith("Apple") or device.name.startswith("Apple")
+    if device.id == "local":
+        return {"Darwin": "macos", "Windows": "windows"}.get(_platform.system(), "linux")
+    if device.kind in ("phone", "tablet"):
+        return "ios" if apple else "android"
+    if apple:
+        return "macos"
+    return "linux" if device.kind in ("sbc", "server") else "windows"
+
+
+def _soc_ok(rt: dict, device: DeviceProfile) -> bool:
+    need = rt.get("requires_soc")
+    # a vendor runtime only for a profile that names that vendor's chip (not a generic "... class" profile)
+    return not need or (device.soc or "").lower().startswith(need.lower())
+
+
+def _arch(model: str) -> str | None:
+    try:
+        return get_model(load_catalog(), model).architecture
+    except SlmplanError:
+        return None
+
+
+def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes: set[str]) -> tuple[str, str]:
+    kind = rt["slmplan"]
+    if rt["id"] == "llama.cpp" and "llama.cpp" in bench_runtimes:
+        measured = "; also measured by slmplan bench (see Predicted vs measured)"
+    else:
+        measured = ""
+    if kind == "predicted" and device.effective_backend in rt.get("predicted_backends", []):
+        s = best.speed
+        ttft = f", first token after ~{s.ttft_s:.1f} s" if s.prefill_tokens_per_s else ""
+        if device.effective_backend in ("cuda", "vulkan"):
+            measured += " (GPU constants fitted on Apple Metal data: less certain on this GPU)"
+        return "predicted", (f"predicted for {best.model} {best.quant} on {device.effective_backend}: "
+                             f"~{s.decode_tokens_per_s:.1f} tokens/s decode{ttft}{measured}")
+    if kind == "predicted":
+        return "not predicted", f"not predicted: slmplan models llama.cpp on {', '.join(rt['predicted_backends'])}, not here"
+    if kind == "measured-only":
+        if rt["id"] == "onnxruntime-genai" and any("onnx" in r.lower() for r in bench_runtimes):
+            return "measured", "measured by slmplan bench on the benchmark machine (see the runtimes table); not predicted"
+        return "not predicted", "not predicted; slmplan bench --runtime onnx measures it on a machine that runs slmplan"
+    return "not predicted", "not predicted: slmplan does not model this runtime"
+
+
+def _downloads(models: list[str], ranked: list[FitResult]) -> list[Download]:
+    out: list[Download] = []
+    try:
+        cat = load_catalog()
+    except SlmplanError:
+        return out
+    by_key = {(r.model, r.quant): r for r in ranked}
+    for mid in models:
+        try:
+            m = get_model(cat, mid)
+        except SlmplanError:
+            continue
+        for v in m.variants:
+            if v.size_bytes:
+                size = Figure(value=float(v.size_bytes), unit="bytes", source=f"published: {v.source}")
+            elif (mid, v.quant) in by_key:
+                mem = by_key[(mid, v.quant)].memory
+                m_ = mem.weights_method or ""
+                size = Figure(value=float(mem.weights_bytes), unit="bytes",
+                              source=m_ if m_.startswith(("estimate", "measured")) else f"estimate: {m_ or 'slmplan weights'}")
+            else:
+                size = Figure(value=None, unit="bytes", source="unknown")
+            out.append(Download(model=mid, quant=v.quant, format=v.format, size=size))
+    return out
+
+
+def deployment(device: DeviceProfile, pick_results: list[FitResult], ranked: list[FitResult],
+               bench_runtimes: set[str]) -> Deployment | None:
+    if not pick_results:
+        return None
+    from slmplan.convert import SUPPORTED_ARCHS  # light: stdlib only at import
+
+    plat = platform_of(device)
+    models = list(dict.fromkeys(r.model for r in pick_results))
+    archs = {m: _arch(m) for m in models}
+    best = pick_results[0]
+    options, notes = [], []
+    for rt in runtimes():
+        if plat not in rt["backends"] or not _soc_ok(rt, device):
+            continue
+        supported = rt["architectures"]
+        runs = [m for m in models if supported == "all" or archs[m] in supported]
+        if not runs:
+            notes.append(f"{rt['name']}: not documented for {', '.join(f'{m} ({archs[m]})' for m in models)}.")
+            continue
+        status, speed = _speed_note(rt, device, best, bench_runtimes)
+        conv = bool(rt.get("slmplan_convert")) and all(archs[m] in SUPPORTED_ARCHS for m in runs)
+        produce = rt["produce"]
+        if rt.get("slmplan_convert") and not conv:
+            produce += " (slmplan convert does not handle " + ", ".join(
+                f"{m} ({archs[m]})" for m in runs if archs[m] not in SUPPORTED_ARCHS) + ": use the upstream builder)"
+        only = "" if len(runs) == len(models) else f" (documented for {', '.join(runs)} only)"
+        options.append(RuntimeOption(
+            runtime=rt["name"] + only, backend=rt["backends"][plat], format=rt["format"], produce=produce,
+            slmplan_convert=conv, slmplan=status, speed_note=speed, source=rt["source"]))
+    notes.append("Only llama.cpp speeds are predicted by slmplan; for the other runtimes measure on the target device "
+                 "(their speed depends on the runtime version and the accelerator it uses).")
+    return Deployment(platform=PLATFORM_NAMES[plat], models=models, options=options,
+                      downloads=_downloads(models, ranked), notes=notes)

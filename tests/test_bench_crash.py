@@ -1,0 +1,155 @@
+"""A benchmark child that dies: named (signal, step, llama.cpp's last line), survived where safe.
+
+llama.cpp's AMX path dies with SIGILL on some Intel Xeon VMs (the CPU reports AMX, the hypervisor
+does not fully enable it). These tests make the child die the same way on any CPU: a wrapper
+around the real worker kills itself with the signal while repacking is on, after writing the line
+llama.cpp logs there, and runs the real worker otherwise.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import slmplan
+from slmplan.bench import runner
+
+TINY = ("--pp", "32", "--tg", "4", "--reps", "2", "--no-ttft", "--threads", "1")
+PKG = str(Path(slmplan.__file__).resolve().parent.parent)
+
+WRAPPER = textwrap.dedent('''
+    import io, json, os, signal, sys
+    sys.path.insert(0, {pkg!r})
+    data = sys.stdin.read()
+    spec = json.loads(data)
+    mode = {mode!r}
+    if mode == "sigill-when-repack" and spec["settings"]["repack"] or mode == "sigill-always":
+        emit = lambda **ev: (sys.stdout.write(json.dumps(ev) + "\\n"), sys.stdout.flush())
+        emit(event="step", step="loading")
+        sys.stderr.write("llama.cpp| load_tensors:   AMX model buffer size =    95.34 MiB\\n")
+        sys.stderr.write("llama.cpp| ........\\n")
+        sys.stderr.flush()
+        emit(event="loaded", load_s=0.1, desc="fake", model_size=1, n_params=1, buffers={{}}, memory={{}}, system={{}})
+        emit(event="start", test="pp32")
+        emit(event="step", step="timed", test="pp32")
+        os.kill(os.getpid(), signal.SIGILL)
+    if mode == "segv-in-second-test":
+        from slmplan.bench.backends import llama_cpp as B
+        real = B.LlamaCppBackend.run_test
+        calls = []
+        def run_test(self, *a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            return real(self, *a, **k)
+        B.LlamaCppBackend.run_test = run_test
+    sys.stdin = io.StringIO(data)
+    from slmplan.bench.worker import main
+    sys.exit(main())
+''')
+
+
+@pytest.fixture
+def crashing_child(monkeypatch, tmp_path):
+    def use(mode):
+        script = tmp_path / "wrapper.py"
+        script.write_text(WRAPPER.format(pkg=PKG, mode=mode))
+        monkeypatch.setattr(runner, "worker_argv", lambda: [sys.executable, str(script)])
+    return use
+
+
+pytest.importorskip("llama_cpp", reason="needs the 'llama' extra (llama-cpp-python)")
+
+
+@pytest.mark.runtime
+def test_sigill_with_repack_falls_back_and_says_so(cli, smollm2, crashing_child, tmp_path):
+    crashing_child("sigill-when-repack")
+    out_json = tmp_path / "b.json"
+    code, out, err = cli("bench", str(smollm2), *TINY, "--format", "json", "-o", str(out_json))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d == json.loads(out_json.read_text())
+    s = d["settings"]
+    assert s["repack"] is False
+    assert "SIGILL (illegal instruction) during pp32 (timed run)" in s["repack_reason"]
+    assert "AMX model buffer size" in s["repack_reason"] and "--repack 0" in s["repack_reason"]
+    # the second run's samples are kept, the first run's are not mixed in
+    assert [r["test"] for r in d["results"]] == ["pp32", "tg4"]
+    assert all(len(r["samples"]) == 2 and r["complete"] for r in d["results"])
+    assert [(a["repack"], a["samples_kept"]) for a in d["attempts"]] == [(True, False), (False, True)]
+    assert d["failure"] is None and d["missing_tests"] == []
+    assert any("not llama.cpp's default configuration" in w for w in d["warnings"])
+    assert "Warning: not llama.cpp's default configuration" in err
+    # the memory check compares like with like: no repacked copy predicted for a run without one
+    assert d["memory"]["predicted_repack_bytes"] == 0 and d["memory"]["weights_repacked_bytes"] == 0
+
+
+@pytest.mark.runtime
+def test_sigill_fallback_is_shown_in_the_table(cli, smollm2, crashing_child):
+    crashing_child("sigill-when-repack")
+    code, out, err = cli("bench", str(smollm2), *TINY)
+    assert code == 0, err
+    flat = " ".join(out.split())  # rich wraps the title and caption at the table's width
+    assert "repack OFF" in flat and "Warning: not llama.cpp's default configuration" in flat
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("args", [("--repack", "0"), ("--repack", "1")])
+def test_sigill_is_reported_not_retried_when_repack_is_set(cli, smollm2, crashing_child, args):
+    crashing_child("sigill-always")
+    code, out, err = cli("bench", str(smollm2), *TINY, *args)
+    assert code == 1 and out == ""
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: llama.cpp benchmark failed: the benchmark process stopped unexpectedly: "
+                           "it died from SIGILL (illegal instruction) during pp32 (timed run); last llama.cpp message: "
+                           "'load_tensors: AMX model buffer size = 95.34 MiB'"), line
+    assert ("rerun with --repack 0" in line) == (args[1] == "1")
+    assert "Traceback" not in err
+
+
+@pytest.mark.runtime
+def test_crash_after_the_first_test_keeps_it_and_exits_1(cli, smollm2, crashing_child, tmp_path):
+    crashing_child("segv-in-second-test")
+    out_json = tmp_path / "b.json"
+    code, out, err = cli("bench", str(smollm2), *TINY, "--format", "json", "-o", str(out_json))
+    assert code == 1
+    d = json.loads(out)
+    assert [r["test"] for r in d["results"]] == ["pp32"] and len(d["results"][0]["samples"]) == 2
+    assert "SIGSEGV (segmentation fault) during tg4" in d["failure"]
+    assert [m["test"] for m in d["missing_tests"]] == ["tg4"]
+    assert json.loads(out_json.read_text())["missing_tests"] == d["missing_tests"]
+    assert "Error: llama.cpp benchmark failed:" in err and "missing: tg4" in err
+    assert d["attempts"] == [{"repack": True, "outcome": d["failure"], "samples_kept": True}]
+
+
+def test_child_imports_the_parents_slmplan(tmp_path):
+    """Started from inside another checkout, the child still runs the parent's code."""
+    fake = tmp_path / "slmplan"
+    (fake / "bench").mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise SystemExit('imported the wrong slmplan')\n")
+    (fake / "bench" / "__init__.py").write_text("")
+    spec = {"runtime": "no-such-runtime", "model": "x", "tests": [], "settings": {}, "reps": 1, "warmup": False,
+            "use_mmap": True, "ttft": None}
+    r = subprocess.run(runner.worker_argv(), input=json.dumps(spec), capture_output=True, text=True, cwd=tmp_path,
+                       timeout=60)
+    assert "wrong slmplan" not in r.stderr + r.stdout
+    events = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert events[-1]["event"] == "error" and "no-such-runtime" in events[-1]["message"]
+
+
+@pytest.mark.parametrize("rc, before, after, text", [
+    (-signal.SIGILL, None, None, "it died from SIGILL (illegal instruction)"),
+    (-signal.SIGSEGV, None, None, "it died from SIGSEGV (segmentation fault)"),
+    (-signal.SIGBUS, None, None, "it died from SIGBUS (bus error)"),
+    (-signal.SIGKILL, 3, 4, "it was killed by the out-of-memory killer (SIGKILL)"),  # the cgroup counted a kill
+    (-signal.SIGKILL, 3, 3, "it was killed (SIGKILL; most often the out-of-memory killer)"),
+    (3, None, None, "it exited with code 3 before finishing"),
+])
+def test_exit_descriptions(rc, before, after, text):
+    from slmplan.bench.crash import describe_exit
+
+    assert describe_exit(rc, before, after).description == text
