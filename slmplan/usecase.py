@@ -89,7 +89,7 @@ def build_query(use_case: str | None = None, ctx: int | None = None, prompt_toke
         q = replace(q, ctx=_ctx_for(n_prompt + n_gen))  # the preset's context must hold the overridden lengths
     if n_prompt + n_gen > q.ctx:
         raise BadInputError(f"ctx={q.ctx} is smaller than one query ({n_prompt} prompt + {n_gen} answer tokens)",
-                            f"Use ctx={_ctx_for(n_prompt + n_gen)} or a shorter prompt_tokens/gen_tokens",
+                            f"Use ctx={_ctx_for(n_prompt + n_gen)}, or a shorter prompt_tokens or gen_tokens",
                             params=("ctx", "prompt_tokens", "gen_tokens"))
     return q, p, overridden
 

@@ -1,8 +1,6 @@
 """`slmplan bench` and `slmplan demo`: measure a model on this machine (moved verbatim from cli/main.py;
 the benchmark orchestration is being reworked, and these two will then shrink to parse-call-print)."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Optional
 

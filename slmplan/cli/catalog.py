@@ -1,7 +1,5 @@
 """`slmplan catalog` and `slmplan devices`: what the planner knows about models and devices."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`slmplan convert`: a GGUF model to an ONNX Runtime GenAI folder."""
 
-from __future__ import annotations
-
 import time
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """`slmplan hub list` and `slmplan pull`: GGUF files on the Hugging Face Hub."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """`slmplan fit`, `slmplan plan`, `slmplan inspect`: estimates for models on devices, and GGUF contents."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

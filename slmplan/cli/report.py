@@ -1,7 +1,5 @@
 """`slmplan report`: the feasibility report for one device, as HTML, Markdown or JSON."""
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated, Optional

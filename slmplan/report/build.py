@@ -144,7 +144,7 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
     uc = preset(use_case)
     service = " ".join((service or "").split()) or None  # one line in every format
     if service and len(service) > 300:
-        raise BadInputError(f"service is {len(service)} characters long", "Describe the service in one line (at most 300 characters)",
+        raise BadInputError(f"service is {len(service)} characters long", "Describe it in one line (at most 300 characters)",
                             params=("service",))
     if q is None:
         q = build_query(use_case)[0]
