@@ -32,6 +32,7 @@ _MAX_STR = 1 << 26  # 64 MiB: a chat template or HF tokenizer.json can be a few 
 _MAX_ARRAY = 1 << 28
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _KEEP_ARRAY = 16  # array elements kept for display
+_KEEP_NUMERIC = 4096  # numeric arrays this short are kept whole: per-layer values (head counts, SWA flags)
 
 _SCALAR = {
     GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H",
@@ -253,7 +254,7 @@ def _value(r: _Reader, vtype: int, key: str) -> Any:
     et = _value_type(r, etype, f"array '{key}' has unknown element type")
     if et in _SCALAR:
         size = _SCALAR_SIZE[et]
-        keep = min(count, _KEEP_ARRAY)
+        keep = count if count <= _KEEP_NUMERIC else _KEEP_ARRAY
         head = tuple(struct.unpack(f"<{keep}{_SCALAR[et][1]}", r.read(keep * size, key))) if keep else ()
         r.skip((count - keep) * size, key)
         return ArrayValue(et.name, count, head)

@@ -16,7 +16,9 @@ from slmplan.ggufconst import Keys
 
 # llama.cpp hard-codes the sliding-window layout of some architectures (src/llama-model.cpp):
 # Gemma 2 alternates local/global (pattern 2), Gemma 3 has 5 local layers per global one (pattern 6).
-SWA_PATTERN_BY_ARCH = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
+SWA_PATTERN_BY_ARCH = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2}
+# Layers from n_layer_kv_from_start on reuse an earlier layer's KV cache (Gemma 3n: hard-coded 20).
+KV_FROM_START_BY_ARCH = {"gemma3n": 20}
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class WeightTensor:
     n_elements: int
     n_bytes: int
     ggml_type: str
-    # Share of this tensor read per generated token: 1.0 for dense weights; for a mixture-of-experts
+    # Share of this tensor read per generated token: 1.0 for dense weights, one row for a lookup table
+    # (Gemma per-layer embeddings: 1 / n_vocab); for a mixture-of-experts
     # expert tensor, n_expert_used / n_expert (all experts stay in memory, only the active ones are read).
     active_fraction: float = 1.0
 
@@ -58,6 +61,25 @@ class ModelFacts:
     stated_params: int | None = None
     license: str | None = None
     hf_repo: str | None = None
+    # Architectures beyond the dense decoder (see slmplan/arch.py); the defaults describe one.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int = 0  # expert FFN width
+    n_ff_shexp: int = 0  # shared-expert FFN width
+    n_layer_dense_lead: int = 0  # leading layers with a dense FFN in a MoE model (LFM2-MoE)
+    layer_kv_heads: tuple[int, ...] | None = None  # per-layer KV heads; 0 marks a recurrent layer
+    recurrent: tuple[bool, ...] | None = None  # per-layer: keeps a conv/SSM state instead of a KV cache
+    swa_layers: tuple[bool, ...] | None = None  # explicit per-layer sliding-window flags (Gemma 4)
+    head_dim_swa: int | None = None  # head size of sliding-window layers when it differs (Gemma 4)
+    n_layer_kv_from_start: int | None = None  # later layers share an earlier layer's KV (Gemma 3n/4)
+    n_embd_per_layer: int = 0  # per-layer embedding width (Gemma 3n/4 "PLE")
+    layer_ff: tuple[int, ...] | None = None  # per-layer FFN width when it varies (Gemma 4 double-wide MLP)
+    ssm_d_conv: int = 0
+    ssm_d_inner: int = 0
+    ssm_d_state: int = 0
+    ssm_n_group: int = 0
+    ssm_dt_rank: int = 0
+    shortconv_l_cache: int = 0  # LFM2 short convolution length
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -70,14 +92,56 @@ class ModelFacts:
 
     def is_swa_layer(self, i: int) -> bool:
         """llama.cpp's rule: with pattern N, layer i is SWA unless (i+1) % N == 0."""
-        if not self.n_swa or not self.swa_pattern:
+        if not self.n_swa:
+            return False
+        if self.swa_layers is not None:
+            return bool(self.swa_layers[i]) and not self.is_recurrent(i)
+        if not self.swa_pattern:
             return False
         return (i + 1) % self.swa_pattern != 0
 
+    def is_recurrent(self, i: int) -> bool:
+        return bool(self.recurrent[i]) if self.recurrent is not None else False
+
     def has_kv(self, i: int) -> bool:
         """Layer i keeps a KV cache (False for recurrent/SSM layers of hybrid models, which keep a
-        fixed-size state instead)."""
-        return True
+        fixed-size state instead, and for Gemma 3n/4 layers that reuse an earlier layer's cache)."""
+        if self.is_recurrent(i):
+            return False
+        return self.n_layer_kv_from_start is None or i < self.n_layer_kv_from_start
+
+    def kv_heads(self, i: int) -> int:
+        return self.layer_kv_heads[i] if self.layer_kv_heads is not None else self.n_head_kv
+
+    def head_dim(self, i: int) -> int:
+        """llama.cpp's n_embd_head_k(il): the SWA head size on sliding-window layers when set."""
+        if self.head_dim_swa and self.is_swa_layer(i):
+            return self.head_dim_swa
+        return self.head_dim_k
+
+    def ff(self, i: int) -> int:
+        return self.layer_ff[i] if self.layer_ff is not None else self.n_ff
+
+    def kv_dims(self, i: int) -> tuple[int, int]:
+        """(K, V) elements per cell of layer i (llama.cpp's n_embd_k_gqa(il) / n_embd_v_gqa(il))."""
+        hk = self.head_dim(i)
+        hv = self.head_dim_swa if (self.head_dim_swa and self.is_swa_layer(i)) else self.head_dim_v
+        return hk * self.kv_heads(i), hv * self.kv_heads(i)
+
+    @property
+    def n_recurrent_layers(self) -> int:
+        return sum(self.is_recurrent(i) for i in range(self.n_layers))
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_expert > 0
+
+    def state_elements(self) -> tuple[int, int]:
+        """Per recurrent layer and sequence: (R, S) f32 elements, llama_hparams::n_embd_r()/n_embd_s()."""
+        if self.shortconv_l_cache:
+            return self.n_embd * (self.shortconv_l_cache - 1), 0
+        r = max(self.ssm_d_conv - 1, 0) * (self.ssm_d_inner + 2 * self.ssm_n_group * self.ssm_d_state)
+        return r, self.ssm_d_state * self.ssm_d_inner
 
     @property
     def n_kv_layers(self) -> int:
@@ -86,6 +150,12 @@ class ModelFacts:
     @property
     def n_swa_layers(self) -> int:
         return sum(self.is_swa_layer(i) for i in range(self.n_layers))
+
+    @property
+    def modelled(self) -> bool:
+        from slmplan.arch import is_modelled
+
+        return is_modelled(self.architecture)
 
     def roles(self) -> list[TensorRole]:
         """The 2-D weight tensors of a standard decoder (norms and biases are tiny and counted apart)."""
@@ -121,7 +191,15 @@ class ModelFacts:
     def params(self) -> int:
         if self.exact_tensors is not None:
             return sum(t.n_elements for t in self.exact_tensors)
+        from slmplan.arch import has_layout, layout
+
+        if has_layout(self.architecture):
+            return sum(t.n_elements for t in layout(self))
         return sum(r.n_elements for r in self.roles()) + self._norm_params()
+
+    def active_params(self, quant: str = "F16") -> int:
+        """Parameters read per token: all dense ones plus n_expert_used / n_expert of the experts."""
+        return int(sum(t.n_elements * t.active_fraction for t in self.weight_tensors(quant)))
 
     def weight_tensors(self, quant: str) -> tuple[WeightTensor, ...]:
         """Tensors with their bytes: exact for a GGUF file, synthesized for a catalog entry."""
@@ -130,6 +208,10 @@ class ModelFacts:
         return _synthesize(self, quant.upper())
 
     def _synthesize(self, q: str) -> tuple[WeightTensor, ...]:
+        from slmplan.arch import has_layout, synthesize
+
+        if has_layout(self.architecture):
+            return synthesize(self, q)
         out = []
         if q in NON_GGUF_FORMATS:
             fmt = NON_GGUF_FORMATS[q]
@@ -168,6 +250,76 @@ def _int(h: GGUFHeader, template: str, default=None, required: bool = True) -> i
     return int(v)
 
 
+def _per_layer(h: GGUFHeader, key: str, n_layers: int, kind=int) -> tuple | None:
+    """A per-layer metadata array (llama.cpp's get_key_or_arr), checked; None when absent or scalar."""
+    v = h.metadata.get(key.format(arch=h.architecture))
+    if not isinstance(v, ArrayValue):
+        return None
+    vals = v.head
+    if not v.full() or len(vals) < n_layers or not all(isinstance(x, (int, bool)) and 0 <= x < 1 << 24 for x in vals):
+        raise GGUFError(f"{h.source}: metadata '{key.format(arch=h.architecture)}' is not a valid per-layer array "
+                        "(corrupted header)", "The file is damaged; download it again")
+    return tuple(kind(x) for x in vals[:n_layers])
+
+
+def _arch_facts(h: GGUFHeader, n_layers: int, n_ff: int) -> dict:
+    """The MoE / hybrid / per-layer hyperparameters, read as llama.cpp's load_arch_hparams reads them."""
+    arch = h.architecture
+    def opt(key: str, d: int = 0) -> int:
+        return _int(h, key, default=d, required=False) or d
+
+    out: dict = {}
+    n_expert = opt("{arch}.expert_count")
+    if n_expert:
+        used = _per_layer(h, "{arch}.expert_used_count", n_layers)
+        out["n_expert"] = n_expert
+        out["n_expert_used"] = max(used) if used else opt("{arch}.expert_used_count")
+        if not out["n_expert_used"] or out["n_expert_used"] > n_expert:
+            raise GGUFError(f"{h.source}: expert_used_count must be between 1 and expert_count ({n_expert})",
+                            "The file is damaged; download it again")
+        out["n_ff_exp"] = opt("{arch}.expert_feed_forward_length", n_ff // out["n_expert_used"])
+        out["n_ff_shexp"] = opt("{arch}.expert_shared_feed_forward_length")
+        out["n_layer_dense_lead"] = opt("{arch}.leading_dense_block_count")
+    kv_heads = _per_layer(h, Keys.Attention.HEAD_COUNT_KV, n_layers)
+    if kv_heads is not None:
+        out["layer_kv_heads"] = kv_heads
+    ff = _per_layer(h, Keys.LLM.FEED_FORWARD_LENGTH, n_layers)
+    if ff is not None:
+        out["layer_ff"] = ff
+    recurrent = None
+    if arch in ("lfm2", "lfm2moe", "granitehybrid") and kv_heads is not None:
+        recurrent = tuple(k == 0 for k in kv_heads)  # llama.cpp: a layer is recurrent iff its n_head_kv is 0
+    elif arch in ("qwen35", "qwen35moe", "qwen3next"):
+        recurrent = _per_layer(h, "{arch}.attention.recurrent_layers", n_layers, bool)
+        if recurrent is None:
+            interval = opt("{arch}.full_attention_interval", 4)
+            recurrent = tuple((i + 1) % interval != 0 for i in range(n_layers))
+    elif arch in ("mamba", "mamba2", "rwkv6", "rwkv7"):
+        recurrent = (True,) * n_layers
+    if recurrent is not None:
+        out["recurrent"] = recurrent
+    swa = _per_layer(h, "{arch}.attention.sliding_window_pattern", n_layers, bool)
+    if swa is not None:
+        out["swa_layers"] = swa
+    out["head_dim_swa"] = opt("{arch}.attention.key_length_swa") or None
+    nextn = opt("{arch}.nextn_predict_layers")
+    if nextn and nextn < n_layers:  # multi-token-prediction layers: no cache in the main context
+        out["n_layer_kv_from_start"] = n_layers - nextn
+    if arch == "gemma4":
+        out["n_layer_kv_from_start"] = n_layers - opt("{arch}.attention.shared_kv_layers")
+    elif arch in KV_FROM_START_BY_ARCH:
+        out["n_layer_kv_from_start"] = KV_FROM_START_BY_ARCH[arch]
+    ple = h.tensor("per_layer_token_embd.weight")
+    if ple is not None and ple.shape and ple.shape[0] % n_layers == 0:
+        out["n_embd_per_layer"] = ple.shape[0] // n_layers
+    for k in ("ssm_d_conv", "ssm_d_inner", "ssm_d_state", "ssm_n_group", "ssm_dt_rank"):
+        key = {"ssm_d_conv": "conv_kernel", "ssm_d_inner": "inner_size", "ssm_d_state": "state_size",
+               "ssm_n_group": "group_count", "ssm_dt_rank": "time_step_rank"}[k]
+        out[k] = opt("{arch}.ssm." + key)
+    out["shortconv_l_cache"] = opt("{arch}.shortconv.l_cache")
+    return out
+
+
 def _role_of(name: str) -> tuple[str, int]:
     parts = name.split(".")
     layer = int(parts[1]) if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit() else -1
@@ -204,10 +356,17 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
     n_ctx_train = _int(h, Keys.LLM.CONTEXT_LENGTH, default=2048)
     n_swa = _int(h, Keys.Attention.SLIDING_WINDOW, default=0, required=False) or None
     pattern = SWA_PATTERN_BY_ARCH.get(arch) if n_swa else None
+    more = _arch_facts(h, n_layers, n_ff)
+    if "swa_layers" in more and not n_swa:
+        more.pop("swa_layers")
+    active = more["n_expert_used"] / more["n_expert"] if more.get("n_expert") else 1.0
     tensors = []
     for t in h.tensors:
         role, layer = _role_of(t.name)
-        tensors.append(WeightTensor(t.name, role, layer, t.shape[0], t.n_elements, t.n_bytes, t.type_name))
+        frac = active if "_exps." in t.name else 1.0
+        if t.name == "per_layer_token_embd.weight" and len(t.shape) == 2 and t.shape[1]:
+            frac = 1 / t.shape[1]  # a row lookup per token, like an untied token_embd
+        tensors.append(WeightTensor(t.name, role, layer, t.shape[0], t.n_elements, t.n_bytes, t.type_name, frac))
     name = h.metadata.get(Keys.General.NAME) or h.source.rsplit("/", 1)[-1]
     return ModelFacts(
         id=model_id or h.source, name=str(name), architecture=arch, n_layers=n_layers, n_embd=n_embd,
@@ -215,5 +374,5 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
         n_vocab=n_vocab, n_ctx_train=n_ctx_train, tied_embeddings=h.tensor("output.weight") is None,
         n_swa=n_swa, swa_pattern=pattern, source=f"GGUF header of {h.source}", path=h.source,
         file_quant=h.file_type_name, file_size=h.file_size, exact_tensors=tuple(tensors),
-        license=h.metadata.get(Keys.General.LICENSE),
+        license=h.metadata.get(Keys.General.LICENSE), **more,
     )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from slmplan.arch import check_estimable
 from slmplan.catalog import facts, load_catalog
 from slmplan.errors import BadInputError
 from slmplan.estimate.energy import estimate_energy
 from slmplan.estimate.memory import RuntimeSettings, estimate_memory
 from slmplan.estimate.quants import quant_quality_rank
 from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
+from slmplan.quality import TASKS, choose_source, figure
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult, Verdict
@@ -30,6 +32,7 @@ class Query:
     n_gen: int = 200
     settings: RuntimeSettings = RuntimeSettings()
     min_decode_tokens_per_s: float = MIN_DECODE_TOKENS_PER_S
+    task: str | None = None  # chat | summarize | code: how the published benchmarks are weighted
 
     def validate(self) -> None:
         """Raise BadInputError (naming the field) unless the values are usable."""
@@ -38,6 +41,8 @@ class Query:
                                 params=("ctx",))
         if self.ctx > 1 << 22:
             raise BadInputError(f"ctx={self.ctx} is beyond any model's context", "Use at most ctx=4194304", params=("ctx",))
+        if self.task is not None and self.task not in TASKS:
+            raise BadInputError(f"unknown task '{self.task}'", f"Use one of: {', '.join(TASKS)}")
         if self.n_prompt < 0 or self.n_gen <= 0:
             raise BadInputError(f"n_prompt must be >= 0 and n_gen > 0, got {self.n_prompt} and {self.n_gen}",
                                 "Use e.g. n_prompt=300 n_gen=200", params=("n_prompt", "n_gen"))
@@ -54,18 +59,25 @@ def verdict(total: int, budget: int) -> Verdict:
 
 
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: dict | None = None) -> FitResult:
+    check_estimable(c.facts)
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings, device.cpu_features,
                           device.effective_backend)
     speed = estimate_speed(c.facts, c.quant, hardware(device), q.ctx, q.n_prompt, q.n_gen, constants)
+    if device.calibration is not None:  # measured on this device (slmplan calibrate): correct the estimate
+        from slmplan.device_calibration import apply_calibration
+
+        speed = apply_calibration(speed, c.facts, c.quant, device, q.ctx, q.n_prompt, q.n_gen)
     energy = estimate_energy(device, speed, q.n_prompt, q.n_gen)
     v = verdict(mem.total_bytes, mem.budget_bytes)
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,
-                     speed=speed, energy=energy, params=c.facts.params, score=score(v, c, speed.decode_tokens_per_s, q))
+                     speed=speed, energy=energy, params=c.facts.params, score=score(v, c, speed.decode_tokens_per_s, q),
+                     active_params=c.facts.active_params(c.quant) if c.facts.is_moe else c.facts.params)
 
 
 def score(v: str, c: Candidate, decode_tps: float, q: Query) -> float | None:
-    """Higher is better. Quality grows with log(parameters) and falls with aggressive quantization
-    (a heuristic, documented in the README); too-slow decoding and tight memory are penalised."""
+    """The size heuristic, for models without a published score: quality grows with log(parameters)
+    and falls with aggressive quantization (documented in the README); too-slow decoding and tight
+    memory are penalised. ``rank`` replaces it by the published quality where there is one."""
     if v == "does-not-fit":
         return None
     s = math.log2(max(c.facts.params, 1e7) / 1e7) * quant_quality_rank(c.quant)
@@ -82,7 +94,7 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
     constants = local_constants(device)
-    return [evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)]
+    return rank([evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
 
 
 def local_constants(device: DeviceProfile) -> dict | None:
@@ -104,12 +116,28 @@ def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = N
         f = facts(m)
         for v in m.variants:
             out.append(evaluate(Candidate(f, v.quant), device, q, constants))
-    return rank(out)
+    return rank(out, q.task, q.min_decode_tokens_per_s)
 
 
-def rank(results: list[FitResult]) -> list[FitResult]:
+def rank(results: list[FitResult], task: str | None = None, min_decode: float = MIN_DECODE_TOKENS_PER_S,
+         keep_order: bool = False) -> list[FitResult]:
+    """Constraints first (memory headroom: fits, then tight, then does-not-fit; then the speed floor),
+    then quality: the published benchmark score of one source (the one scoring the most candidates
+    that fit) times the quant's loss prior; models without a score there follow, by the size heuristic."""
+    ok_models = sorted({r.model for r in results if r.verdict != "does-not-fit"}) or sorted({r.model for r in results})
+    source = choose_source(ok_models, task)
+    scored = []
+    for r in results:
+        fig = figure(r.model, r.quant, source, task)
+        s = r.score
+        if fig.method == "published" and fig.value is not None and r.verdict != "does-not-fit":
+            s = round(fig.value, 4)
+        scored.append(r.model_copy(update={"quality": fig.as_dict(), "score": s}))
+    if keep_order:
+        return scored
     order = {"fits": 0, "tight": 1, "does-not-fit": 2}
-    return sorted(results, key=lambda r: (order[r.verdict], -(r.score or 0), r.memory.total_bytes))
+    return sorted(scored, key=lambda r: (order[r.verdict], r.speed.decode_tokens_per_s < min_decode,
+                                         (r.quality or {}).get("method") != "published", -(r.score or 0), r.memory.total_bytes))
 
 
 def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | None, str]:
@@ -119,7 +147,14 @@ def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | 
         return None, "nothing in the catalog fits this device's memory budget at this context length"
     best = ok[0]
     head = 1 - best.memory.total_bytes / best.memory.budget_bytes
-    why = (f"{best.model} {best.quant}: the highest quality-per-heuristic choice that {best.verdict.replace('-', ' ')} "
+    qual = best.quality or {}
+    if qual.get("method") == "published":
+        basis = (f"the highest published quality ({', '.join(qual['benchmarks'])} {qual['benchmark_score']:.1f} in "
+                 f"{qual['source']}; x{qual['quant_factor']:.3f} for {best.quant}: {qual['quant_basis'].split(',')[0]})")
+    else:
+        basis = "the highest size-heuristic choice (no published score for the candidates)"
+    fit_txt = "it fits" if best.verdict == "fits" else "memory is tight"
+    why = (f"{best.model} {best.quant}: {basis}; {fit_txt} "
            f"({best.memory.total_bytes / 2**30:.2f} GiB of {best.memory.budget_bytes / 2**30:.2f} GiB, {head:.0%} headroom) "
            f"and decodes at ~{best.speed.decode_tokens_per_s:.0f} tokens/s")
     if best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:

@@ -288,7 +288,13 @@ def test_ios_budgets_with_and_without_the_entitlement(cli):
     assert "without Apple's increased-memory-limit entitlement; 4.0 GB with it" in to_markdown(r)
     r2 = build_report(dev.with_entitlement(), use_case="chat", now=NOW)
     assert not any("entitlement" in w.change for w in r2.what_if) and " with Apple's" in r2.summary[1].text
-    assert {o.runtime.split(" (")[0] for o in r.deployment.options} >= {"llama.cpp", "MLX", "Core ML"}
+    runtimes = {o.runtime.split(" (")[0] for o in r.deployment.options}
+    assert runtimes >= {"llama.cpp", "MLX"}
+    # Core ML's published LLM path covers Llama only: listed exactly when a pick is a llama-architecture model
+    from slmplan.catalog import get_model, load_catalog
+
+    archs = {get_model(load_catalog(), p.model).architecture for p in r.picks}
+    assert ("Core ML" in runtimes) == ("llama" in archs)
 
 
 def test_cli_use_case_and_service(cli, tmp_path):

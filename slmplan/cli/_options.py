@@ -55,6 +55,7 @@ UseCaseOpt = Annotated[Optional[str], typer.Option("--use-case", help=_UC_HELP +
 QCtxOpt = Annotated[Optional[int], typer.Option("--ctx", help="Context length in tokens (KV cache size). Default: the use case's, else 4096.")]
 QPromptOpt = Annotated[Optional[int], typer.Option("--prompt-tokens", help="Prompt tokens of one query (default: the use case's, else 300).")]
 QGenOpt = Annotated[Optional[int], typer.Option("--gen-tokens", help="Generated tokens of one query (default: the use case's, else 200).")]
+PleOpt = Annotated[str, typer.Option("--per-layer-embd", help="Gemma 3n/4 per-layer embeddings: resident (llama.cpp on CPU) or mapped (read from storage, as mobile runtimes do).")]
 EntOpt = Annotated[bool, typer.Option("--ios-entitlement", help="iOS/iPadOS: plan with the budget of Apple's increased-memory-limit entitlement.")]
 
 # Python parameter name (as library errors name it, see slmplan.errors) -> this CLI's flag.
@@ -88,3 +89,16 @@ def entitled(dev, ios_entitlement: bool):
     from slmplan.entitlement import entitled_device
 
     return entitled_device(dev) if ios_entitlement else dev
+
+
+def with_per_layer_embd(q, per_layer_embd: str, **changes):
+    """The query with --per-layer-embd (and other Query fields) set, validated."""
+    from dataclasses import replace
+
+    from slmplan.errors import BadInputError
+
+    if per_layer_embd not in ("resident", "mapped"):
+        raise BadInputError(f"--per-layer-embd must be resident or mapped, got '{per_layer_embd}'", "Use --per-layer-embd mapped")
+    q = replace(q, settings=replace(q.settings, per_layer_embd=per_layer_embd), **changes)
+    q.validate()
+    return q

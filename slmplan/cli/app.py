@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from slmplan.cli import bench, catalog, convert, hub, plan, report
+from slmplan.cli import bench, calibrate, catalog, convert, hub, plan, report
 from slmplan.cli._options import PARAM_FLAGS
 from slmplan.cli.output import err
 from slmplan.errors import SlmplanError
@@ -35,6 +35,7 @@ app.command("demo")(bench.demo_cmd)
 app.add_typer(hub.hub_app, name="hub")
 app.command("pull")(hub.pull_cmd)
 app.command("convert")(convert.convert_cmd)
+app.command("calibrate")(calibrate.calibrate_cmd)
 
 
 def flags_for(text: str, params: tuple[str, ...]) -> str:

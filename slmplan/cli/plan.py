@@ -11,6 +11,7 @@ from slmplan.cli._options import (
     FaOpt,
     Fmt,
     FormatOpt,
+    PleOpt,
     QCtxOpt,
     QGenOpt,
     QPromptOpt,
@@ -21,6 +22,7 @@ from slmplan.cli._options import (
     entitled,
     quant_option,
     uc_query,
+    with_per_layer_embd,
 )
 from slmplan.cli.output import cloud_line, emit, out, results_table
 from slmplan.errors import BadInputError
@@ -31,7 +33,7 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
             quant: Annotated[Optional[str], quant_option("One quant variant (default: all of the model's variants).")] = None,
             ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
             prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
-            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
+            use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False, per_layer_embd: PleOpt = "resident") -> None:
     """Does MODEL fit DEVICE? Memory, speed and energy for each quant variant.
 
     Examples: slmplan fit llama-3.2-1b --device pixel-8; slmplan fit model.gguf --device local --ctx 8192
@@ -40,6 +42,7 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
     from slmplan.planner import fit
 
     q = uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    q = with_per_layer_embd(q, per_layer_embd)
     base_dev = get_device(device)
     dev = entitled(base_dev, ios_entitlement)
     results = fit(model, dev, quant, q, catalog)
@@ -64,15 +67,18 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
 def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None,
              top: Annotated[int, typer.Option("--top", help="Rows in the table (JSON always lists all).")] = 15,
              prompt_tokens: QPromptOpt = None, gen_tokens: QGenOpt = None, swa_full: SwaOpt = True, flash_attn: FaOpt = False,
-             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False) -> None:
-    """Rank every catalog model/quant for DEVICE and recommend one.
+             use_case: UseCaseOpt = None, ios_entitlement: EntOpt = False,
+             task: Annotated[Optional[str], typer.Option("--task", help="chat, summarize or code: how the published benchmarks are weighted in the ranking.")] = None,
+             per_layer_embd: PleOpt = "resident") -> None:
+    """Rank every catalog model/quant for DEVICE by published quality (within one source) and recommend one.
 
-    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --format json
+    Examples: slmplan plan --device raspberry-pi-5-8gb; slmplan plan --device local --task code --format json
     """
     from slmplan.devices import get_device
     from slmplan.planner import plan, recommend
 
     q = uc_query(use_case, ctx, prompt_tokens, gen_tokens, swa_full, flash_attn)[0]
+    q = with_per_layer_embd(q, per_layer_embd, task=task)
     if top <= 0:
         raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 15")
     dev = entitled(get_device(device), ios_entitlement)
@@ -83,6 +89,8 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
         out.print(results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
         best, why = recommend(results, q)
         out.print(f"[bold]Recommendation:[/bold] {why}")
+        if dev.calibration:
+            out.print(f"  speed: {results[0].speed.method}", markup=False, highlight=False)
         line = cloud_line(results)
         if line:
             out.print(f"  {line}")

@@ -27,7 +27,7 @@ REPORT_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md
 def report_cmd(
     device: Annotated[Optional[str], device_option()] = None,
     output: Annotated[Optional[str], output_option("OUT.html, OUT.md or OUT.json (default: Markdown on stdout).")] = None,
-    bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result; repeat for several.")] = None,
+    bench: Annotated[Optional[list[str]], typer.Option("--bench", "-b", help="A 'slmplan bench -o FILE.json' result or llama-bench output (json, jsonl, csv, md); repeat for several.")] = None,
     models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated catalog ids or .gguf paths (default: the planner's top choices).")] = None,
     ctx: QCtxOpt = None, prompt: QPromptOpt = None, gen: QGenOpt = None, use_case: UseCaseOpt = None,
     service: Annotated[Optional[str], typer.Option("--service", help="Your service in one line, for the report's summary (default: a marked placeholder).")] = None,
@@ -55,7 +55,7 @@ def report_cmd(
     """
     from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
-    from slmplan.report.build import build_report, load_bench
+    from slmplan.report.build import build_report, load_benches
     from slmplan.report.render import render, schema_json
 
     if schema:
@@ -70,7 +70,7 @@ def report_cmd(
         raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
     dev = entitled(get_device(device), ios_entitlement)
     q, _, overridden = uc_query(use_case, ctx, prompt, gen)
-    runs = [load_bench(b) for b in (bench or [])]
+    runs = [run for b in (bench or []) for run in load_benches(b, dev)]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
     rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,
                        grid=grid, grid_value=grid_intensity, power_w=power_w, use_case=use_case, service=service,

@@ -18,6 +18,15 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
   ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch 512), the attention
   stage (f32 KQ scores for every head unless flash attention is on) and the FFN stage.
 * output: one f32 logits row per sequence.
+* recurrent state (hybrid models: LFM2, Granite 4 hybrid, Qwen3.5; llama.cpp's ``RS buffer``): per
+  recurrent layer and sequence an f32 conv state R and SSM state S (``llama_hparams::n_embd_r/s``),
+  fixed in size whatever the context. Those layers keep no KV cache; nor do the Gemma 3n/4 layers
+  that reuse an earlier layer's cache. KV is sized per layer (Gemma 4: other head size on SWA layers).
+* mixture of experts: every expert is in memory (weights_bytes); only the active ones are read per
+  token (``WeightTensor.active_fraction``, used by the speed estimate).
+* per-layer embeddings (Gemma 3n/4): llama.cpp maps the whole file on CPU and reports the table in
+  its model buffer, so the default counts it (``per_layer_embd="resident"``); a table read one row per
+  token from storage, as Google's on-device runtime does, leaves it out (``"mapped"``).
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ class RuntimeSettings:
     swa_full: bool = True
     n_seq: int = 1
     repack: bool = True  # llama.cpp's use_extra_bufts (llama-bench --repack): CPU weights repacked
+    per_layer_embd: str = "resident"  # Gemma 3n/4 PLE table: "resident" (llama.cpp CPU) or "mapped"
     baseline_bytes: int = RUNTIME_BASELINE_BYTES
 
 
@@ -60,7 +70,7 @@ def pad(n: int, to: int = KV_PAD) -> int:
 def kv_cells(facts: ModelFacts, ctx: int, s: RuntimeSettings) -> tuple[int, int]:
     """(cells of full-attention layers, cells of sliding-window layers)."""
     n_ctx = pad(ctx)
-    if facts.n_swa and facts.swa_pattern and not s.swa_full:
+    if facts.n_swa and facts.n_swa_layers and not s.swa_full:
         swa = min(n_ctx, pad(facts.n_swa * s.n_seq + s.n_ubatch))
     else:
         swa = n_ctx
@@ -69,24 +79,57 @@ def kv_cells(facts: ModelFacts, ctx: int, s: RuntimeSettings) -> tuple[int, int]
 
 def kv_cache_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
     full_cells, swa_cells = kv_cells(facts, ctx, s)
-    per_cell = facts.n_embd_k_gqa * KV_TYPE_BYTES[s.type_k] + facts.n_embd_v_gqa * KV_TYPE_BYTES[s.type_v]
-    n_swa_layers = facts.n_swa_layers
-    n_full = facts.n_layers - n_swa_layers
-    return int(per_cell * (n_full * full_cells + n_swa_layers * swa_cells))
+    total = 0.0
+    # without flash attention V is stored transposed, every layer at the widest V (llama-kv-cache.cpp)
+    v_max = max(facts.kv_dims(i)[1] for i in range(facts.n_layers))
+    for i in range(facts.n_layers):
+        if not facts.has_kv(i):
+            continue
+        k, v = facts.kv_dims(i)
+        if not s.flash_attn:
+            v = v_max
+        cells = swa_cells if facts.is_swa_layer(i) else full_cells
+        total += cells * (k * KV_TYPE_BYTES[s.type_k] + v * KV_TYPE_BYTES[s.type_v])
+    return int(total)
+
+
+def state_bytes(facts: ModelFacts, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """llama.cpp's RS buffer: f32 R and S rows per recurrent layer, one set per sequence."""
+    if not facts.n_recurrent_layers:
+        return 0
+    r, st = facts.state_elements()
+    return 4 * (r + st) * max(1, s.n_seq) * facts.n_recurrent_layers
+
+
+def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
+    return sum(t.n_bytes for t in facts.weight_tensors(quant) if t.name.startswith("per_layer_token_embd"))
 
 
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """The graph allocator's peak: the largest of the logits, attention and FFN stages (f32 tensors for
+    one ubatch). Stage sizes fitted term by term on llama.cpp's own compute buffers for synthetic
+    models (tests/test_architectures.py); not modelled: the recurrent-scan stage of Mamba 2 / Gated
+    DeltaNet layers (it can exceed the attention stage at short contexts) and Gemma 3n/4 AltUp / PLE
+    activations."""
     n_ctx = pad(ctx)
     n_ub = min(s.n_ubatch, s.n_batch, n_ctx)
-    E, F = facts.n_embd, facts.n_ff
-    q_dim = facts.n_head * facts.head_dim_k
+    E = facts.n_embd
+    attn_layers = [i for i in range(facts.n_layers) if not facts.is_recurrent(i)] or [0]
+    q_dim = max(facts.n_head * facts.head_dim(i) for i in attn_layers)
+    k_dim = max(facts.kv_dims(i)[0] for i in attn_layers)
     logits = 4 * n_ub * (facts.n_vocab + 3 * E)
-    activations = 4 * n_ub * (3 * E + q_dim + 2 * facts.n_embd_k_gqa)
+    activations = 4 * n_ub * (3 * E + 2 * q_dim + 2 * k_dim)
+    if facts.architecture in ("qwen35", "qwen35moe", "gpt-oss"):
+        activations += 4 * n_ub * q_dim  # the query's output gate (Qwen3.5) / query bias (gpt-oss)
+    masks = 2 if facts.n_swa_layers else 1  # sliding-window models build a second mask
     if s.flash_attn:
-        attention = 2 * n_ub * n_ctx + activations  # only the f16 mask grows with context
+        attention = 2 * n_ub * n_ctx * masks + activations  # only the f16 masks grow with context
     else:
-        attention = 4 * n_ub * n_ctx * (facts.n_head + 1) + activations  # f32 KQ per head + mask
-    ffn = 4 * n_ub * (3 * F + 2 * E)
+        attention = 4 * n_ub * n_ctx * (facts.n_head + masks) + activations  # f32 KQ per head + masks
+    ff = max(facts.ff(i) for i in range(facts.n_layers))
+    if facts.is_moe:
+        ff = max(ff if facts.n_layer_dense_lead else 0, facts.n_expert_used * facts.n_ff_exp + facts.n_ff_shexp)
+    ffn = 4 * n_ub * (3 * ff + 5 * E + q_dim)
     return max(logits, attention, ffn)
 
 
@@ -121,8 +164,13 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
     out = output_bytes(facts, s)
     extra = extra_buffers(facts, quant, s, cpu_features, backend)
     rep = extra.total_bytes
+    rs = state_bytes(facts, s)
+    ple = per_layer_embd_bytes(facts, quant)
     overhead = s.baseline_bytes
-    total = weights + rep + kv + comp + out + overhead
+    if ple and s.per_layer_embd == "mapped":  # resident weights only; the table stays in storage
+        weights -= ple
+        weights_method += f"; without the {ple / MIB:.0f} MiB per-layer embedding table (mapped)"
+    total = weights + rep + kv + rs + comp + out + overhead
     full_cells, swa_cells = kv_cells(facts, ctx, s)
     notes = []
     if rep:
@@ -140,6 +188,21 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
                      "follow llama.cpp's model (an estimate for ONNX Runtime)")
     if facts.n_swa and s.swa_full:
         notes.append("full-size sliding-window KV cache (llama-cpp-python default; swa_full=false saves memory)")
+    if rs:
+        notes.append(f"{facts.n_recurrent_layers} of {facts.n_layers} layers are recurrent: a fixed "
+                     f"{rs / MIB:.2f} MiB conv/SSM state instead of a KV cache that grows with context")
+    if facts.is_moe:
+        notes.append(f"mixture of experts: all {facts.n_expert} experts in memory, {facts.n_expert_used} "
+                     "read per token")
+    if ple:
+        notes.append(f"per-layer embeddings: {ple / MIB:.0f} MiB table "
+                     + ("left out of the total (mapped, read from storage one row per token, as on-device "
+                        "runtimes do)" if s.per_layer_embd == "mapped" else
+                        "counted as resident (llama.cpp on CPU maps it with the model; a mobile runtime "
+                        "keeps it in storage: --per-layer-embd mapped)"))
+    if not facts.modelled:
+        notes.append(f"architecture '{facts.architecture}' is not modelled: weights are exact from the file, "
+                     "KV cache, state and compute follow a llama-style decoder and may be wrong")
     if ctx > facts.n_ctx_train:
         notes.append(f"ctx {ctx} exceeds the model's trained context {facts.n_ctx_train}")
     return MemoryEstimate(
@@ -147,5 +210,5 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
         total_bytes=total, budget_bytes=budget_bytes, output_bytes=out, repack_bytes=rep,
         extra_buffers=dict(extra.bytes_by_type), reclaimable_bytes=extra.copied_from_mapping_bytes,
         weights_method=weights_method, kv_cells=full_cells if full_cells == swa_cells else swa_cells,
-        notes=notes,
+        notes=notes, state_bytes=rs, per_layer_embd_bytes=ple, per_layer_embd=s.per_layer_embd if ple else "",
     )

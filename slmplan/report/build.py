@@ -97,6 +97,16 @@ def load_bench(path: str) -> BenchRun:
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
+def load_benches(path: str, device: DeviceProfile | None = None) -> list[BenchRun]:
+    """A 'slmplan bench' JSON, or llama-bench output (json, jsonl, csv, md): one run per model it measured,
+    each test with the planner's prediction for ``device``."""
+    from slmplan.importers.bench_runs import is_slmplan_bench, runs_from_llama_bench
+
+    if not Path(path).is_file() or is_slmplan_bench(path):
+        return [load_bench(path)]
+    return runs_from_llama_bench(path, device)
+
+
 def _fig(value, unit: Unit, source: str) -> Figure:
     return Figure(value=None if value is None else float(value), unit=unit, source=source)
 
@@ -207,10 +217,13 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
         "'does-not-fit' above.",
         "Predicted speeds come from slmplan's speed model fitted on published llama.cpp measurements (decode median "
         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
-        "The ranking's quality score is a heuristic (model size x quant quality), not a measurement of answer quality.",
+        "The ranking's quality is a published benchmark score from one source (named in the recommendation) times a "
+        "KL-divergence prior for the quant; models without a score there are ranked by a size heuristic.",
     ]
     notes.append(f"Words and reading speed in the summary: {WORDS_PER_TOKEN_SOURCE}; {decision.READING_SOURCE}; {decision.WAIT_SOURCE}. "
                  "Use-case lengths are assumptions (see Use case).")
+    if device.calibration:
+        notes.append(f"Speeds on this device are {device.calibration.method} (slmplan calibrate, {device.calibration.date}).")
     if device.id == "local":
         notes.append("Device 'local' is this machine as detected now: its budget is 90% of the memory available at "
                      "the time of the report.")
@@ -238,7 +251,7 @@ def _measured(benches: Sequence[BenchRun]) -> tuple[list[Measured], list[BenchMe
     rows, mem = [], []
     for run in benches:
         machine = f"{run.system.get('cpu_model', 'unknown CPU')}, {run.threads} threads ({run.runtime})"
-        src = f"measured: slmplan bench on {machine}, {run.started_at}"
+        src = f"measured: {'llama-bench' if run.runtime.startswith('llama-bench') else 'slmplan bench'} on {machine}, {run.started_at}"
         pred_src = (run.prediction.method if run.prediction else "no prediction recorded")
         name = Path(run.model_path).name
         for r in run.results:

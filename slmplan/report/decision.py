@@ -39,12 +39,10 @@ def catalog_info() -> dict[str, dict]:
 
 def rank_basis(r: FitResult) -> str:
     """How the planner ranked this candidate, in words (the planner's score may be a heuristic or published quality)."""
-    q = getattr(r, "quality", None)
-    if q is not None:
-        bench = getattr(q, "benchmark", None) or (q.get("benchmark") if isinstance(q, dict) else None)
-        src = getattr(q, "source", None) or (q.get("source") if isinstance(q, dict) else None)
-        if bench:
-            return f"ranked by published quality ({bench}{', ' + src if src else ''})"
+    q = r.quality or {}
+    if q.get("method") == "published" and q.get("benchmarks"):
+        src = q.get("source")
+        return f"ranked by published quality ({', '.join(q['benchmarks'])}{' in ' + src if src else ''})"
     return "ranked by the planner's size x quant heuristic, not a measured quality score"
 
 

@@ -9,6 +9,9 @@ from pydantic import Field, PositiveInt, model_validator
 from slmplan.schema.base import FrozenModel as Strict
 
 Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
+# Hugging Face config.json layer_types values; conv/mamba/linear_attention layers keep a recurrent state
+LayerType = Literal["full_attention", "sliding_attention", "attention", "conv", "mamba", "linear_attention"]
+RECURRENT_LAYER_TYPES = ("conv", "mamba", "linear_attention")
 
 
 class CatalogVariant(Strict):
@@ -48,6 +51,23 @@ class CatalogModel(Strict):
     sliding_window: PositiveInt | None = None
     sliding_window_pattern: PositiveInt | None = Field(
         default=None, description="every Nth layer uses full attention, the others the sliding window")
+    # Beyond the dense decoder (all optional; names follow config.json where it has them)
+    layer_types: list[LayerType] | None = Field(default=None, description="per-layer type, config.json 'layer_types'")
+    global_head_dim: PositiveInt | None = Field(default=None, description="head size of full-attention layers when it differs from head_dim (Gemma 4)")
+    kv_shared_layers: int | None = Field(default=None, ge=0, description="last N layers reuse an earlier layer's KV cache (Gemma 3n/4)")
+    per_layer_embedding_dim: PositiveInt | None = Field(default=None, description="hidden_size_per_layer_input (Gemma 3n/4)")
+    intermediate_size_kv_shared: PositiveInt | None = Field(default=None, description="FFN width of the KV-shared layers (Gemma 4 double-wide MLP)")
+    experts: PositiveInt | None = None
+    experts_used: PositiveInt | None = None
+    expert_intermediate_size: PositiveInt | None = None
+    shared_expert_intermediate_size: PositiveInt | None = None
+    dense_leading_layers: int | None = Field(default=None, ge=0)
+    conv_l_cache: PositiveInt | None = Field(default=None, description="LFM2 short-convolution length (conv_L_cache)")
+    ssm_conv_kernel: PositiveInt | None = None
+    ssm_state_size: PositiveInt | None = None
+    ssm_inner_size: PositiveInt | None = None
+    ssm_heads: PositiveInt | None = Field(default=None, description="Mamba 2 heads / Gated DeltaNet value heads")
+    ssm_groups: PositiveInt | None = Field(default=None, description="Mamba 2 groups / Gated DeltaNet key heads")
     license: str
     hf_repo: str | None = Field(default=None, description="Hugging Face repo holding the GGUF files")
     hf_base_repo: str | None = None
@@ -61,6 +81,21 @@ class CatalogModel(Strict):
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.sliding_window_pattern and not self.sliding_window:
             raise ValueError("sliding_window_pattern needs sliding_window")
+        if self.layer_types is not None and len(self.layer_types) != self.layers:
+            raise ValueError(f"layer_types lists {len(self.layer_types)} layers, layers is {self.layers}")
+        layer_types = self.layer_types or []
+        if any(t in RECURRENT_LAYER_TYPES for t in layer_types):
+            if "conv" in layer_types and not self.conv_l_cache:
+                raise ValueError("conv layers need conv_l_cache")
+            if {"mamba", "linear_attention"} & set(layer_types) and not (
+                    self.ssm_conv_kernel and self.ssm_state_size and self.ssm_inner_size and self.ssm_heads and self.ssm_groups):
+                raise ValueError("mamba/linear_attention layers need ssm_conv_kernel, ssm_state_size, ssm_inner_size, ssm_heads, ssm_groups")
+        if self.experts and not (self.experts_used and self.expert_intermediate_size):
+            raise ValueError("experts need experts_used and expert_intermediate_size")
+        if self.experts and (self.experts_used or 0) > self.experts:
+            raise ValueError(f"experts_used ({self.experts_used}) exceeds experts ({self.experts})")
+        if self.kv_shared_layers and self.kv_shared_layers >= self.layers:
+            raise ValueError("kv_shared_layers must be fewer than layers")
         seen = set()
         for v in self.variants:
             key = v.quant.upper()

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from slmplan.schema.base import FrozenModel
+from slmplan.schema.calibration import DeviceCalibration
 
 Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
@@ -38,6 +39,7 @@ class DeviceProfile(FrozenModel):
                                   "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
+    calibration: DeviceCalibration | None = Field(default=None, description="fitted by 'slmplan calibrate' from measurements on this device")
 
     @model_validator(mode="after")
     def _budget_within_ram(self):

@@ -23,6 +23,9 @@ class MemoryEstimate(_Frozen):
     reclaimable_bytes: int = 0  # mapped file pages of the copied weights, which the OS may drop under pressure
     weights_method: str = ""
     kv_cells: int = 0
+    state_bytes: int = 0  # recurrent conv/SSM state of hybrid models (llama.cpp's RS buffer), in total_bytes
+    per_layer_embd_bytes: int = 0  # Gemma 3n/4 per-layer embedding table (in weights_bytes)
+    per_layer_embd: str = ""  # "resident" (counted in total_bytes) or "mapped" (left out: read from storage)
     notes: list[str] = []
 
 
@@ -65,3 +68,6 @@ class FitResult(_Frozen):
     energy: EnergyEstimate
     params: int = 0
     score: float | None = None
+    # what the rank rests on: published benchmark score x quant factor, or the size heuristic (see slmplan/quality.py)
+    quality: dict | None = None
+    active_params: int | None = None  # parameters read per token (MoE: the active experts only)

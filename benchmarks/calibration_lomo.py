@@ -1,0 +1,240 @@
+"""Does one measurement on a device predict the other models on it? Leave-one-model-out on the published data.
+
+For every device in slmplan/data/calibration with decode measurements of 3+ catalog models (llama.cpp rows of
+edge_cpu.csv and llmfit_community.csv, and the NPU runtimes of npu_llm.csv, each SoC + runtime one device):
+
+- uncalibrated: the planner with the shipped constants (and the device's spec bandwidth);
+- one model: `slmplan calibrate` on the rows of ONE model, then `fit` predicts every other model on the
+  calibrated profile (every model takes its turn as the measured one; the mean over all pairs);
+- leave one model out: calibrate on all the other models (the size-dependent fit a*t + b*layers), predict
+  the left-out one.
+
+Errors are |predicted / measured - 1| of decode tokens/s, through the same code as the CLI
+(device_calibration.calibrate -> planner.evaluate, which fit and plan use). Model names are matched to catalog ids with the importer's
+strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qwen-7B, are left out).
+
+    PYTHONPATH=. python benchmarks/calibration_lomo.py            # table on stdout
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --json     # the numbers as JSON
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import slmplan.device_calibration as DC  # noqa: E402
+from slmplan.device_calibration import calibrate  # noqa: E402
+from slmplan.estimate.fit import CAL, MODEL_MAP  # noqa: E402
+from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
+from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
+from slmplan.planner import Query, evaluate  # noqa: E402
+from slmplan.resolve import Candidate  # noqa: E402
+from slmplan.schema.device import DeviceProfile  # noqa: E402
+
+# Memory bandwidth of the GPUs in llmfit's community data (the CSV leaves it empty): vendor specifications,
+# memory data rate x bus width.
+GPU_BANDWIDTH = {
+    "amd-radeon-rx-7900-xt": (800.0, "vulkan", "AMD Radeon RX 7900 XT spec: 20 Gbps GDDR6, 320-bit = 800 GB/s"),
+    "nvidia-geforce-gtx-1050-ti": (112.0, "cuda", "NVIDIA GTX 1050 Ti spec: 7 Gbps GDDR5, 128-bit = 112 GB/s"),
+    "nvidia-geforce-rtx-2080": (448.0, "cuda", "NVIDIA RTX 2080 spec: 14 Gbps GDDR6, 256-bit = 448 GB/s"),
+    "nvidia-geforce-rtx-5070": (672.0, "cuda", "NVIDIA RTX 5070 spec: 28 Gbps GDDR7, 192-bit = 672 GB/s"),
+    "nvidia-gb10": (273.0, "cuda", "NVIDIA DGX Spark (GB10) spec: 273 GB/s LPDDR5x"),
+}
+
+
+def _row(src: str, mid: str, quant: str, tg: float, n_gen: int, threads: int | None = None) -> BenchRow:
+    return BenchRow(source=src, n_prompt=0, n_gen=n_gen, n_depth=0, tokens_per_s=tg, threads=threads,
+                    model_id=mid, quant=quant)
+
+
+def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    rows: dict[str, list[BenchRow]] = defaultdict(list)
+    path = CAL / "llmfit_community.csv"
+    with open(path) as fh:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            if r["provider"] != "llamacpp" or not r["tg_tokens_per_s"] or r["device"] not in GPU_BANDWIDTH:
+                continue
+            hits = match_name(r["model"])
+            q = (quant_from_name(r["model"]) or r["quant"] or "").upper()
+            if len(hits) != 1 or q != "Q4_K_M":
+                continue
+            n_gen = int(float(r["avg_output_tokens"] or 128))
+            rows[r["device"]].append(_row(f"{path.name}:{i}", hits[0], q, float(r["tg_tokens_per_s"]), n_gen))
+    out = {}
+    for dev, rs in rows.items():
+        bw, backend, src = GPU_BANDWIDTH[dev]
+        prof = DeviceProfile(id=dev, name=dev, kind="desktop", ram_gb=64, memory_budget_gb=60,
+                             memory_bandwidth_gbs=bw, cpu_cores=8, backend=backend,
+                             sources={"memory_bandwidth_gbs": src})
+        out[dev] = (prof, rs)
+    return out
+
+
+def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """The CPU rows (llama.cpp only) that the speed-model fit also uses."""
+    peaks = {r["device"]: float(r["cpu_gflops"]) for r in csv.DictReader(open(CAL / "cpu_peaks.csv"))}
+    rows: dict[str, list] = defaultdict(list)
+    path = CAL / "edge_cpu.csv"
+    with open(path) as fh:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            if "llama.cpp" not in r["runtime"] or "llamafile" in r["runtime"] or not r["tg_tokens_per_s"]:
+                continue
+            if not r["memory_bandwidth_gbs"] or r["device"] not in peaks:
+                continue
+            mid = next((m for k, m in MODEL_MAP if k in r["model"]), None)
+            q = r["quant"].split(" ")[0].upper()
+            if mid:
+                rows[r["device"]].append((r, _row(f"{path.name}:{i}", mid, q, float(r["tg_tokens_per_s"]), 128)))
+    out = {}
+    for dev, rs in rows.items():
+        r0 = rs[0][0]
+        prof = DeviceProfile(id="edge", name=dev, kind="sbc", ram_gb=64, memory_budget_gb=60,
+                             memory_bandwidth_gbs=float(r0["memory_bandwidth_gbs"]), cpu_cores=8, backend="cpu",
+                             cpu_gflops=peaks[dev])
+        out[dev] = (prof, [x[1] for x in rs])
+    return out
+
+
+# Memory bandwidth of the SoCs in npu_llm.csv, from the memory each SoC's spec sheet supports (the
+# phones'/laptops' own DRAM speed is not in the sources): spec-derived estimates.
+NPU_BANDWIDTH = {
+    "Snapdragon 8 Elite": (84.8, "Qualcomm Snapdragon 8 Elite spec: LPDDR5X-5300 (10.6 GT/s), 64-bit = 84.8 GB/s"),
+    "Snapdragon 8 Elite Gen 5": (84.8, "Qualcomm Snapdragon 8 Elite Gen 5 spec: LPDDR5X-5300, 64-bit = 84.8 GB/s"),
+    "Snapdragon X Elite": (135.0, "Qualcomm Snapdragon X Elite spec: LPDDR5X-8448, 128-bit = 135 GB/s"),
+    "Ryzen AI 7 350 (XDNA2)": (128.0, "AMD Ryzen AI 7 350 spec: LPDDR5X-8000, 128-bit = 128 GB/s"),
+}
+# 4-bit weights with 16-bit activations (Qualcomm w4a16, FastFlowLM Q4NX): no GGUF type; the planner's
+# bytes per token are taken for Q4_0 (4 bits + a 16-bit scale per 32 weights), an approximation.
+NPU_QUANT = {"w4a16": "Q4_0", "q4nx": "Q4_0"}
+
+
+def npu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """NPU runtimes (not llama.cpp): one device = one SoC with one runtime. The calibration form is the same:
+    a measured speed corrects the planner's bandwidth-based prediction (backend treated as cpu without a
+    compute figure, i.e. bandwidth + fixed cost)."""
+    rows: dict[tuple, list] = defaultdict(list)
+    path = CAL / "npu_llm.csv"
+    with open(path) as fh:
+        for i, r in enumerate(csv.DictReader(fh), start=2):
+            q = NPU_QUANT.get(r["quant"].lower())
+            hits = match_name(r["model"])
+            if r["soc"] not in NPU_BANDWIDTH or not q or len(hits) != 1 or not r["decode_tps"]:
+                continue
+            rows[(r["soc"], r["runtime"])].append(_row(f"{path.name}:{i}", hits[0], q, float(r["decode_tps"]), 128))
+    out = {}
+    for (soc, runtime), rs in rows.items():
+        bw, src = NPU_BANDWIDTH[soc]
+        prof = DeviceProfile(id="npu", name=f"{soc}, {runtime}", kind="phone", ram_gb=16, memory_budget_gb=12,
+                             memory_bandwidth_gbs=bw, cpu_cores=8, backend="cpu", sources={"memory_bandwidth_gbs": src})
+        out[prof.name] = (prof, rs)
+    return out
+
+
+def _predict(dev: DeviceProfile, row: BenchRow) -> float:
+    """planner.fit's path (evaluate) for the row's model and quant, also when the catalog lists no such variant."""
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    c = Candidate(facts(get_model(load_catalog(), row.model_id)), row.quant)
+    return evaluate(c, dev, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen)).speed.decode_tokens_per_s
+
+
+def _calibrated(base: DeviceProfile, rows: list[BenchRow]) -> DeviceProfile:
+    dev, _ = calibrate([BenchFile("published-rows", "csv", rows, [])], base, now="benchmark")
+    return dev
+
+
+def _err(pred: float, meas: float) -> float:
+    return abs(pred / meas - 1)
+
+
+def evaluate_device(base: DeviceProfile, rows: list[BenchRow]) -> dict:
+    by_model: dict[str, list[BenchRow]] = defaultdict(list)
+    for r in rows:
+        by_model[r.model_id].append(r)
+    models = sorted(by_model)
+    raw = [_err(_predict(base, r), r.tokens_per_s) for r in rows]
+    one, lomo = [], []
+    per_model = {}
+    for m in models:
+        others = [r for r in rows if r.model_id != m]
+        dev1 = _calibrated(base, by_model[m])
+        e1 = [_err(_predict(dev1, r), r.tokens_per_s) for r in others]
+        one += e1
+        devl = _calibrated(base, others)
+        el = [_err(_predict(devl, r), r.tokens_per_s) for r in by_model[m]]
+        lomo += el
+        per_model[m] = {"rows": len(by_model[m]), "calibrated_on_it_mean_abs_pct_on_others": round(100 * statistics.fmean(e1), 1),
+                        "left_out_abs_pct": round(100 * statistics.fmean(el), 1)}
+    pct = lambda xs: round(100 * statistics.fmean(xs), 1)  # noqa: E731
+    return {"device": base.name, "runtime": "NPU runtime" if base.id == "npu" else "llama.cpp", "backend": base.effective_backend, "bandwidth_gbs": base.memory_bandwidth_gbs,
+            "models": len(models), "rows": len(rows), "uncalibrated_mean_abs_pct": pct(raw),
+            "one_model_mean_abs_pct": pct(one), "one_model_median_abs_pct": round(100 * statistics.median(one), 1),
+            "lomo_mean_abs_pct": pct(lomo), "per_model": per_model}
+
+
+def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
+    """b/a of the size-dependent fit on all of a device's rows (the fixed cost per layer at spec speed)."""
+    dev = _calibrated(base, rows)
+    d = dev.calibration.decode
+    return d.b_layer_s / d.a if d and d.form == "a and b fitted" else None
+
+
+def run(devices: dict) -> tuple[list[dict], list[str], dict]:
+    """Every device with 3+ catalog models. For the one-model case the prior b/a of a device's class is the
+    median over the OTHER devices (leave one device out), so no device is predicted with its own data."""
+    results, skipped = [], []
+    evald = {n: v for n, v in sorted(devices.items()) if len({r.model_id for r in v[1]}) >= 3}
+    skipped = [f"{n}: {len({r.model_id for r in v[1]})} catalog model(s)" for n, v in sorted(devices.items()) if n not in evald]
+    ratio = {n: layer_over_a(b, rows) for n, (b, rows) in evald.items()}
+    saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
+    try:
+        for n, (base, rows) in evald.items():
+            cls = "cpu" if base.effective_backend == "cpu" else "gpu"
+            others = [r for m, r in ratio.items() if m != n and r is not None
+                      and ("cpu" if evald[m][0].effective_backend == "cpu" else "gpu") == cls]
+            if cls in saved and others:
+                DC.ONE_MODEL_LAYER_PRIOR_S[cls] = statistics.median(others)
+            res = evaluate_device(base, rows)
+            res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(cls, float("nan")) * 1e3, 4)
+            results.append(res)
+    finally:
+        DC.ONE_MODEL_LAYER_PRIOR_S.clear()
+        DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
+    gpu = {n: r for n, r in ratio.items() if r and evald[n][0].effective_backend != "cpu"}
+    prior = {"gpu_median_b_over_a_ms": round(1e3 * statistics.median(gpu.values()), 4) if gpu else None,
+             "per_device_b_over_a_ms": {n: round(r * 1e3, 4) for n, r in gpu.items()}}
+    return results, skipped, prior
+
+
+def main(argv: list[str]) -> int:
+    devices = {**llmfit_devices(), **edge_cpu_devices(), **npu_devices()}
+    results, skipped, prior = run(devices)
+    if "--json" in argv:
+        print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
+        return 0
+    print("| device | runtime | models (rows) | uncalibrated | calibrated on one model: other models | leave one model out |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['device']} ({r['backend']}, {r['bandwidth_gbs']:g} GB/s) | {r['runtime']} | {r['models']} ({r['rows']}) | "
+              f"{r['uncalibrated_mean_abs_pct']}% | {r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
+              f"{r['lomo_mean_abs_pct']}% |")
+    for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"])):
+        if sel:
+            print(f"mean over {label} ({len(sel)}): uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in sel):.1f}%, "
+                  f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "
+                  f"leave one model out {statistics.fmean(r['lomo_mean_abs_pct'] for r in sel):.1f}% "
+                  "(mean |predicted/measured - 1| of decode tokens/s)")
+    print(f"prior fixed cost per layer (b/a), GPU devices: {prior['per_device_b_over_a_ms']} ms; median "
+          f"{prior['gpu_median_b_over_a_ms']} ms (shipped: {DC.ONE_MODEL_LAYER_PRIOR_S.get('gpu', 0) * 1e3:g} ms)")
+    print(f"devices with fewer than 3 catalog models (not evaluated): {'; '.join(skipped)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

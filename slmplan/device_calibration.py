@@ -1,0 +1,377 @@
+"""Calibrate a device profile on llama-bench results measured on that device, and apply it.
+
+The planner's speed model stays a black box: :func:`predicted_token_time_s` is the one place that asks it
+for a per-token time (decode at a depth, split into the part that scales with the device's speed and the
+fixed rest; or prefill of a prompt). On top of it, per device:
+
+- decode: measured time per token = a * predicted streaming time + b * n_layers. Rows of two or more model
+  sizes fit both (least squares on the relative error, a > 0, b >= 0). One model size cannot separate them:
+  then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
+  the planner's own fixed cost otherwise) and one tg row fixes a.
+- prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
+- bounds: with rows of 3+ models (decode) or 3+ pp rows (prefill), the spread of the residuals widened by 5
+  points; with fewer, the shipped model's own spread across devices (wide: one measurement says nothing
+  about how other model sizes deviate).
+
+The fitted constants, the rows and each row's residual go into the profile's ``calibration:`` block; when
+the speed model changes (its fingerprint differs), the constants are refitted from the stored rows.
+benchmarks/calibration_lomo.py measures how well one model's measurement predicts the others.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmplan.errors import BadInputError
+from slmplan.model import ModelFacts
+from slmplan.schema.calibration import DecodeFit, DeviceCalibration, PrefillFit, Residual
+from slmplan.schema.device import DeviceProfile
+from slmplan.schema.estimate import SpeedEstimate
+
+WIDEN = 0.05
+MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
+# Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
+# model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
+# llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints it; the shipped speed
+# model's GPU c_layer comes from one model size and is ~2.5x larger). Other classes: the planner's own split.
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 7.5e-5}
+
+
+# ---- the one adapter to the planner's predictor ---------------------------------------------------
+
+def _constants(device: DeviceProfile) -> dict:
+    from slmplan.estimate.speed import BACKEND_CLASS, load_constants
+    from slmplan.planner import local_constants
+
+    c = local_constants(device) or load_constants()
+    return c["classes"][BACKEND_CLASS.get(device.effective_backend, "cpu")]
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """The planner's time per token, and the part of it that scales with the device's speed (streaming the
+    weights and KV cache, or the CPU's arithmetic when that is slower); the rest is its fixed cost."""
+
+    total_s: float
+    streaming_s: float
+
+
+def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile, kind: str, n_tokens: int,
+                           depth: int) -> Predicted | None:
+    """The planner's seconds per token: ``kind`` "tg" = generating ``n_tokens`` after ``depth`` tokens of
+    context (mean depth depth + n_tokens/2), "pp" = processing an ``n_tokens`` prompt after ``depth``.
+    None when the planner cannot predict it (prefill without a compute figure)."""
+    from slmplan.estimate.speed import decode_time_s, prefill_tokens_per_s
+    from slmplan.planner import hardware
+
+    k, hw = _constants(device), hardware(device)
+    if kind == "tg":
+        t, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, k)
+        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, {**k, "c_layer_s": 0.0})
+        return Predicted(t, stream)
+    pp = prefill_tokens_per_s(facts, quant, hw, n_tokens, k, depth=depth)
+    return Predicted(1.0 / pp, 1.0 / pp) if pp else None
+
+
+def predictor_fingerprint(device: DeviceProfile) -> str:
+    blob = json.dumps(_constants(device), sort_keys=True).encode()
+    return f"{device.effective_backend}:{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+# ---- fitting ---------------------------------------------------------------------------------------
+
+@dataclass
+class Point:
+    key: Residual  # the row as stored (measured + where it came from)
+    facts: ModelFacts
+    kind: str  # tg | pp | pg
+    t_meas: float  # s/token
+    pred: Predicted | None
+
+    @property
+    def t_pred(self) -> float | None:
+        return self.pred.total_s if self.pred else None
+
+
+def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
+    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
+    from slmplan.estimate.speed import BACKEND_CLASS
+
+    cls = BACKEND_CLASS.get(device.effective_backend, "cpu")
+    if cls in ONE_MODEL_LAYER_PRIOR_S:
+        return ONE_MODEL_LAYER_PRIOR_S[cls]
+    # no better evidence for this class: the planner's own split between streaming and fixed cost
+    return statistics.median((p.pred.total_s - p.pred.streaming_s) / p.facts.n_layers for p in pts)
+
+
+def fit_decode(points: list[Point], shipped: dict, device: DeviceProfile | None = None) -> DecodeFit | None:
+    pts = [p for p in points if p.kind == "tg" and p.pred]
+    if not pts:
+        return None
+    u = [p.pred.streaming_s / p.t_meas for p in pts]
+    v = [p.facts.n_layers / p.t_meas for p in pts]
+    models = {p.key.model for p in pts}
+    sizes = {(p.key.model, p.key.quant) for p in pts}
+    a = b = None
+    if len(sizes) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
+        suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
+        det = suu * svv - suv * suv
+        if det > 1e-9 * suu * svv:
+            a2 = (sum(u) * svv - sum(v) * suv) / det
+            b2 = (suu * sum(v) - suv * sum(u)) / det
+            if a2 > 0 and b2 >= 0:
+                a, b, form = a2, b2, "a and b fitted"
+            elif a2 > 0:
+                a, b, form = sum(u) / suu, 0.0, "b fitted at its bound 0"
+    if a is None:  # one model size: b = a * prior, then a from the rows
+        prior = layer_prior_s(device, pts) if device else 0.0
+        w = [x + prior * y for x, y in zip(u, v)]
+        a = sum(w) / sum(x * x for x in w)
+        b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer)"
+    ratios = [(a * p.pred.streaming_s + b * p.facts.n_layers) / p.t_meas for p in pts]  # measured / fitted tokens/s
+    if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
+        lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
+        how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
+    else:
+        lo, hi = shipped["decode_ratio_low"], shipped["decode_ratio_high"]
+        how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
+               f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
+    return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
+                     rows=len(pts), models=len(models), bounds=how, form=form)
+
+
+def fit_prefill(points: list[Point], shipped: dict) -> PrefillFit | None:
+    pts = [p for p in points if p.kind == "pp" and p.t_pred]
+    if not pts:
+        return None
+    ratios = [p.t_pred / p.t_meas for p in pts]  # measured tokens/s / predicted
+    s = statistics.median(ratios)
+    if len(pts) >= 3:
+        rel = [r / s for r in ratios]
+        lo, hi = min(1.0, min(rel)) - WIDEN, max(1.0, max(rel)) + WIDEN
+        how = f"spread of the {len(pts)} pp rows around the median, widened by {WIDEN:.0%}"
+    else:
+        lo, hi = shipped.get("prefill_ratio_low", 0.5), shipped.get("prefill_ratio_high", 2.0)
+        how = "the shipped speed model's prefill spread across devices (fewer than 3 pp rows)"
+    return PrefillFit(scale=round(s, 6), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3), rows=len(pts),
+                      bounds=how)
+
+
+def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
+    return fit.a * pred.streaming_s + fit.b_layer_s * facts.n_layers
+
+
+def _facts(model_id: str, catalog_path: str | None) -> ModelFacts:
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    return facts(get_model(load_catalog(catalog_path), model_id))
+
+
+def points_from_rows(rows, device: DeviceProfile, catalog_path: str | None = None) -> list[Point]:
+    pts = []
+    for r in rows:
+        f = _facts(r.model_id, catalog_path)
+        res = Residual(source=r.source, model=r.model_id, quant=r.quant, test=r.test, n_prompt=r.n_prompt,
+                       n_gen=r.n_gen, n_depth=r.n_depth, measured_tokens_per_s=round(r.tokens_per_s, 4))
+        pts.append(_point(res, f, device))
+    return pts
+
+
+def _point(res: Residual, f: ModelFacts, device: DeviceProfile) -> Point:
+    if res.n_prompt == 0 and res.n_gen > 0:
+        kind, n = "tg", res.n_gen
+    elif res.n_gen == 0:
+        kind, n = "pp", res.n_prompt
+    else:
+        return Point(res, f, "pg", 1.0 / res.measured_tokens_per_s, None)
+    pred = predicted_token_time_s(f, res.quant, device, kind, n, res.n_depth)
+    return Point(res, f, kind, 1.0 / res.measured_tokens_per_s, pred)
+
+
+def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | None, PrefillFit | None, list[Residual]]:
+    shipped = _constants(device)
+    dec, pre = fit_decode(points, shipped, device), fit_prefill(points, shipped)
+    out = []
+    for p in points:
+        upd: dict = {"predicted_tokens_per_s": round(1 / p.t_pred, 4) if p.t_pred else None}
+        if p.kind == "tg" and dec and p.t_pred:
+            fitted = 1 / decode_time(dec, p.pred, p.facts)
+        elif p.kind == "pp" and pre and p.t_pred:
+            fitted = pre.scale / p.t_pred
+        else:
+            fitted = None
+            upd["note"] = ("prompt and generation timed together (llama-bench -pg): not used" if p.kind == "pg"
+                           else "the planner has no prediction for this test (no compute figure in the profile)")
+        if fitted:
+            upd["fitted_tokens_per_s"] = round(fitted, 4)
+            upd["residual_pct"] = round(100 * (fitted / p.key.measured_tokens_per_s - 1), 2)
+        out.append(p.key.model_copy(update=upd))
+    return dec, pre, out
+
+
+# ---- building the calibrated profile --------------------------------------------------------------
+
+_GPU = (("CUDA", "cuda"), ("Metal", "metal"), ("MTL", "metal"), ("Vulkan", "vulkan"))
+
+
+def row_backend(row) -> str | None:
+    """The slmplan backend a row ran on: a GPU backend with layers offloaded, else the CPU; None = not said."""
+    if not row.backends:
+        return None
+    b = row.backends
+    for key, name in _GPU:
+        if key.lower() in b.lower() and (row.n_gpu_layers is None or row.n_gpu_layers > 0):
+            return name
+    return "cpu"
+
+
+def _settings_key(row) -> tuple:
+    return (row_backend(row), row.threads, row.flash_attn, row.type_k, row.type_v)
+
+
+def select_rows(rows, threads: int | None = None) -> list:
+    if threads is not None:
+        rows = [r for r in rows if r.threads == threads]
+        if not rows:
+            raise BadInputError(f"no row ran with {threads} threads", "Check --threads against the files' threads column")
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(_settings_key(r), []).append(r)
+    if len(groups) > 1:
+        desc = "; ".join(f"{k[0]}, {k[1] or '?'} threads, fa {k[2] or '?'}, kv {k[3] or '?'}/{k[4] or '?'} ({len(v)} rows)"
+                         for k, v in groups.items())
+        raise BadInputError(f"the rows measure {len(groups)} different settings ({desc})",
+                            "Calibrate on one setting: pass --threads N, or files of one llama-bench setting")
+    return rows
+
+
+def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None, now: str | None = None,
+              threads: int | None = None) -> tuple[DeviceProfile, list[str]]:
+    """A new profile: the base's keys plus ``calibration``. ``files`` are parsed BenchFile objects whose rows
+    were identified. Returns the profile and notes for the user."""
+    notes = []
+    rows = select_rows([r for f in files for r in f.rows], threads)
+    backend = row_backend(rows[0]) or base.effective_backend
+    # renamed first: the fit and every later use then predict with the same constants (not 'local''s own)
+    new_id = base.id if base.id.endswith("-calibrated") else f"{base.id}-calibrated"
+    upd: dict = {"calibration": None, "backend": backend, "id": new_id}
+    if backend != base.effective_backend:
+        notes.append(f"the rows ran on {backend}, the profile said {base.effective_backend}: the calibrated profile uses {backend}")
+    if rows[0].threads:
+        upd["threads"] = rows[0].threads
+    dev = base.model_copy(update=upd)
+    points = points_from_rows(rows, dev, catalog_path)
+    partial = sorted({p.key.model for p, r in zip(points, rows) if backend != "cpu" and r.n_gpu_layers is not None
+                      and 0 < r.n_gpu_layers < p.facts.n_layers})
+    if partial:
+        notes.append(f"{', '.join(partial)}: only some layers ran on the GPU (-ngl): the calibration describes that "
+                     "split, not a full offload")
+    dec, pre, residuals = fit_points(points, dev)
+    if dec is None and pre is None:
+        raise BadInputError("no tg or pp row the planner can predict: nothing to calibrate",
+                            "Run llama-bench with its default tests (-p 512 -n 128), which measure both")
+    if dec is None:
+        notes.append("no tg row: decode stays uncalibrated (run llama-bench with -n 128)")
+    elif not 1 / 3 <= dec.a <= 3:
+        notes.append(f"the device decodes {1 / dec.a:.1f}x as fast as the profile predicts: check that --device "
+                     "is the device that ran llama-bench (its bandwidth, backend and threads)")
+    used = [r for r in residuals if r.residual_pct is not None]
+    builds = sorted({r.build for r in rows if r.build})
+    names = [Path(f.path).name for f in files]
+    cal = DeviceCalibration(
+        method=method_text(len(used), names),
+        files=[str(f.path) for f in files], measurements=len(used), models=sorted({r.model for r in used}),
+        llama_cpp_build=", ".join(builds) or None,
+        date=now or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), backend=backend,
+        threads=rows[0].threads, predictor=predictor_fingerprint(dev), decode=dec, prefill=pre, residuals=residuals)
+    if base.id == "local":
+        notes.append("'local' was detected now; the calibrated profile keeps these numbers fixed")
+    name = dev.name if dev.name.endswith("(calibrated)") else f"{dev.name} (calibrated)"
+    sources = {**dev.sources, "calibration": f"slmplan calibrate on {', '.join(names)} ({cal.date})"}
+    return DeviceProfile.model_validate({**dev.model_dump(exclude_none=True), "id": new_id, "name": name,
+                                         "sources": sources, "calibration": cal.model_dump(exclude_none=True)}), notes
+
+
+def method_text(n: int, names: list[str]) -> str:
+    return f"calibrated on {n} measurement{'s' if n != 1 else ''} from {', '.join(names)}"
+
+
+def profile_yaml(dev: DeviceProfile) -> str:
+    import yaml
+
+    head = ("# Device profile written by 'slmplan calibrate': the base profile plus a calibration block fitted on\n"
+            "# llama-bench measurements taken on this device. Use it with --device THIS.yaml.\n")
+    return head + yaml.safe_dump(dev.contract_dict(), sort_keys=False, allow_unicode=True, width=120)
+
+
+# ---- applying it ----------------------------------------------------------------------------------
+
+def current_fit(device: DeviceProfile, catalog_path: str | None = None) -> tuple[DecodeFit | None, PrefillFit | None, str]:
+    """The stored constants, or (when the speed model changed since) a refit from the stored rows."""
+    cal = device.calibration
+    base = device.model_copy(update={"calibration": None})
+    if cal.predictor == predictor_fingerprint(base):
+        return cal.decode, cal.prefill, cal.method
+    key = (device.model_dump_json(), catalog_path)
+    if key not in _REFIT:
+        pts = []
+        for r in cal.residuals:
+            try:
+                pts.append(_point(r, _facts(r.model, catalog_path), base))
+            except BadInputError:
+                continue  # the model left the catalog: its row cannot be re-predicted
+        dec, pre, _ = fit_points(pts, base) if pts else (None, None, [])
+        _REFIT[key] = (dec, pre, cal.method + " (refitted: the speed model changed since calibration)")
+    return _REFIT[key]
+
+
+_REFIT: dict = {}
+
+
+def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, device: DeviceProfile, ctx: int,
+                      n_prompt: int, n_gen: int) -> SpeedEstimate:
+    """The planner's estimate for ``device`` corrected by its calibration block (same query conventions as
+    estimate_speed: decode at the mean depth of the answer)."""
+    dec, pre, method = current_fit(device)
+    base = device.model_copy(update={"calibration": None})
+    n_prompt = max(1, min(n_prompt, ctx))
+    depth = min(n_prompt + n_gen // 2, ctx)
+    upd: dict = {"method": method + " (" + (speed.method or "estimate") + ")"}
+    t_tok = 1.0 / speed.decode_tokens_per_s
+    if dec:
+        t_tok = decode_time(dec, predicted_token_time_s(facts, quant, base, "tg", 0, depth), facts)
+        tg = 1.0 / t_tok
+        upd.update(decode_tokens_per_s=round(tg, 2), decode_tokens_per_s_low=round(tg * dec.ratio_low, 2),
+                   decode_tokens_per_s_high=round(tg * dec.ratio_high, 2))
+    pp = speed.prefill_tokens_per_s or None
+    if pre and pp:
+        t_pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, 0)
+        pp = pre.scale / t_pp.total_s if t_pp else pp
+        upd.update(prefill_tokens_per_s=round(pp, 2), prefill_tokens_per_s_low=round(pp * pre.ratio_low, 2),
+                   prefill_tokens_per_s_high=round(pp * pre.ratio_high, 2))
+    if pp:
+        upd["ttft_s"] = round(n_prompt / pp + t_tok, 4)
+    return speed.model_copy(update=upd)
+
+
+def predict_row(row, device: DeviceProfile, catalog_path: str | None = None) -> float | None:
+    """The planner's tokens/s for one identified llama-bench row on ``device`` (calibrated when it is)."""
+    base = device.model_copy(update={"calibration": None})
+    res = Residual(source=row.source, model=row.model_id, quant=row.quant, test=row.test, n_prompt=row.n_prompt,
+                   n_gen=row.n_gen, n_depth=row.n_depth, measured_tokens_per_s=row.tokens_per_s)
+    p = _point(res, _facts(row.model_id, catalog_path), base)
+    if not p.t_pred:
+        return None
+    if device.calibration is None:
+        return 1.0 / p.t_pred
+    dec, pre, _ = current_fit(device, catalog_path)
+    if p.kind == "tg" and dec:
+        return 1.0 / decode_time(dec, p.pred, p.facts)
+    if p.kind == "pp" and pre:
+        return pre.scale / p.t_pred
+    return 1.0 / p.t_pred

@@ -1,0 +1,1 @@
+"""Readers for benchmark results produced by other tools (llama.cpp's llama-bench)."""

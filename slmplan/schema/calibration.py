@@ -1,0 +1,60 @@
+"""The ``calibration:`` block of a device profile written by ``slmplan calibrate`` (see device_calibration.py)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecodeFit(_M):
+    a: float = Field(gt=0, description="multiplies the planner's predicted streaming time per generated token")
+    b_layer_s: float = Field(ge=0, description="fixed seconds per token and layer")
+    ratio_low: float = Field(gt=0)
+    ratio_high: float = Field(gt=0)
+    rows: int = Field(ge=1)
+    models: int = Field(ge=1, description="distinct models among the rows")
+    bounds: str = Field(description="where ratio_low/high come from")
+    form: str = Field("", description="time per token = a x predicted streaming time + b x layers; how a and b were set")
+
+
+class PrefillFit(_M):
+    scale: float = Field(gt=0, description="multiplies the planner's predicted prompt tokens/s")
+    ratio_low: float = Field(gt=0)
+    ratio_high: float = Field(gt=0)
+    rows: int = Field(ge=1)
+    bounds: str
+
+
+class Residual(_M):
+    source: str
+    model: str
+    quant: str
+    test: str
+    n_prompt: int
+    n_gen: int
+    n_depth: int
+    measured_tokens_per_s: float
+    predicted_tokens_per_s: Optional[float] = Field(None, description="the planner before calibration")
+    fitted_tokens_per_s: Optional[float] = Field(None, description="after calibration")
+    residual_pct: Optional[float] = Field(None, description="100 * (fitted / measured - 1); null = row not used")
+    note: Optional[str] = None
+
+
+class DeviceCalibration(_M):
+    method: str
+    files: list[str]
+    measurements: int = Field(ge=1, description="rows the constants were fitted on")
+    models: list[str]
+    llama_cpp_build: Optional[str] = None
+    date: str
+    backend: str
+    threads: Optional[int] = None
+    predictor: str = Field(description="fingerprint of the speed model these constants correct; refitted from the rows when it changes")
+    decode: Optional[DecodeFit] = None
+    prefill: Optional[PrefillFit] = None
+    residuals: list[Residual] = Field(default_factory=list)

@@ -1,0 +1,184 @@
+"""slmplan calibrate: fitting a device's corrections on llama-bench rows and using them in fit/plan/report."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slmplan import device_calibration as DC
+from slmplan.devices import get_device
+from slmplan.importers.llama_bench import BenchFile, BenchRow, read_bench_file
+from slmplan.planner import Query, fit
+
+DATA = Path(__file__).parent / "data" / "llama-bench"
+
+
+def _tg(model, quant, tps, n_gen=128, src="synthetic", backends=None):
+    return BenchRow(source=src, n_prompt=0, n_gen=n_gen, n_depth=0, tokens_per_s=tps, model_id=model, quant=quant,
+                    backends=backends, n_gpu_layers=99 if backends else None)
+
+
+def _truth(dev, model, quant, a, b, n_gen=128):
+    """tokens/s a device would measure if its time per token were exactly a * streaming + b * layers."""
+    f = DC._facts(model, None)
+    p = DC.predicted_token_time_s(f, quant, dev, "tg", n_gen, 0)
+    return 1.0 / (a * p.streaming_s + b * f.n_layers)
+
+
+def _calibrate(dev, rows):
+    return DC.calibrate([BenchFile("rows.json", "json", rows, [])], dev, now="2026-12-01 20:00 UTC")[0]
+
+
+def test_size_dependent_fit_recovers_known_constants():
+    dev = get_device("jetson-orin-nano")  # a CUDA profile
+    truth = [("llama-3.2-1b", 1.3, 4e-5), ("qwen2.5-7b", 1.3, 4e-5), ("gemma-3-4b", 1.3, 4e-5)]
+    rows = [_tg(m, "Q4_K_M", _truth(dev, m, "Q4_K_M", a, b)) for m, a, b in truth]
+    cal = _calibrate(dev, rows).calibration
+    assert cal.decode.a == pytest.approx(1.3, rel=1e-4) and cal.decode.b_layer_s == pytest.approx(4e-5, rel=1e-3)
+    assert cal.decode.form == "a and b fitted" and cal.measurements == 3
+    assert all(abs(r.residual_pct) < 0.01 for r in cal.residuals)
+    # 3 models: the bounds come from the (zero) residuals, widened by 5 points
+    assert (cal.decode.ratio_low, cal.decode.ratio_high) == (0.95, 1.05)
+
+
+def test_one_model_corrects_every_model_and_keeps_wide_bounds():
+    dev = get_device("pixel-8")  # CPU: with one model size the planner's own split is kept, all scaled by a
+    f1 = DC._facts("llama-3.2-1b", None)
+    pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
+    measured = 0.8 / pred  # the phone runs 20% slower than the planner predicts
+    new = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", measured)])
+    cal = new.calibration
+    assert new.effective_backend == "cpu" and cal.decode.models == 1
+    assert cal.decode.a == pytest.approx(1.25, rel=1e-4) and cal.residuals[0].residual_pct == pytest.approx(0, abs=0.01)
+    shipped = DC._constants(dev)
+    assert (cal.decode.ratio_low, cal.decode.ratio_high) == (shipped["decode_ratio_low"], shipped["decode_ratio_high"])
+    q = Query(ctx=4096, n_prompt=300, n_gen=200)
+    for model in ("qwen2.5-3b", "smollm2-360m"):
+        (before,), (after,) = fit(model, dev, "Q4_K_M", q), fit(model, new, "Q4_K_M", q)
+        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.01)
+        assert after.speed.method.startswith("calibrated on 1 measurement from rows.json")
+        assert after.speed.decode_tokens_per_s_low < after.speed.decode_tokens_per_s < after.speed.decode_tokens_per_s_high
+
+
+def test_one_gpu_model_uses_the_layer_prior():
+    dev = get_device("jetson-orin-nano")
+    m = "qwen2.5-7b"
+    cal = _calibrate(dev, [_tg(m, "Q4_K_M", 20.0)]).calibration
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
+    assert cal.residuals[0].fitted_tokens_per_s == pytest.approx(20.0, rel=1e-4)
+
+
+def test_calibrate_cli_writes_a_profile_that_fit_plan_and_report_use(cli, tmp_path):
+    out = tmp_path / "epyc.yaml"
+    src = DATA / "local-smollm2.json"
+    code, table, err = cli("calibrate", "--device", "desktop-ddr5", str(src), "-o", str(out))
+    assert code == 0, err
+    assert "calibrated on 2 measurements from local-smollm2.json" in table and f"Wrote {out}" in err
+    prof = yaml.safe_load(out.read_text())
+    base = get_device("desktop-ddr5").contract_dict()
+    assert set(base) <= set(prof) and prof["id"] == "desktop-ddr5-calibrated" and prof["threads"] == 2
+    cal = prof["calibration"]
+    assert cal["files"] == [str(src)] and cal["measurements"] == 2 and cal["llama_cpp_build"] == "0c1e570 (1)"
+    assert cal["date"] and cal["models"] == ["smollm2-135m"]
+    assert [(r["test"], r["measured_tokens_per_s"]) for r in cal["residuals"]] == [
+        ("pp64", round(r.tokens_per_s, 4)) if r.kind == "pp" else ("tg16", round(r.tokens_per_s, 4))
+        for r in read_bench_file(src).rows]
+    assert all(abs(r["residual_pct"]) < 0.01 for r in cal["residuals"])  # one pp, one tg: each fitted exactly
+
+    code, js, _ = cli("fit", "smollm2-135m", "--device", str(out), "--quant", "Q4_1", "--format", "json")
+    (r,) = json.loads(js)
+    assert code == 0 and r["speed"]["method"].startswith("calibrated on 2 measurements from local-smollm2.json")
+    code, js, _ = cli("plan", "--device", str(out), "--format", "json")
+    assert code == 0 and all("calibrated on 2 measurements" in x["speed"]["method"] for x in json.loads(js))
+    code, txt, _ = cli("plan", "--device", str(out), "--top", "3")
+    assert code == 0 and "speed: calibrated on 2 measurements from local-smollm2.json" in txt
+
+    rep = tmp_path / "r.json"
+    code, _, err = cli("report", "--device", str(out), "--bench", str(DATA / "local-gemma3.md"), "-o", str(rep))
+    assert code == 0, err
+    data = json.loads(rep.read_text())
+    rows = [m for m in data["measured"] if m["model"] == "gemma3 270M Q4_K - Medium"]
+    assert {m["test"] for m in rows} == {"pp64", "tg16"}
+    assert all(m["predicted_tokens_per_s"]["value"] and "calibrated on 2 measurements" in m["predicted_tokens_per_s"]["source"]
+               for m in rows)
+    assert all(m["measured_tokens_per_s"]["source"].startswith("measured: llama-bench on unknown CPU, 2 threads (llama-bench (llama.cpp 0c1e570 (1), CPU))") for m in rows)
+    assert any(c["model"] == "gemma-3-270m" and c["benchmarked"] for c in data["candidates"])
+    assert "calibrated on 2 measurements" in data["candidates"][0]["decode_tokens_per_s"]["source"]
+    assert any(n.startswith("Speeds on this device are calibrated on 2 measurements from local-smollm2.json") for n in data["notes"])
+
+
+def test_report_bench_accepts_llama_bench_json_uncalibrated(cli, tmp_path):
+    rep = tmp_path / "r.json"
+    code, _, err = cli("report", "--device", "desktop-ddr5", "--bench", str(DATA / "local-smollm2.jsonl"), "-o", str(rep))
+    assert code == 0, err
+    rows = json.loads(rep.read_text())["measured"]
+    assert {r["test"] for r in rows} == {"pp64", "tg16"}
+    tg = next(r for r in rows if r["test"] == "tg16")
+    assert tg["ratio_measured_to_predicted"] == pytest.approx(tg["measured_tokens_per_s"]["value"] / tg["predicted_tokens_per_s"]["value"], rel=0.01)
+
+
+def test_rows_of_several_settings_need_threads(cli, tmp_path):
+    sweep = str(DATA / "public-apple-m-cpu-llama1b-threads.md")
+    code, _, err = cli("calibrate", "--device", "macbook-air-m2", sweep, "-o", str(tmp_path / "m.yaml"))
+    assert code == 2 and "measure 6 different settings" in err and "--threads N" in err and err.count("\n") == 1
+    code, _, err = cli("calibrate", "--device", "macbook-air-m2", sweep, "--threads", "4", "-o", str(tmp_path / "m.yaml"))
+    assert code == 0, err
+    assert "the rows ran on cpu, the profile said metal" in err
+    prof = get_device(str(tmp_path / "m.yaml"))
+    assert prof.effective_backend == "cpu" and prof.threads == 4 and prof.calibration.measurements == 1
+
+
+def test_speed_model_change_refits_from_the_stored_rows(tmp_path):
+    dev = get_device("jetson-orin-nano")
+    rows = [_tg(m, "Q4_K_M", _truth(dev, m, "Q4_K_M", 1.2, 3e-5)) for m in ("llama-3.2-1b", "qwen2.5-7b")]
+    new = _calibrate(dev, rows)
+    q = Query()
+    (ok,) = fit("gemma-3-4b", new, "Q4_K_M", q)
+    stale = new.model_copy(update={"calibration": new.calibration.model_copy(update={"predictor": "cuda:000000000000"})})
+    (refit,) = fit("gemma-3-4b", stale, "Q4_K_M", q)
+    assert refit.speed.decode_tokens_per_s == pytest.approx(ok.speed.decode_tokens_per_s, rel=1e-3)
+    assert "refitted: the speed model changed since calibration" in refit.speed.method
+
+
+def test_written_profile_round_trips(tmp_path):
+    dev = get_device("jetson-orin-nano")
+    new = _calibrate(dev, [_tg("llama-3.2-3b", "Q4_K_M", 25.0)])
+    p = tmp_path / "j.yaml"
+    p.write_text(DC.profile_yaml(new))
+    assert get_device(str(p)) == new
+
+
+def test_pasted_table_on_vulkan_calibrates_vulkan(cli, tmp_path):
+    out = tmp_path / "rx580.yaml"
+    code, table, err = cli("calibrate", "--device", "desktop-ddr5", str(DATA / "public-rx580-vulkan-llama3b.md"), "-o", str(out))
+    assert code == 0, err
+    prof = get_device(str(out))
+    assert prof.effective_backend == "vulkan" and prof.calibration.llama_cpp_build == "e598697d (4696)"
+    notes = {r.test: r.note for r in prof.calibration.residuals}
+    assert "not used" in notes["pp4096+tg128"] and prof.calibration.measurements == 3
+
+
+def _lomo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibration_lomo", Path(__file__).parent.parent / "benchmarks" / "calibration_lomo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shipped_gpu_layer_prior_is_what_the_published_data_gives():
+    mod = _lomo()
+    _, _, prior = mod.run(mod.llmfit_devices())
+    assert prior["gpu_median_b_over_a_ms"] == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S["gpu"] * 1e3, rel=0.01)
+
+
+def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
+    """benchmarks/calibration_lomo.py's result, as a regression check (deterministic, no timing)."""
+    mod = _lomo()
+    results, _, _ = mod.run(mod.llmfit_devices())
+    assert len(results) >= 4
+    for r in results:
+        assert r["one_model_mean_abs_pct"] < 0.5 * r["uncalibrated_mean_abs_pct"], r["device"]
+        assert r["lomo_mean_abs_pct"] <= r["one_model_mean_abs_pct"], r["device"]
