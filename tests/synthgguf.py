@@ -20,7 +20,8 @@ from slmplan.arch import layout
 PROBE = r"""
 import ctypes, json, sys
 import llama_cpp as L
-from slmplan.bench.llamacpp import LogCapture, parse_buffers
+from slmplan.bench.backends.llama_cpp import LogCapture
+from slmplan.bench.llama_log import parse_buffers
 cap = LogCapture()
 L.llama_backend_init()
 mp = L.llama_model_default_params()
