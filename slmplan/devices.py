@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from slmplan.errors import DeviceError, UnknownIdError
+from slmplan.fileio import MAX_PROFILE_BYTES
 from slmplan.schema.device import DeviceProfile
 from slmplan.yamlio import read_yaml, validate
 
@@ -23,7 +24,7 @@ def builtin_devices() -> tuple[DeviceProfile, ...]:
 
 
 def load_device_file(path: Path) -> DeviceProfile:
-    data = read_yaml(path, "device profile", DeviceError)
+    data = read_yaml(path, "device profile", DeviceError, max_bytes=MAX_PROFILE_BYTES)
     if not isinstance(data, dict):
         raise DeviceError(f"{path}: expected a mapping of device fields (id, name, kind, ram_gb, ...)",
                           "See the README's device profile example for the keys")

@@ -69,3 +69,23 @@ class MissingExtraError(SlmplanError):
             f"{purpose} needs the Python package '{package}', which is not installed",
             f"Install it with: pip install 'slmplan[{extra}]'",
         )
+
+
+def debug_enabled() -> bool:
+    """SLMPLAN_DEBUG=1 (or true/yes/on) shows tracebacks; 0, false, no, off and empty do not."""
+    import os
+
+    return os.environ.get("SLMPLAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def from_os_error(e: OSError) -> SlmplanError:
+    """An OS error on a path as a one-line error: bad input (exit 2) for what the path names, a
+    runtime failure (exit 1) for what the system ran out of."""
+    import errno
+
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    reason = e.strerror or type(e).__name__
+    if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES,
+                   errno.EPERM, errno.EROFS, errno.ENXIO):
+        return BadInputError(f"{where}{reason}", "Check the path and its permissions")
+    return RuntimeFailure(f"{where}{reason}", "Check the disk and the file system, then try again")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from slmplan.errors import GGUFError
+from slmplan.fileio import open_regular
 from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
 
 
@@ -33,6 +34,7 @@ _MAX_ARRAY = 1 << 28
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _KEEP_ARRAY = 16  # array elements kept for display
 _KEEP_NUMERIC = 4096  # numeric arrays this short are kept whole: per-layer values (head counts, SWA flags)
+_MAX_NESTING = 8  # arrays of arrays: deeper is a crafted file (and a RecursionError)
 
 _SCALAR = {
     GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H",
@@ -239,7 +241,7 @@ def _value_type(r: _Reader, code: int, what: str) -> GGUFValueType:
                         "The file is damaged or from an unsupported GGUF version") from None
 
 
-def _value(r: _Reader, vtype: int, key: str) -> Any:
+def _value(r: _Reader, vtype: int, key: str, depth: int = 0) -> Any:
     vt = _value_type(r, vtype, f"metadata key '{key}' has unknown value type")
     if vt in _SCALAR:
         return r.unpack(_SCALAR[vt], key)
@@ -260,8 +262,11 @@ def _value(r: _Reader, vtype: int, key: str) -> Any:
         return ArrayValue(et.name, count, head)
     if et == GGUFValueType.STRING:
         return ArrayValue("STRING", count, tuple(r.skip_strings(count, key)))
-    # nested arrays: rare; read element by element
-    items = [_value(r, etype, key) for _ in range(count)]
+    # nested arrays: rare (llama.cpp writes none deeper than 2); read element by element
+    if depth >= _MAX_NESTING:
+        raise GGUFError(f"{r.source}: metadata array '{key}' is nested more than {_MAX_NESTING} deep (corrupted header)",
+                        "The file is damaged; download it again")
+    items = [_value(r, etype, key, depth + 1) for _ in range(count)]
     return ArrayValue("ARRAY", count, tuple(items[:_KEEP_ARRAY]))
 
 
@@ -304,6 +309,7 @@ def read_header(fh: Readable, source: str, file_size: int | None = None) -> GGUF
         offset = r.unpack("<Q", name)
         _check_tensor(source, name, shape, ggml_type)
         tensors.append(TensorInfo(name, shape, ggml_type, offset))
+    _check_general(source, meta)
     alignment = meta.get(Keys.General.ALIGNMENT, 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise GGUFError(f"{source}: general.alignment is {alignment!r}, not a power of two (corrupted header)",
@@ -316,6 +322,27 @@ def read_header(fh: Readable, source: str, file_size: int | None = None) -> GGUF
             raise GGUFError(f"{source}: tensor '{t.name}' data offset {t.offset} is not aligned to {alignment} (corrupted header)",
                             "The file is damaged; download it again")
     return h
+
+
+def _check_general(source: str, meta: dict[str, Any]) -> None:
+    """The general.* keys every reader uses must have their type (a crafted file could put inf there)."""
+    for key in (Keys.General.ARCHITECTURE, Keys.General.NAME, Keys.General.LICENSE):
+        v = meta.get(key)
+        if v is not None and not isinstance(v, str):
+            raise GGUFError(f"{source}: metadata '{key}' is {_shown(v)}, not a string (corrupted header)",
+                            "The file is damaged; download it again")
+    tokens = meta.get(Keys.Tokenizer.LIST)
+    if tokens is not None and not isinstance(tokens, ArrayValue):
+        raise GGUFError(f"{source}: metadata '{Keys.Tokenizer.LIST}' is {_shown(tokens)}, not an array (corrupted header)",
+                        "The file is damaged; download it again")
+    ft = meta.get(Keys.General.FILE_TYPE)
+    if ft is not None and (type(ft) is not int or not 0 <= ft < 1 << 16):
+        raise GGUFError(f"{source}: metadata '{Keys.General.FILE_TYPE}' is {_shown(ft)}, not a file type number "
+                        "(corrupted header)", "The file is damaged; download it again")
+
+
+def _shown(v: Any) -> str:
+    return f"an array of {v.type}" if isinstance(v, ArrayValue) else repr(v)[:40]
 
 
 def _check_tensor(source: str, name: str, shape: tuple[int, ...], ggml_type: int) -> None:
@@ -355,16 +382,10 @@ def check_complete(h: GGUFHeader) -> None:
 def read_gguf(path: str | os.PathLike, check_data: bool = True) -> GGUFHeader:
     """Read a local GGUF file's header; with ``check_data``, also check tensor data lies in the file."""
     p = Path(path)
-    if not p.exists():
-        raise GGUFError(f"{p}: no such file", "Check the path, or pass a catalog id (see 'slmplan catalog')")
-    if p.is_dir():
-        raise GGUFError(f"{p} is a directory, not a .gguf file", "Pass the path of a .gguf file")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as fh:
-            h = read_header(fh, str(p), size)
-    except PermissionError:
-        raise GGUFError(f"{p}: permission denied", "Check the file's permissions") from None
+    # only a regular file: a FIFO or a device would block or never end
+    with open_regular(p, "a .gguf file", GGUFError, "Pass the path of a .gguf file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        h = read_header(fh, str(p), size)
     if check_data:
         check_complete(h)
     return h

@@ -17,10 +17,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmplan.errors import BadInputError, MissingExtraError, RuntimeFailure
-from slmplan.fileio import write_atomic
+from slmplan.errors import BadInputError, GGUFError, MissingExtraError, RuntimeFailure
+from slmplan.fileio import read_state, set_aside, write_atomic
 from slmplan.gguf import GGUFHeader, read_header
+from slmplan.hubguard import HostileResponse, content_key, hub_timeout, is_timeout, safe_name, set_timeouts
 from slmplan.localdevice import cache_dir
+from slmplan.textsafe import clean, has_controls
 
 BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
 QUANT_IN_NAME = re.compile(
@@ -57,8 +59,13 @@ def parse_hf_path(spec: str) -> HfPath:
 def _hf():
     try:
         import huggingface_hub
+        import huggingface_hub.constants  # reads the HF_* variables: int("abc") raises here
     except ImportError:
         raise MissingExtraError("huggingface_hub", "hub", "Reading files on the Hugging Face Hub") from None
+    except ValueError as e:
+        raise BadInputError(f"an HF_* environment variable has a value huggingface_hub cannot use ({clean(e)[:120]})",
+                            "Fix or unset it (e.g. HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT take whole seconds)") from None
+    set_timeouts(huggingface_hub)
     return huggingface_hub
 
 
@@ -70,7 +77,7 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def quant_from_name(name: str) -> str | None:
+def quant_fromsafe_name(name: str) -> str | None:
     m = QUANT_IN_NAME.findall(Path(name).name.replace(".gguf", ""))
     return m[-1].upper() if m else None
 
@@ -90,7 +97,15 @@ def hub_error(e: Exception, what: str) -> Exception:
         if isinstance(hit, Exception):
             e = hit
             break
+    own = next((c for c in chain if isinstance(c, (RuntimeFailure, HostileResponse))), None)
+    if own is not None:  # raised by our client's header check, possibly wrapped by huggingface_hub
+        why = own.message if isinstance(own, RuntimeFailure) else str(own)
+        return RuntimeFailure(f"{what}: {why.split(': ', 1)[-1]}", "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     name = type(e).__name__
+    bad_id = next((c for c in chain if type(c).__name__ in ("HFValidationError", "HfUriError")), None)
+    if bad_id is not None:  # huggingface_hub's own check of a repo id or hf:// path
+        return BadInputError(f"{what}: not a valid repository id or Hub path ({clean(str(bad_id).splitlines()[0])[:160]})",
+                             "Use owner/repo with letters, digits, '-', '_' or '.'")
     if isinstance(e, getattr(errs, "RevisionNotFoundError", ())):
         return BadInputError(f"{what}: no such revision (branch, tag or commit)", "Check the @revision part, or drop it for main")
     if isinstance(e, getattr(errs, "GatedRepoError", ())):
@@ -112,6 +127,10 @@ def hub_error(e: Exception, what: str) -> Exception:
             return BadInputError(f"{what}: access denied by the Hub (HTTP {status})",
                                  "Set HF_TOKEN to a token that can read this repository")
         return RuntimeFailure(f"{what}: the Hub answered HTTP {status}", "Try again later, or check HF_ENDPOINT")
+    if is_timeout(e):
+        return RuntimeFailure(f"{what}: the Hub did not answer within {hub_timeout():g} s"
+                              + (f" ({_endpoint()})" if _endpoint() else ""),
+                              "Check the network connection or HF_ENDPOINT; SLMPLAN_HUB_TIMEOUT sets how long to wait")
     text = str(e)
     if "token" in text.lower():
         text = name  # never echo anything that might carry a token
@@ -120,22 +139,54 @@ def hub_error(e: Exception, what: str) -> Exception:
 
 
 # ----------------------------------------------------------------------------------- header cache
+MAX_HEADER_BYTES = 1 << 28  # _MAX_STR-sized strings, a 262k vocabulary: far below this
+
+
+def _cache_root() -> Path:
+    return cache_dir() / "hub-headers"
+
+
 def _cache_file(p: HfPath, key: str) -> Path:
-    safe = p.repo_id.replace("/", "--")
-    return cache_dir() / "hub-headers" / safe / key / (p.path.replace("/", "--") + ".json")
+    root = _cache_root()
+    f = root / safe_name(p.repo_id) / safe_name(key) / (safe_name(p.path) + ".json")
+    try:  # a symbolic link in the cache must not lead the write elsewhere
+        f.parent.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        raise RuntimeFailure(f"{p.spec}: its header cache path {f} leads outside {root}; refusing to write there",
+                             f"Remove {root} (it is only a cache)") from None
+    return f
 
 
 def _latest_cache(p: HfPath) -> Path | None:
-    base = cache_dir() / "hub-headers" / p.repo_id.replace("/", "--")
-    name = p.path.replace("/", "--") + ".json"
-    cands = sorted(base.glob(f"*/{name}"), key=lambda f: f.stat().st_mtime, reverse=True) if base.exists() else []
-    return cands[0] if cands else None
+    base = _cache_root() / safe_name(p.repo_id)
+    name = safe_name(p.path) + ".json"
+    cands = []
+    try:
+        for d in base.iterdir() if base.is_dir() else ():
+            f = d / name
+            if f.is_file() and not f.is_symlink() and not d.is_symlink():
+                cands.append((f.stat().st_mtime, f))
+    except OSError:
+        return None
+    return max(cands)[1] if cands else None
 
 
-def _from_cache(f: Path, spec: str) -> GGUFHeader:
-    meta = json.loads(f.read_text())
-    raw = f.with_suffix(".bin").read_bytes()
-    return read_header(io.BytesIO(raw), spec, meta["size"])
+def _from_cache(f: Path, spec: str) -> GGUFHeader | None:
+    """The cached header, or None (the entry named on stderr and set aside) when it does not parse."""
+    meta_raw, raw = read_state(f), read_state(f.with_suffix(".bin"), MAX_HEADER_BYTES)
+    if meta_raw is None or raw is None:
+        return None
+    try:
+        meta = json.loads(meta_raw)
+        size = meta["size"]
+        if type(size) is not int or size < len(raw):
+            raise ValueError("bad size")
+        return read_header(io.BytesIO(raw), spec, size)
+    except (ValueError, KeyError, TypeError, GGUFError) as e:
+        problem = e.message if isinstance(e, GGUFError) else f"{type(e).__name__}"
+        set_aside(f, f"not a complete cached header: {clean(problem)[:120]}")
+        set_aside(f.with_suffix(".bin"), "its index entry was corrupt")
+        return None
 
 
 class _Recorder(io.RawIOBase):
@@ -159,8 +210,9 @@ def remote_header(spec: str) -> GGUFHeader:
     p = parse_hf_path(spec)
     cached = _latest_cache(p)
     if offline():
-        if cached:
-            return _from_cache(cached, spec)
+        h = _from_cache(cached, spec) if cached else None
+        if h is not None:
+            return h
         raise BadInputError(f"{spec}: not available offline (HF_HUB_OFFLINE is set and its header is not cached)",
                             "Unset HF_HUB_OFFLINE and inspect it once with network access")
     hf = _hf()
@@ -173,10 +225,11 @@ def remote_header(spec: str) -> GGUFHeader:
         # the cache key is the file's content hash (LFS sha256, else its git blob id): a new upload is re-read
         lfs = info.get("lfs")
         sha = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
-        key = sha or info.get("blob_id") or rev or "main"
+        key = content_key(sha, info.get("blob_id"), spec) or "rev-" + (rev or "main")
         f = _cache_file(p, key)
-        if f.exists() and json.loads(f.read_text()).get("size") == size:
-            return _from_cache(f, spec)
+        h = _from_cache(f, spec) if f.is_file() else None
+        if h is not None and h.file_size == size:
+            return h
         with fs.open(path, "rb", block_size=BLOCK) as fh:
             rec = _Recorder(fh)
             h = read_header(rec, spec, size)
@@ -185,13 +238,20 @@ def remote_header(spec: str) -> GGUFHeader:
 
         if isinstance(e, SlmplanError):
             raise
-        if cached and _is_network_error(e):
-            return _from_cache(cached, spec)
+        h = _from_cache(cached, spec) if cached and _is_network_error(e) else None
+        if h is not None:
+            return h
         raise hub_error(e, spec) from None
-    f.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(f.with_suffix(".bin"), bytes(rec.data[:h.header_bytes_read]))
-    write_atomic(f, json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
-                                "header_bytes": h.header_bytes_read}))
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(f.with_suffix(".bin"), bytes(rec.data[:h.header_bytes_read]))
+        write_atomic(f, json.dumps({"size": size, "repo": p.repo_id, "path": p.path, "content_key": key,
+                                    "header_bytes": h.header_bytes_read}))
+    except (OSError, BadInputError, RuntimeFailure) as e:  # the header was read; only the cache is lost
+        import sys
+
+        why = e.message if isinstance(e, BadInputError | RuntimeFailure) else (e.strerror or type(e).__name__)
+        sys.stderr.write(f"Warning: could not cache the header of {clean(spec)} in {f.parent} ({clean(why)}).\n")
     return h
 
 
@@ -226,9 +286,9 @@ def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[Rep
     hf = _hf()
     api = hf.HfApi(endpoint=_endpoint())
     try:
-        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=hub_timeout())
         try:
-            summary = api.model_info(repo_id, revision=revision, expand=["gguf"]).gguf
+            summary = api.model_info(repo_id, revision=revision, expand=["gguf"], timeout=hub_timeout()).gguf
         except Exception:  # noqa: BLE001 - the summary is optional
             summary = None
     except Exception as e:  # noqa: BLE001
@@ -238,7 +298,7 @@ def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[Rep
         if not s.rfilename.lower().endswith(".gguf"):
             continue
         m = SPLIT.search(s.rfilename)
-        files.append(RepoFile(s.rfilename, int(s.size or 0), quant_from_name(SPLIT.sub(".gguf", s.rfilename)),
+        files.append(RepoFile(s.rfilename, int(s.size or 0), quant_fromsafe_name(SPLIT.sub(".gguf", s.rfilename)),
                               (int(m.group(1)), int(m.group(2))) if m else None))
     return sorted(files, key=lambda f: (f.size, f.name)), summary
 
@@ -331,10 +391,16 @@ def pull(model_id: str, quant: str = "Q4_K_M", revision: str | None = None) -> P
         raise BadInputError(f"{model_id} {quant} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                             "Unset HF_HUB_OFFLINE to download it")
     chosen = pick_file(files, quant)
+    for f in chosen:  # the listing comes from the endpoint: a name must stay inside the repo's folder
+        # (and no control characters: huggingface_hub's progress bar prints the name raw)
+        if f.name.startswith("/") or ".." in f.name.split("/") or "\\" in f.name or has_controls(f.name):
+            raise RuntimeFailure(f"{m.hf_repo}: the Hub listed an unsafe file name {clean(f.name)[:80]!r}",
+                                 "Check HF_ENDPOINT: it does not behave like the Hugging Face Hub")
     paths = []
     try:
         for f in chosen:
-            paths.append(Path(hf.hf_hub_download(m.hf_repo, f.name, revision=revision, endpoint=_endpoint())))
+            paths.append(Path(hf.hf_hub_download(m.hf_repo, f.name, revision=revision, endpoint=_endpoint(),
+                                                 etag_timeout=hf.constants.HF_HUB_ETAG_TIMEOUT)))
     except Exception as e:  # noqa: BLE001
         raise hub_error(e, f"{m.hf_repo}/{chosen[0].name}") from None
     return paths[0]

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from slmplan.errors import BadInputError
+from slmplan.fileio import read_state, set_aside
 from slmplan.schema.device import DeviceProfile
 
 GIB = 1 << 30
@@ -25,7 +26,31 @@ GIB = 1 << 30
 def cache_dir() -> Path:
     base = os.environ.get("SLMPLAN_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slmplan")
-    return Path(base)
+    p = Path(base).expanduser().absolute()  # absolute: a relative one would move with the working folder
+    try:
+        odd = p.exists() and not p.is_dir()
+    except OSError as e:  # e.g. a name too long for a path
+        raise BadInputError(f"the slmplan cache folder {p} cannot be used: {e.strerror}",
+                            "Set SLMPLAN_CACHE_DIR to a folder slmplan may write, or unset it") from None
+    if odd:
+        raise BadInputError(f"the slmplan cache folder {p} is not a folder (SLMPLAN_CACHE_DIR / XDG_CACHE_HOME)",
+                            "Set SLMPLAN_CACHE_DIR to a folder slmplan may write, or unset it")
+    return p
+
+
+def env_bandwidth_gbs() -> float | None:
+    """SLMPLAN_BANDWIDTH_GBS, checked: a finite bandwidth a machine can have."""
+    raw = os.environ.get("SLMPLAN_BANDWIDTH_GBS", "").strip()
+    if not raw:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not 0.1 <= v <= 20000:  # also refuses nan and inf
+        raise BadInputError(f"SLMPLAN_BANDWIDTH_GBS={raw[:40]!r} is not a memory bandwidth in GB/s",
+                            "Set it to a number between 0.1 and 20000, e.g. 20, or unset it to measure")
+    return v
 
 
 def _read(path: str) -> str | None:
@@ -107,12 +132,18 @@ def measure_bandwidth_gbs(size_bytes: int = 256 << 20, repeats: int = 5) -> floa
 
 def _bandwidth_cached(key: str) -> tuple[float, str]:
     path = cache_dir() / "local_bandwidth.json"
-    try:
-        data = json.loads(path.read_text())
-        if data.get("key") == key:
-            return float(data["gbs"]), f"measured {data['when']}: numpy copy, single thread (cached)"
-    except (OSError, ValueError, KeyError):
-        pass
+    raw, data = read_state(path), None
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            set_aside(path, f"not JSON: {type(e).__name__}")
+    if data is not None:
+        gbs = data.get("gbs") if isinstance(data, dict) else None
+        if not (type(gbs) in (int, float) and 0.1 <= gbs <= 20000 and isinstance(data.get("when"), str)):
+            set_aside(path, "not a bandwidth measurement")
+        elif data.get("key") == key:
+            return float(gbs), f"measured {data['when'][:40]}: numpy copy, single thread (cached)"
     gbs = measure_bandwidth_gbs()
     when = time.strftime("%Y-%m-%d")
     try:
@@ -200,8 +231,8 @@ def detect_local() -> DeviceProfile:
     sources["memory_budget_gb"] = "90% of the memory available now (psutil available, cgroup limit minus usage)"
     cpu = cpu_info()
     key = f"{cpu['model']}|{ram}|{cpu['logical_cores']}"
-    if os.environ.get("SLMPLAN_BANDWIDTH_GBS"):
-        bw, bw_src = float(os.environ["SLMPLAN_BANDWIDTH_GBS"]), "SLMPLAN_BANDWIDTH_GBS environment variable"
+    if env_bandwidth_gbs() is not None:
+        bw, bw_src = env_bandwidth_gbs(), "SLMPLAN_BANDWIDTH_GBS environment variable"
     else:
         bw, bw_src = _bandwidth_cached(key)
     sources["memory_bandwidth_gbs"] = bw_src

@@ -238,13 +238,17 @@ def _synthesize(f: ModelFacts, quant: str) -> tuple[WeightTensor, ...]:
 def _int(h: GGUFHeader, template: str, default=None, required: bool = True) -> int | None:
     v = h.arch_key(template)
     if isinstance(v, ArrayValue):  # per-layer values (e.g. OpenELM); take the largest
+        if not all(type(x) in (int, float) for x in v.head):  # an array of arrays/strings: crafted
+            raise GGUFError(f"{h.source}: metadata '{template.format(arch=h.architecture)}' is an array of {v.type}, "
+                            "not counts (corrupted header)", "The file is damaged; download it again")
         v = max(v.head) if v.head else None
     if v is None:
         if required and default is None:
             raise GGUFError(f"{h.source}: missing metadata key '{template.format(arch=h.architecture)}'",
                             "The file is not a complete llama.cpp model file")
         return default
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v > 1 << 40:
+    # `not 0 <= v <= 2**40` also refuses NaN; a fractional count is no count either
+    if type(v) not in (int, float) or not 0 <= v <= 1 << 40 or v != int(v):
         raise GGUFError(f"{h.source}: metadata '{template.format(arch=h.architecture)}' = {v!r} is not a sane count (corrupted header)",
                         "The file is damaged; download it again")
     return int(v)

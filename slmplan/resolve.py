@@ -17,7 +17,10 @@ class Candidate:
 
 
 def is_gguf_path(spec: str) -> bool:
-    return spec.lower().endswith(".gguf") or Path(spec).is_file()
+    try:
+        return spec.lower().endswith(".gguf") or Path(spec).is_file()
+    except OSError:  # e.g. a name too long for a path: then it is no file, and read as a catalog id
+        return False
 
 
 def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None) -> list[Candidate]:

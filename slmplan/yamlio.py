@@ -9,21 +9,20 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from slmplan.errors import BadInputError
+from slmplan.fileio import MAX_CATALOG_BYTES, read_regular
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_yaml(path: Path, what: str, error: type[BadInputError] = BadInputError):
-    if not path.exists():
-        raise error(f"{what} file {path} does not exist", "Check the path")
-    if path.is_dir():
-        raise error(f"{what} file {path} is a directory", "Pass the path of a YAML file")
+def read_yaml(path: Path, what: str, error: type[BadInputError] = BadInputError, max_bytes: int = MAX_CATALOG_BYTES):
+    raw = read_regular(path, f"{what} file", max_bytes, error, "Pass the path of a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise error(f"{what} file {path} is not UTF-8 text", "Pass a YAML file") from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's safe loader when present: the same rules, ~10x faster on a big file
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

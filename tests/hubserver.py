@@ -29,6 +29,7 @@ class Repo:
     gated: bool = False
     private: bool = False
     gguf: dict | None = None
+    oid: str | None = None  # report this content hash instead of the real one (a hostile endpoint)
 
 
 @dataclass
@@ -40,6 +41,9 @@ class HubState:
     _sha: dict[Path, str] = field(default_factory=dict)
 
     def sha256(self, p: Path) -> str:
+        for r in self.repos.values():
+            if r.oid is not None and p in r.files.values():
+                return r.oid
         if p not in self._sha:
             h = hashlib.sha256()
             with open(p, "rb") as fh:

@@ -10,7 +10,7 @@ from slmplan.bench import render as R
 from slmplan.bench.prepare import check_runtime, parse_int_list
 from slmplan.bench.runner import TestSpec, build_tests
 from slmplan.bench.system import Snapshot, busy_warnings, contention
-from slmplan.errors import BadInputError
+from slmplan.errors import BadInputError, RuntimeFailure
 from slmplan.fileio import write_atomic
 from slmplan.estimate.speed import load_constants
 from slmplan.schema.bench import BenchRun, BenchSettings, ContextBuffers, MemoryReport, TestResult
@@ -123,7 +123,7 @@ def test_write_atomic_never_leaves_half_files(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(RuntimeFailure, match="disk full"):  # one line for the user (exit 1), not a traceback
         write_atomic(str(target), "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
     monkeypatch.undo()

@@ -119,7 +119,7 @@ def _lfm2_gguf(path, **extra):
 
 
 @pytest.mark.parametrize("extra, expect", [
-    ({"lfm2.attention.head_count_kv": ["a", "b"]}, "not a sane count"),
+    ({"lfm2.attention.head_count_kv": ["a", "b"]}, "is an array of STRING, not counts"),
     ({"lfm2.attention.head_count_kv": [1]}, "not a valid per-layer array"),  # shorter than block_count
     ({"lfm2.expert_count": 4, "lfm2.expert_used_count": 9}, "expert_used_count must be between"),
 ])

@@ -21,28 +21,27 @@ import json
 import statistics
 import time
 
-from slmplan.calibration_store import local_constants_path
+from slmplan.calibration_store import load_measurements, local_constants_path, measurements_path  # noqa: F401
 from slmplan.estimate.speed import load_constants
+from slmplan.errors import SlmplanError
 from slmplan.fileio import write_atomic
-from slmplan.localdevice import cache_dir
 from slmplan.schema.bench import BenchRun
 
 
-def measurements_path():
-    return cache_dir() / "local_measurements.json"
-
-
 def _load_rows() -> list[dict]:
-    try:
-        rows = json.loads(measurements_path().read_text())
-        return rows if isinstance(rows, list) else []
-    except (OSError, ValueError):
-        return []
+    return load_measurements()  # malformed rows dropped (and named), never a crash after the run
 
 
 def _atomic_json(path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    except (OSError, SlmplanError) as e:  # after a whole benchmark: warn, never lose its results
+        import sys
+
+        why = e.message if isinstance(e, SlmplanError) else (e.strerror or str(e))
+        sys.stderr.write(f"Warning: could not store the calibration in {path} ({why}); set SLMPLAN_CACHE_DIR "
+                         "to a writable folder.\n")
 
 
 def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[dict]:

@@ -111,7 +111,11 @@ def resolve_model(arg: str, quant: str | None = None) -> BenchTarget:
     from slmplan.model import facts_from_gguf
 
     p = Path(arg).expanduser()
-    if arg.lower().endswith(".gguf") or p.exists():
+    try:
+        is_path = arg.lower().endswith(".gguf") or p.exists()
+    except OSError:  # a name too long for a path: no file, so a catalog id (which then says it is unknown)
+        is_path = False
+    if is_path:
         if p.is_dir():
             raise BadInputError(f"{arg} is a directory", "Pass a .gguf file (folders are for --runtime onnx)")
         h = read_gguf(p, check_data=True)  # missing / not GGUF / truncated -> GGUFError (exit 2)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from slmplan.schema.bench import BenchRun
+from slmplan.textsafe import for_rich
 
 MIB = 1 << 20
 FORMATS = ("table", "json", "csv", "md")
@@ -97,8 +98,8 @@ def _repack_label(run: BenchRun) -> str:
 
 
 def tables(run: BenchRun) -> list[Table]:
-    t = Table(title=f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads{_repack_label(run)}",
-              caption=f"Warning: not llama.cpp's default configuration: {run.settings.repack_reason}"
+    t = Table(title=for_rich(f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads{_repack_label(run)}"),
+              caption=for_rich(f"Warning: not llama.cpp's default configuration: {run.settings.repack_reason}")
               if run.settings.repack_reason else None)
     for col, just in (("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
                       ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right")):

@@ -3,7 +3,6 @@ message and exit code the user sees. Command bodies live in one module per comma
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -14,7 +13,8 @@ import typer
 from slmplan.cli import bench, calibrate, catalog, convert, hub, plan, report
 from slmplan.cli._options import PARAM_FLAGS
 from slmplan.cli.output import err
-from slmplan.errors import SlmplanError
+from slmplan.errors import SlmplanError, debug_enabled
+from slmplan.textsafe import clean
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -53,9 +53,18 @@ def flags_for(text: str, params: tuple[str, ...]) -> str:
 
 
 def _slmplan_error(e: SlmplanError) -> tuple[Optional[str], int]:
-    if os.environ.get("SLMPLAN_DEBUG"):
+    if debug_enabled():
         raise e
-    return f"Error: {flags_for(e.one_line(), e.params)}", e.exit_code
+    return f"Error: {clean(flags_for(e.one_line(), e.params))}", e.exit_code
+
+
+def _os_error(e: OSError) -> tuple[Optional[str], int]:
+    # an OS error on a path no check foresaw: still one line, never a traceback
+    if debug_enabled():
+        raise e
+    from slmplan.errors import from_os_error
+
+    return _slmplan_error(from_os_error(e))
 
 
 def _usage_error(e: typer.TyperException) -> tuple[Optional[str], int]:
@@ -64,13 +73,14 @@ def _usage_error(e: typer.TyperException) -> tuple[Optional[str], int]:
         return None, 0  # the help is already printed
     ctx = getattr(e, "ctx", None)
     sub = ctx.command_path.split(" ", 1)[1] if ctx and " " in ctx.command_path else ""
-    return f"Error: {e.format_message().rstrip('.')}. Run 'slmplan {sub + ' ' if sub else ''}--help' for usage.", 2
+    return f"Error: {clean(e.format_message()).rstrip('.')}. Run 'slmplan {sub + ' ' if sub else ''}--help' for usage.", 2
 
 
 # Exception type -> (message for stderr or None, exit code). First match wins: subclasses first.
 ERRORS: list[tuple[type[BaseException], Callable]] = [
     (SlmplanError, _slmplan_error),
     (typer.TyperException, _usage_error),
+    (OSError, _os_error),
     (typer.Exit, lambda e: (None, e.exit_code)),
     (typer.Abort, lambda e: ("Aborted.", 130)),
     (KeyboardInterrupt, lambda e: ("Interrupted.", 130)),

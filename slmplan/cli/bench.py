@@ -10,6 +10,7 @@ from slmplan.cli._options import query as _query
 from slmplan.cli.output import err, out
 from slmplan.cli.output import results_table as _results_table
 from slmplan.errors import BadInputError
+from slmplan.textsafe import clean, for_rich
 
 
 def bench_cmd(
@@ -65,7 +66,7 @@ def bench_cmd(
             raise BadInputError(f"cannot tell the format of -o {output}", "Use a .json, .csv or .md file name (or --format json)")
         from slmplan.fileio import check_writable_target
 
-        check_writable_target(output)  # before the benchmark, not after it
+        check_writable_target(output, [model])  # before the benchmark, not after it; never over the model
     pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
     tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
     depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
@@ -119,8 +120,8 @@ def bench_cmd(
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:
-        write_atomic(output, R.render(run_, file_fmt))
-        err.print(f"Wrote {output}", markup=False, highlight=False)
+        write_atomic(output, R.render(run_, file_fmt), [model, str(target.path)])
+        err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
     shown = fmt or "table"
     if shown == "table":
         for t in R.tables(run_):
@@ -130,7 +131,7 @@ def bench_cmd(
     else:
         sys.stdout.write(R.render(run_, shown))
     for w in run_.warnings:
-        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
     if run_.interrupted:
         n = sum(len(r.samples) for r in run_.results)
         err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
@@ -159,7 +160,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal,
                   auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
-        task = bar.add_task(f"loading {target.path.name}", total=len(names) * settings.reps)
+        task = bar.add_task(f"loading {for_rich(target.path.name)}", total=len(names) * settings.reps)
         bar.refresh()
 
         def on_event(ev):
@@ -206,12 +207,16 @@ def demo_cmd(
     if d.exists() and not d.is_dir():
         raise BadInputError(f"--out {out_dir} is a file", "Pass a folder name")
     d.mkdir(parents=True, exist_ok=True)
+    from slmplan.fileio import check_writable_target
+
+    for name in (f"bench-{model}.json", "report.html", "report.md", "report.json"):
+        check_writable_target(str(d / name))  # before the benchmark, not after it
     device = detect_local()
     q = _query(4096, 300, 200)
     ranked = plan(device, q)
-    out.print(_results_table(ranked, f"1/3 Plan for this machine ({device.name}): top 5", limit=5))
+    out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
     best, why = recommend(ranked, q)
-    out.print(f"Recommendation: {why}", markup=False, highlight=False)
+    out.print(f"Recommendation: {clean(why)}", markup=False, highlight=False)
     target = P.resolve_model(model)
     tests = build_tests([512], [128], [0])
     P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
@@ -222,7 +227,7 @@ def demo_cmd(
     for t in R.tables(run_):
         out.print(t)
     for w in run_.warnings:
-        err.print(f"Warning: {w}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
     bench_path = d / f"bench-{model}.json"
     write_atomic(str(bench_path), R.to_json(run_))
     rep = build_report(device, [run_], None, q)

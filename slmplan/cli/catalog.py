@@ -6,6 +6,7 @@ import typer
 
 from slmplan.cli._options import CatalogOpt, Fmt, FormatOpt
 from slmplan.cli.output import emit, err, fmt_num, out
+from slmplan.textsafe import clean, for_rich
 
 
 def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
@@ -26,7 +27,7 @@ def catalog_cmd(fmt: FormatOpt = Fmt.table, catalog: CatalogOpt = None) -> None:
         for m in cat.models:
             f = facts(m)
             qs = ", ".join(f"{v.quant} {f.weights_bytes(v.quant) / 2**30:.2f}" for v in m.variants)
-            t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", m.license, qs)
+            t.add_row(m.id, f"{f.params / 1e9:.2f}B", str(m.layers), str(m.context_length), f"{m.kv_heads}/{m.heads}", for_rich(m.license), qs)
         out.print(t)
 
     def rows():  # CSV: one row per (model, variant)
@@ -65,8 +66,8 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
         out.print(t)
         if local:
             for k, v in devs[0].sources.items():
-                out.print(f"  {k}: {v}", markup=False, highlight=False)
-            out.print(f"  {devs[0].notes}", markup=False, highlight=False)
+                out.print(f"  {k}: {clean(v)}", markup=False, highlight=False)
+            out.print(f"  {clean(devs[0].notes)}", markup=False, highlight=False)
             extra = describe_extra_buffer_types(devs[0].cpu_features)
             if extra is None:
                 line = "unknown (CPU features not detected)"

@@ -6,6 +6,7 @@ import typer
 
 from slmplan.cli._options import CtxOpt, Fmt, FormatOpt, RevisionOpt, device_option, quant_option, query
 from slmplan.cli.output import VERDICT_STYLE, emit, fmt_num, gib, out
+from slmplan.textsafe import clean, for_rich
 
 hub_app = typer.Typer(help="The Hugging Face Hub: list a repo's GGUF files with a verdict for a device.\n\n"
                            "Example: slmplan hub list bartowski/SmolLM2-135M-Instruct-GGUF --device pixel-8",
@@ -39,12 +40,12 @@ def hub_list_cmd(
     def table() -> None:
         from rich.table import Table
 
-        t = Table(title=f"{repo}: {len(rows)} GGUF file(s)" + (f" on {device}, ctx {ctx}" if device else ""))
+        t = Table(title=f"{for_rich(repo)}: {len(rows)} GGUF file(s)" + (f" on {for_rich(device)}, ctx {ctx}" if device else ""))
         cols = ["file", "quant", "size GiB"] + (["total GiB", "verdict", "decode tok/s"] if device else [])
         for c in cols:
             t.add_column(c)
         for row in rows:
-            cells = [row["file"], row["quant"] or "?", gib(row["size_bytes"])]
+            cells = [for_rich(row["file"]), for_rich(row["quant"] or "?"), gib(row["size_bytes"])]
             if device:
                 v = row.get("verdict", "")
                 style = VERDICT_STYLE.get(v, "")
@@ -53,8 +54,10 @@ def hub_list_cmd(
             t.add_row(*cells)
         out.print(t)
         if summary:
-            out.print(f"Hub summary: architecture {summary.get('architecture')}, {summary.get('total', 0) / 1e9:.2f} B parameters, "
-                      f"context {summary.get('context_length')}", markup=False, highlight=False)
+            total = summary.get("total")
+            out.print(clean(f"Hub summary: architecture {summary.get('architecture')}, "
+                            + (f"{total / 1e9:.2f} B parameters, " if type(total) in (int, float) else "")
+                            + f"context {summary.get('context_length')}"), markup=False, highlight=False)
 
     emit(fmt, data, table, lambda: rows)
 
@@ -72,4 +75,4 @@ def pull_cmd(
     from slmplan.hub import pull
 
     path = pull(model, quant, revision)
-    out.print(str(path), markup=False, highlight=False)
+    out.print(clean(path), markup=False, highlight=False)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from slmplan.errors import BadInputError
+from slmplan.textsafe import for_rich
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -36,10 +38,21 @@ out = _Out()
 err = _Err()
 
 
+def _finite(x: Any) -> Any:
+    """NaN and infinity are not JSON: a non-finite number (only a crafted file's metadata) becomes null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
 def emit_json(data: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -108,7 +121,7 @@ def results_table(results, title: str, limit: int | None = None) -> Table:
         m, s, e = r.memory, r.speed, r.energy
         style = VERDICT_STYLE[r.verdict]
         t.add_row(
-            r.model, r.quant, f"[{style}]{r.verdict}[/{style}]",
+            for_rich(r.model), for_rich(r.quant), f"[{style}]{r.verdict}[/{style}]",
             f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
             gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
             f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})",

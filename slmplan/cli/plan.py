@@ -26,6 +26,7 @@ from slmplan.cli._options import (
 )
 from slmplan.cli.output import cloud_line, emit, out, results_table
 from slmplan.errors import BadInputError
+from slmplan.textsafe import for_rich
 
 
 def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf file, or hf://owner/repo/file.gguf.")],
@@ -53,9 +54,9 @@ def fit_cmd(model: Annotated[str, typer.Argument(help="Catalog id, path to a .gg
         results = annotate(results, other, base_dev, ios_entitlement)
 
     def table() -> None:
-        out.print(results_table(results, f"{model} on {dev.name} (ctx {q.ctx})"))
+        out.print(results_table(results, f"{for_rich(model)} on {for_rich(dev.name)} (ctx {q.ctx})"))
         for n in sorted({n for r in results for n in r.memory.notes}):
-            out.print(f"  note: {n}")
+            out.print(f"  note: {for_rich(n)}")
         out.print(f"  speed: {results[0].speed.method}; bound: {results[0].speed.bound}")
         line = cloud_line(results)
         if line:
@@ -86,9 +87,9 @@ def plan_cmd(device: DeviceOpt, ctx: QCtxOpt = None, fmt: FormatOpt = Fmt.table,
 
     def table() -> None:
         fitting = sum(r.verdict != "does-not-fit" for r in results)
-        out.print(results_table(results, f"Plan for {dev.name} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
+        out.print(results_table(results, f"Plan for {for_rich(dev.name)} (budget {dev.memory_budget_gb:g} GB, ctx {q.ctx}): {fitting}/{len(results)} fit", top))
         best, why = recommend(results, q)
-        out.print(f"[bold]Recommendation:[/bold] {why}")
+        out.print(f"[bold]Recommendation:[/bold] {for_rich(why)}")
         if dev.calibration:
             out.print(f"  speed: {results[0].speed.method}", markup=False, highlight=False)
         line = cloud_line(results)
@@ -111,17 +112,17 @@ def inspect_cmd(model: Annotated[str, typer.Argument(help="Path to a .gguf file 
     def table() -> None:
         from rich.table import Table
 
-        t = Table(title=f"{info['name']} ({info['source']})", show_header=False)
+        t = Table(title=f"{for_rich(info['name'])} ({for_rich(info['source'])})", show_header=False)
         for k in ("architecture", "file_type", "params", "layers", "embedding", "ffn", "heads", "kv_heads", "head_dim",
                   "vocab", "context_length", "sliding_window", "tied_embeddings", "tensor_count", "tensor_bytes", "file_size",
                   "gguf_version", "license"):
-            t.add_row(k, str(info.get(k)))
+            t.add_row(k, for_rich(info.get(k)))
         out.print(t)
         tt = Table(title="Tensor types")
         for col in ("type", "tensors", "MiB"):
             tt.add_column(col)
         for name, (n, b) in sorted(info["types"].items(), key=lambda kv: -kv[1][1]):
-            tt.add_row(name, str(n), f"{b / 2**20:.2f}")
+            tt.add_row(for_rich(name), str(n), f"{b / 2**20:.2f}")
         out.print(tt)
 
     emit(fmt, info, table)

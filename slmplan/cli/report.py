@@ -20,6 +20,7 @@ from slmplan.cli._options import (
 )
 from slmplan.cli.output import err
 from slmplan.errors import BadInputError
+from slmplan.textsafe import clean
 
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
 
@@ -64,10 +65,17 @@ def report_cmd(
     if not device:
         raise BadInputError("--device is required", "Use e.g. --device pixel-8 (see 'slmplan devices') or --device local")
     fmt: str | None = "md"
+    report_inputs: list = []
     if output:
         fmt = REPORT_FORMATS.get(os.path.splitext(output)[1].lower())
     if fmt is None:
         raise BadInputError(f"cannot tell the report format of -o {output}", "Use a .html, .md or .json file name")
+    if output:
+        from slmplan.fileio import check_writable_target
+
+        # before any work, and never over one of the report's own inputs
+        report_inputs = [*(bench or []), device, catalog, *(models.split(",") if models else [])]
+        check_writable_target(output, report_inputs)
     dev = entitled(get_device(device), ios_entitlement)
     q, _, overridden = uc_query(use_case, ctx, prompt, gen)
     runs = [run for b in (bench or []) for run in load_benches(b, dev)]
@@ -77,7 +85,7 @@ def report_cmd(
                        overridden=overridden)
     text = render(rep, fmt)
     if output:
-        write_atomic(output, text)
-        err.print(f"Wrote {output}", markup=False, highlight=False)
+        write_atomic(output, text, report_inputs + [r.model_path for r in runs])
+        err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 from slmplan.errors import BadInputError, SlmplanError
 from slmplan.estimate.energy import cloud_baselines
 from slmplan.estimate.memory import estimate_memory
-from slmplan.fileio import package_versions
+from slmplan.fileio import MAX_BENCH_JSON_BYTES, package_versions, read_regular
 from slmplan.planner import Query as PlanQuery
 from slmplan.planner import fit, plan, rank, recommend
 from slmplan.report import decision
@@ -83,17 +84,23 @@ def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str
 def load_bench(path: str) -> BenchRun:
     """A ``slmplan bench -o FILE.json`` result, validated (BadInputError when it is not one)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise BadInputError(f"bench result {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
+    raw = read_regular(p, "bench result", MAX_BENCH_JSON_BYTES, hint="Pass a JSON file written by 'slmplan bench -o FILE.json'")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadInputError(f"bench result {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
+    where = _non_finite(data)
+    if where is not None:  # json.loads accepts NaN and Infinity; a measurement never is one
+        raise BadInputError(f"bench result {path} holds a non-finite number at {where}",
+                            "Pass a file written by 'slmplan bench -o FILE.json'")
     try:
         return BenchRun.model_validate(data)
-    except Exception as e:  # pydantic ValidationError: say which field
-        first = str(e).splitlines()[1:2]
-        raise BadInputError(f"{path} is not a slmplan bench result ({first[0].strip() if first else e})",
+    except Exception as e:  # pydantic ValidationError: say which field, and what is wrong with it
+        errs = e.errors() if hasattr(e, "errors") else []
+        first = (".".join(map(str, errs[0]["loc"])) + ": " + errs[0]["msg"]) if errs else str(e).splitlines()[0]
+        raise BadInputError(f"{path} is not a slmplan bench result ({first})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
@@ -105,6 +112,32 @@ def load_benches(path: str, device: DeviceProfile | None = None) -> list[BenchRu
     if not Path(path).is_file() or is_slmplan_bench(path):
         return [load_bench(path)]
     return runs_from_llama_bench(path, device)
+
+
+def _non_finite(x, where: str = "top level", depth: int = 0) -> str | None:
+    if isinstance(x, float) and not math.isfinite(x):
+        return where
+    if depth > 32:
+        return None
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+    for k, v in items:
+        hit = _non_finite(v, f"{where}.{k}" if where != "top level" else str(k), depth + 1)
+        if hit:
+            return hit
+    return None
+
+
+def check_bench_models(benches: Sequence[BenchRun], models: list[str] | None) -> None:
+    """With --models, every --bench must be of one of them: else its measurements would sit in a report
+    about other models, next to their predictions."""
+    if not models:
+        return
+    names = {Path(m).name for m in models} | set(models)
+    for run in benches:
+        if run.model in names or run.model_path in names or Path(run.model_path).name in names:
+            continue
+        raise BadInputError(f"--bench of {Path(run.model_path).name} ({run.model}) is not among --models {', '.join(models)}",
+                            "Add that model to --models, or drop that --bench")
 
 
 def _fig(value, unit: Unit, source: str) -> Figure:
@@ -171,6 +204,7 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
                                            "sources": {**device.sources, "power_w": "given by the user (--power-w)"}})
     grid_fig, region = grid_intensity(grid, grid_value)
     q.validate()
+    check_bench_models(list(benches), models)
 
     results: list[FitResult] = []
     if models:

@@ -7,6 +7,7 @@ import re
 
 from slmplan.report.html_template import TEMPLATE
 from slmplan.schema.report import Figure, Report
+from slmplan.textsafe import strip_controls
 
 GIB = 1 << 30
 
@@ -154,7 +155,7 @@ def to_markdown(r: Report) -> str:
         L += ["", e.cloud_note]
     L += ["", "## Privacy and offline use", ""] + [f"- {p}" for p in r.privacy]
     L += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
-    return "\n".join(L) + "\n"
+    return strip_controls("\n".join(L)) + "\n"  # names from files and profiles may carry escape sequences
 
 
 def _md_summary(r: Report) -> list[str]:

@@ -19,3 +19,9 @@ class FrozenModel(StrictModel):
     """A strict model that cannot be changed after validation (profiles, catalog entries, estimates)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputModel(FrozenModel):
+    """What users write (catalog entries, device profiles): also no .inf/.nan, which no hardware has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

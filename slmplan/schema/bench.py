@@ -6,13 +6,15 @@ mean and (sample) standard deviation are taken over those per-repetition figures
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 from pydantic import Field
 
 from slmplan.schema.base import StrictModel as _M
 
 SCHEMA_VERSION = 1
+# a measured speed or time: finite and not negative (a bench JSON edited by hand must not pass as one)
+NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class BenchSettings(_M):
@@ -50,11 +52,11 @@ class TestResult(_M):
     n_prompt: int
     n_gen: int
     n_depth: int
-    tokens_per_s_mean: float
-    tokens_per_s_std: float
-    samples: list[float] = Field(description="tokens/s of each timed repetition")
+    tokens_per_s_mean: NonNegFinite
+    tokens_per_s_std: NonNegFinite
+    samples: list[NonNegFinite] = Field(description="tokens/s of each timed repetition")
     samples_ns: list[int] = Field(description="wall time of each timed repetition, ns")
-    tokens_per_s_median: float
+    tokens_per_s_median: NonNegFinite
     llama_cpp_eval_ns: list[int] = Field(default_factory=list,
                                          description="llama.cpp's own timing (llama_perf_context) of each repetition")
     harness_overhead: Optional[float] = Field(None, description="median wall time / llama.cpp's own time - 1")
@@ -72,10 +74,10 @@ class TestResult(_M):
 class TTFTResult(_M):
     prompt_tokens: int
     chat_template: bool = Field(description="the prompt was formatted with the model's chat template")
-    ttft_s_mean: float
-    ttft_s_std: float
-    ttft_s_median: float
-    samples_s: list[float]
+    ttft_s_mean: NonNegFinite
+    ttft_s_std: NonNegFinite
+    ttft_s_median: NonNegFinite
+    samples_s: list[NonNegFinite]
     tokenize_s_mean: float
     first_token: str
     predicted_ttft_s: Optional[float] = None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from slmplan.schema.base import FrozenModel as Strict
+from slmplan.schema.base import InputModel as Strict
 
 Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
 # Hugging Face config.json layer_types values; conv/mamba/linear_attention layers keep a recurrent state
@@ -21,7 +21,7 @@ class CatalogVariant(Strict):
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
     file: str | None = None
-    size_bytes: PositiveInt | None = Field(default=None, description="published file size")
+    size_bytes: PositiveInt | None = Field(default=None, le=1 << 44, description="published file size")
     source: str | None = Field(default=None, description="where size_bytes / bits_per_weight come from")
 
     @model_validator(mode="after")
@@ -38,19 +38,20 @@ class CatalogModel(Strict):
     name: str
     family: str
     architecture: str = Field(description="llama.cpp architecture name (llama, qwen2, qwen3, gemma2, gemma3, phi3)")
-    params: PositiveInt | None = Field(default=None, description="stated parameter count; computed from the shapes when absent")
-    layers: PositiveInt
-    hidden_size: PositiveInt
-    intermediate_size: PositiveInt
-    heads: PositiveInt
-    kv_heads: PositiveInt
-    head_dim: PositiveInt
-    vocab_size: PositiveInt
-    context_length: PositiveInt
+    params: PositiveInt | None = Field(default=None, le=1 << 44, description="stated parameter count; computed from the shapes when absent")
+    # bounds as for a GGUF header (slmplan.model): past them the synthesized tensor list exhausts memory
+    layers: PositiveInt = Field(le=4096)
+    hidden_size: PositiveInt = Field(le=1 << 20)
+    intermediate_size: PositiveInt = Field(le=1 << 22)
+    heads: PositiveInt = Field(le=1 << 14)
+    kv_heads: PositiveInt = Field(le=1 << 14)
+    head_dim: PositiveInt = Field(le=1 << 14)
+    vocab_size: PositiveInt = Field(le=1 << 24)
+    context_length: PositiveInt = Field(le=1 << 26)
     tied_embeddings: bool
-    sliding_window: PositiveInt | None = None
+    sliding_window: PositiveInt | None = Field(default=None, le=1 << 26)
     sliding_window_pattern: PositiveInt | None = Field(
-        default=None, description="every Nth layer uses full attention, the others the sliding window")
+        default=None, le=4096, description="every Nth layer uses full attention, the others the sliding window")
     # Beyond the dense decoder (all optional; names follow config.json where it has them)
     layer_types: list[LayerType] | None = Field(default=None, description="per-layer type, config.json 'layer_types'")
     global_head_dim: PositiveInt | None = Field(default=None, description="head size of full-attention layers when it differs from head_dim (Gemma 4)")

@@ -6,25 +6,25 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from slmplan.schema.base import FrozenModel
+from slmplan.schema.base import InputModel
 from slmplan.schema.calibration import DeviceCalibration
 
 Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
 
 
-class DeviceProfile(FrozenModel):
+class DeviceProfile(InputModel):
     """A device: memory (installed, the per-app budget, bandwidth), compute, power, each number's source."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-_]*$")
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     kind: Kind
     ram_gb: float = Field(gt=0, le=4096)
-    memory_budget_gb: float = Field(gt=0, description="what one app may use for a model (OS caps)")
+    memory_budget_gb: float = Field(gt=0, le=4096, description="what one app may use for a model (OS caps)")
     memory_bandwidth_gbs: float = Field(gt=0, le=20000)
     cpu_cores: int = Field(gt=0, le=1024)
-    npu_tops: float | None = Field(default=None, ge=0)
-    gpu_tflops: float | None = Field(default=None, ge=0)
+    npu_tops: float | None = Field(default=None, ge=0, le=100000)
+    gpu_tflops: float | None = Field(default=None, ge=0, le=100000)
     power_w: float | None = Field(default=None, gt=0, le=5000)
     battery_wh: float | None = Field(default=None, gt=0, le=200, description="battery energy (phones, tablets, laptops)")
     memory_budget_gb_entitled: float | None = Field(
@@ -32,8 +32,8 @@ class DeviceProfile(FrozenModel):
     # ours (optional):
     soc: str | None = None
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
-    cpu_gflops: float | None = Field(default=None, gt=0, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
-    threads: int | None = Field(default=None, gt=0, description="threads llama.cpp would run with")
+    cpu_gflops: float | None = Field(default=None, gt=0, le=1_000_000, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
+    threads: int | None = Field(default=None, gt=0, le=4096, description="threads llama.cpp would run with")
     cpu_features: list[str] | None = Field(
         default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512f, amx_int8, "
                                   "asimddp, i8mm, ...): they decide which weights it repacks into an extra copy")
