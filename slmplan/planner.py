@@ -160,3 +160,36 @@ def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | 
     if best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
         why += f" (below {q.min_decode_tokens_per_s:.0f} tokens/s: nothing faster fits with better quality)"
     return best, why
+
+
+def repo_files_with_verdicts(repo_id: str, revision: str | None = None, device: DeviceProfile | None = None,
+                            q: Query | None = None) -> dict:
+    """A Hub repo's GGUF files (``{"repo", "gguf", "files"}``, the ``hub list --format json`` shape); with a
+    DeviceProfile each file also gets the estimated memory, decode speed and verdict for ``q`` (a Query).
+
+    One header gives the architecture (read by HTTP range, a few MiB); the other quants' weights follow
+    llama.cpp's quant mix for that architecture, and each row says whether its weights are exact or an estimate.
+    """
+    from slmplan.hub import list_gguf_files, remote_facts
+
+    files, summary = list_gguf_files(repo_id, revision)
+    if not files:
+        raise BadInputError(f"{repo_id} has no .gguf files", "Pick a repository with GGUF files (their names end in .gguf)")
+    rows: list[dict] = [{"file": f.name, "quant": f.quant, "size_bytes": f.size,
+                         "split": f"{f.split[0]}/{f.split[1]}" if f.split else None} for f in files]
+    if device is not None:
+        q = q or Query()
+        q.validate()
+        first = next((f for f in files if f.split is None or f.split[0] == 1), files[0])
+        rev = f"@{revision}" if revision else ""
+        facts = remote_facts(f"hf://{repo_id}{rev}/{first.name}")
+        for row, f in zip(rows, files):
+            if not f.quant:
+                row["verdict"] = "unknown (quant type not in the file name)"
+                continue
+            exact = f.name == first.name
+            r = evaluate(Candidate(facts, f.quant if not exact else (facts.file_quant or f.quant)), device, q)
+            row.update({"verdict": r.verdict, "total_bytes": r.memory.total_bytes, "budget_bytes": r.memory.budget_bytes,
+                        "decode_tokens_per_s": r.speed.decode_tokens_per_s,
+                        "weights": "exact (header read)" if exact else "estimate (quant mix of the same architecture)"})
+    return {"repo": repo_id, "gguf": summary, "files": rows}

@@ -27,7 +27,7 @@ def hub_list_cmd(
 
     Example: slmplan hub list unsloth/gemma-3-270m-it-GGUF --device raspberry-pi-5-8gb
     """
-    from slmplan.hub import repo_files_with_verdicts
+    from slmplan.planner import repo_files_with_verdicts
 
     dev = None
     if device:
