@@ -162,39 +162,47 @@ _PHASES = {"warmup": "warmup", "depth": "filling the context depth", "timed": "t
 def _attempt(spec: WorkerSpec, on_event: Callable[[Event], None] | None) -> _Attempt:
     st = _Attempt(repack=spec["settings"]["repack"])
     child = _Child(spec)
+
+    def handle(ev: Event) -> None:
+        kind = ev.get("event")
+        if kind == "step":
+            test = ev.get("test")
+            step = ev.get("step", "")
+            st.step = (f"{test} ({_PHASES.get(step, step)})" if test
+                       else {"loading": "loading the model", "closing": "closing the model"}.get(step, step))
+        elif kind == "start":
+            st.step = ev["test"] if ev["test"] != "ttft" else "the time-to-first-token test"
+        elif kind == "sample":
+            st.samples.setdefault(ev["test"], []).append(ev["ns"])
+        elif kind == "test_done":
+            st.done[ev["test"]] = ev["result"]
+            st.mem["last"] = ev["memory"]
+        elif kind == "memory":
+            st.mem["start"] = ev["memory"]
+        elif kind == "loaded":
+            st.loaded = ev
+            st.mem["loaded"] = ev["memory"]
+            st.step = "after loading the model"
+        elif kind == "done":
+            st.end = ev
+            st.mem["last"] = ev["memory"]
+        elif kind == "error":
+            st.error = ev["message"]
+        if on_event:
+            on_event(ev)
+
     try:
         for ev in child.events():
-            kind = ev.get("event")
-            if kind == "step":
-                test = ev.get("test")
-                step = ev.get("step", "")
-                st.step = (f"{test} ({_PHASES.get(step, step)})" if test
-                           else {"loading": "loading the model", "closing": "closing the model"}.get(step, step))
-            elif kind == "start":
-                st.step = ev["test"] if ev["test"] != "ttft" else "the time-to-first-token test"
-            elif kind == "sample":
-                st.samples.setdefault(ev["test"], []).append(ev["ns"])
-            elif kind == "test_done":
-                st.done[ev["test"]] = ev["result"]
-                st.mem["last"] = ev["memory"]
-            elif kind == "memory":
-                st.mem["start"] = ev["memory"]
-            elif kind == "loaded":
-                st.loaded = ev
-                st.mem["loaded"] = ev["memory"]
-                st.step = "after loading the model"
-            elif kind == "done":
-                st.end = ev
-                st.mem["last"] = ev["memory"]
-            elif kind == "error":
-                st.error = ev["message"]
-            if on_event:
-                on_event(ev)
+            handle(ev)
         child.proc.wait()
     except KeyboardInterrupt:
         st.interrupted = True
     finally:
         child.stop()
+    if st.interrupted:  # samples the child wrote before it stopped, still in the pipe: keep them too
+        for ev in child.events():
+            if ev.get("event") in ("sample", "test_done"):
+                handle(ev)
     if st.crashed:
         st.exit = child.exit_info()
         st.last_llama_line = last_llama_line(child.stderr_text())
