@@ -85,7 +85,7 @@ def _experts(f, out, i, bias=False, width=None):
 
 
 def _qwen3moe(f):
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     q = f.n_head * f.head_dim_k
     for i in range(f.n_layers):
@@ -97,7 +97,7 @@ def _qwen3moe(f):
 
 
 def _gpt_oss(f):
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out, output_required=True)
     q = f.n_head * f.head_dim_k
     for i in range(f.n_layers):
@@ -114,7 +114,7 @@ def _gpt_oss(f):
 
 def _lfm2(f):
     E = f.n_embd
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out, output_norm="token_embd_norm")
     for i in range(f.n_layers):
         out.append(_t(f"blk.{i}.ffn_norm.weight", (E,), "norm", i))
@@ -138,7 +138,7 @@ def _granitehybrid(f):
     E = f.n_embd
     d_inner, d_state, n_group, n_head, d_conv = f.ssm_d_inner, f.ssm_d_state, f.ssm_n_group, f.ssm_dt_rank, f.ssm_d_conv
     d_in_proj = 2 * d_inner + 2 * n_group * d_state + n_head
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     for i in range(f.n_layers):
         if f.is_recurrent(i):
@@ -172,7 +172,7 @@ def _qwen35(f):
     E = f.n_embd
     hk, nk, nv = f.ssm_d_state, f.ssm_n_group, f.ssm_dt_rank
     key_dim, value_dim = hk * nk, hk * nv
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     for i in range(f.n_layers):
         out.append(_t(f"blk.{i}.attn_norm.weight", (E,), "norm", i))
@@ -213,7 +213,7 @@ GEMMA3N_ALTUP, GEMMA3N_LAUREL_RANK = 4, 64  # llama_hparams defaults (src/llama-
 
 def _gemma3n(f):
     E, P, L, A = f.n_embd, f.n_embd_per_layer, f.n_layers, GEMMA3N_ALTUP
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     out += [_t("altup_proj.weight", (E, E, A - 1), "keep"), _t("altup_unembd_proj.weight", (E, E, A - 1), "keep"),
             _t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd", -1, 1 / f.n_vocab),
@@ -239,7 +239,7 @@ def _gemma3n(f):
 
 def _gemma4(f):
     E, P, L = f.n_embd, f.n_embd_per_layer, f.n_layers
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     if P:
         out += [_t("per_layer_token_embd.weight", (P * L, f.n_vocab), "per_layer_embd", -1, 1 / f.n_vocab),
@@ -273,7 +273,7 @@ def _gemma4(f):
 def _dense(f):
     """A llama-like block (llama, qwen3, smollm3), for writing test files; catalog estimates of these
     architectures keep the role list of slmplan/model.py."""
-    out = []
+    out: list[LayoutTensor] = []
     _head(f, out)
     q = f.n_head * f.head_dim_k
     for i in range(f.n_layers):
@@ -326,7 +326,7 @@ _EIGHT_EXPERT_OUTPUT_Q5K = ("Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ
 
 
 def _eight_experts(q: str, role: str, gt):
-    from gguf import GGMLQuantizationType as T
+    from slmplan.ggufconst import GGMLQuantizationType as T  # not gguf's: importing gguf loads numpy
 
     if q in _IQ2_FAMILY:
         return {"attn_k": T.Q4_K, "attn_output": T.Q5_K}.get(role, gt)
@@ -338,10 +338,9 @@ def _eight_experts(q: str, role: str, gt):
 
 
 def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = None):
-    from gguf import GGMLQuantizationType as T
-    from gguf.constants import GGML_QUANT_SIZES
-
     from slmplan.estimate.quants import _K_FALLBACK, FTYPE_BASE, TensorRole, ggml_type_for
+    from slmplan.ggufconst import GGML_QUANT_SIZES
+    from slmplan.ggufconst import GGMLQuantizationType as T  # not gguf's: importing gguf loads numpy
 
     if t.role == "norm" or len([d for d in t.ne if d > 1]) <= 1 or t.role == "keep32":
         return T.F32
@@ -368,7 +367,7 @@ def synthesize(f, q: str):
     from slmplan.estimate.quants import NON_GGUF_FORMATS, tensor_bytes
     from slmplan.model import WeightTensor
 
-    out = []
+    out: list[WeightTensor] = []
     tensors = layout(f)
     v_like = [t.name for t in tensors if t.role in ("attn_v", "attn_qkv")]
     v_rank = {name: (i, len(v_like)) for i, name in enumerate(v_like)}

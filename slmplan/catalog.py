@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from slmplan.arch import DENSE, LAYOUTS, is_modelled
 from slmplan.errors import CatalogError, UnknownIdError
@@ -41,9 +42,10 @@ def _load(path: str, mtime: float) -> Catalog:
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
+    """The model catalog at ``path`` (default: the bundled one), validated; cached until the file changes."""
     p = Path(path) if path else DEFAULT_CATALOG
     if not p.exists():
-        raise CatalogError(f"catalog file {p} does not exist", "Check the --catalog path")
+        raise CatalogError(f"catalog file {p} does not exist", "Check the path in catalog_path", params=("catalog_path",))
     return _load(str(p.resolve()), p.stat().st_mtime)
 
 
@@ -101,7 +103,7 @@ def _arch_kwargs(m: CatalogModel) -> dict:
 
 
 def facts(m: CatalogModel) -> ModelFacts:
-    base = dict(
+    base: dict[str, Any] = dict(
         id=m.id, name=m.name, architecture=m.architecture, n_layers=m.layers, n_embd=m.hidden_size,
         n_ff=m.intermediate_size, n_head=m.heads, n_head_kv=m.kv_heads, head_dim_k=m.head_dim,
         head_dim_v=m.head_dim, n_vocab=m.vocab_size, n_ctx_train=m.context_length,
@@ -110,3 +112,18 @@ def facts(m: CatalogModel) -> ModelFacts:
     )
     base.update(_arch_kwargs(m))
     return ModelFacts(**base)
+
+
+def catalog_summary(cat: Catalog | None = None) -> list[dict]:
+    """Every model as a dict (its catalog fields, ``params_computed``, and each variant with its
+    ``weights_bytes_estimate``): the ``slmplan catalog --format json`` shape."""
+    cat = cat or load_catalog()
+    rows = []
+    for m in cat.models:
+        f = facts(m)
+        d = m.model_dump(exclude_none=True)
+        d["params_computed"] = f.params
+        d["variants"] = [dict(v.model_dump(exclude_none=True), weights_bytes_estimate=f.weights_bytes(v.quant))
+                         for v in m.variants]
+        rows.append(d)
+    return rows

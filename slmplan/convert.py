@@ -94,13 +94,15 @@ def _run(cmd: list[str], log: Path, what: str, env: dict | None = None, kept_log
 def convert(gguf: str, out: str, precision: str = "int4", force: bool = False, on_step=None) -> Path:
     precision = precision.lower()
     if precision not in PRECISIONS:
-        raise BadInputError(f"--precision {precision} is not one of {', '.join(PRECISIONS)}", "Use --precision int4")
+        raise BadInputError(f"precision={precision} is not one of {', '.join(PRECISIONS)}", "Use precision=int4",
+                            params=("precision",))
     src, arch = check_input(gguf)
     require_convert_extra()
     dest = Path(out).expanduser()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         if not force:
-            raise BadInputError(f"{dest} already exists and is not empty", "Choose another -o folder, or pass --force to replace it")
+            raise BadInputError(f"{dest} already exists and is not empty",
+                                "Choose another folder for out, or pass force=True to replace it", params=("out", "force"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     log = work / "convert.log"

@@ -28,7 +28,7 @@ def load_device_file(path: Path) -> DeviceProfile:
     data = read_yaml(path, "device profile", DeviceError, max_bytes=MAX_PROFILE_BYTES)
     if not isinstance(data, dict):
         raise DeviceError(f"{path}: expected a mapping of device fields (id, name, kind, ram_gb, ...)",
-                          "See CONTRACT.md for the device profile shape")
+                          "See the README's device profile example for the keys")
     try:
         data = fill_from_soc(data)
     except DeviceError as e:

@@ -3,6 +3,10 @@
 Every error carries a message (what is wrong) and a hint (what to do). The CLI prints
 ``Error: <message> <hint>`` on one line and exits 2 for bad input, 1 for runtime failures.
 This module imports nothing from slmplan so every layer can raise these.
+
+Library code names its Python parameters, never a CLI flag: ``ctx must be positive ... Use e.g.
+ctx=4096``, with ``params=("ctx",)``. The CLI rewrites the listed names into its flags
+(``--ctx ... Use e.g. --ctx 4096``) in one place, ``slmplan.cli.app``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ class SlmplanError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, params: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.params = params  # Python parameter names the text mentions (the CLI maps them to flags)
 
     def one_line(self) -> str:
         text = self.message.rstrip(".")
@@ -45,7 +50,7 @@ class DeviceError(BadInputError):
 
 
 class GGUFError(BadInputError):
-    pass
+    """A file that is not a readable GGUF (missing, truncated, corrupted)."""
 
 
 class RuntimeFailure(SlmplanError):

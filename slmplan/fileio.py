@@ -17,8 +17,8 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from slmplan.errors import BadInputError, RuntimeFailure
 

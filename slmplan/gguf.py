@@ -1,8 +1,8 @@
 """Read a GGUF file's header (metadata and tensor table) without touching the weights.
 
 Works on any binary file-like object with ``read`` (a local file, or a remote file opened with
-range reads), so remote inspection reads only the first few MB. Format constants come from the
-``gguf`` package (llama.cpp's own Python package). Large arrays (a 262k-token vocabulary) are
+range reads), so remote inspection reads only the first few MB. Format constants are those of the
+``gguf`` package (llama.cpp's own; copied in ``ggufconst``). Large arrays (a 262k-token vocabulary) are
 skipped in bulk, not decoded. Every length is checked before it is used, so a truncated or
 corrupted file is rejected with a clear message instead of a hang or a huge allocation.
 """
@@ -13,12 +13,18 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
+from typing import Any, Protocol
 
 from slmplan.errors import GGUFError
 from slmplan.fileio import open_regular
+from slmplan.ggufconst import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
+
+
+class Readable(Protocol):
+    """What the reader needs of a file: ``read`` (a local file, or a remote one read by range)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 GGUF_MAGIC = b"GGUF"
 _MAX_KV = 1 << 20
@@ -139,7 +145,7 @@ class GGUFHeader:
 class _Reader:
     """Buffered sequential reader that knows its position and refuses to read past the end."""
 
-    def __init__(self, fh: BinaryIO, source: str, chunk: int = 1 << 20) -> None:
+    def __init__(self, fh: Readable, source: str, chunk: int = 1 << 20) -> None:
         self.fh = fh
         self.source = source
         self.chunk = chunk
@@ -264,7 +270,7 @@ def _value(r: _Reader, vtype: int, key: str, depth: int = 0) -> Any:
     return ArrayValue("ARRAY", count, tuple(items[:_KEEP_ARRAY]))
 
 
-def read_header(fh: BinaryIO, source: str, file_size: int | None = None) -> GGUFHeader:
+def read_header(fh: Readable, source: str, file_size: int | None = None) -> GGUFHeader:
     """Parse the header from ``fh`` positioned at the start of the file."""
     r = _Reader(fh, source)
     try:

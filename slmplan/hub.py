@@ -87,13 +87,14 @@ def hub_error(e: Exception, what: str) -> Exception:
     """A huggingface_hub / network exception as a one-line slmplan error (never with a token in it)."""
     hf = _hf()
     errs = hf.errors
-    chain, x = [], e
+    chain: list[BaseException] = []
+    x: BaseException | None = e
     while x is not None and len(chain) < 8:  # HfFileSystem wraps Hub errors (e.g. in FileNotFoundError)
         chain.append(x)
         x = x.__cause__ or x.__context__
     for cls in ("GatedRepoError", "RepositoryNotFoundError", "RevisionNotFoundError"):
         hit = next((c for c in chain if isinstance(c, getattr(errs, cls, ()))), None)
-        if hit is not None:
+        if isinstance(hit, Exception):
             e = hit
             break
     own = next((c for c in chain if isinstance(c, (RuntimeFailure, HostileResponse))), None)

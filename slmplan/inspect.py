@@ -15,6 +15,9 @@ def header_for(spec: str) -> GGUFHeader:
 
 
 def inspect_model(spec: str) -> dict:
+    """What a GGUF file holds (a local path or ``hf://owner/repo/file.gguf``), read from its header only:
+    architecture, shapes, parameter count, tensor types (``types``: name -> [count, bytes]) and metadata
+    (long arrays and strings abbreviated). The ``slmplan inspect --format json`` shape."""
     h = header_for(spec)
     f = facts_from_gguf(h)
     meta = {}

@@ -75,7 +75,7 @@ def cgroup_memory_limit() -> tuple[int | None, int | None]:
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     text = _read("/proc/cpuinfo") or ""
     for line in text.splitlines():
         key, _, val = line.partition(":")

@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from gguf import Keys
-
 from slmplan.errors import GGUFError
 from slmplan.estimate.quants import NON_GGUF_FORMATS, TensorRole, ggml_type_for, tensor_bytes
 from slmplan.gguf import ArrayValue, GGUFHeader
+from slmplan.ggufconst import Keys
 
 # llama.cpp hard-codes the sliding-window layout of some architectures (src/llama-model.cpp):
 # Gemma 2 alternates local/global (pattern 2), Gemma 3 has 5 local layers per global one (pattern 6).

@@ -21,7 +21,7 @@ from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.quality import TASKS, choose_source, figure
 from slmplan.resolve import Candidate, resolve
 from slmplan.schema.device import DeviceProfile
-from slmplan.schema.estimate import FitResult
+from slmplan.schema.estimate import FitResult, Verdict
 
 RUNTIMES = ("llama.cpp", "npu")
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
@@ -30,6 +30,10 @@ MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels s
 
 @dataclass(frozen=True)
 class Query:
+    """What is asked of the model: context length ``ctx`` (KV cache size), one query's ``n_prompt`` prompt
+    and ``n_gen`` generated tokens (energy, time to first token), runtime ``settings``, and the decode
+    speed below which a model counts as too slow for chat."""
+
     ctx: int = 4096
     n_prompt: int = 300
     n_gen: int = 200
@@ -39,23 +43,27 @@ class Query:
     runtime: str = "llama.cpp"  # or "npu": the device's NPU runtime (slmplan.estimate.npu)
 
     def validate(self) -> None:
+        """Raise BadInputError (naming the field) unless the values are usable."""
         if self.ctx <= 0:
-            raise BadInputError(f"--ctx must be a positive number of tokens, got {self.ctx}", "Use e.g. --ctx 4096")
+            raise BadInputError(f"ctx must be a positive number of tokens, got {self.ctx}", "Use e.g. ctx=4096",
+                                params=("ctx",))
         if self.ctx > 1 << 22:
-            raise BadInputError(f"--ctx {self.ctx} is beyond any model's context", "Use at most 4194304")
+            raise BadInputError(f"ctx={self.ctx} is beyond any model's context", "Use at most ctx=4194304", params=("ctx",))
         if self.task is not None and self.task not in TASKS:
             raise BadInputError(f"unknown task '{self.task}'", f"Use one of: {', '.join(TASKS)}")
         if self.n_prompt < 0 or self.n_gen <= 0:
-            raise BadInputError("prompt tokens must be >= 0 and generated tokens > 0", "Use e.g. --prompt-tokens 300 --gen-tokens 200")
+            raise BadInputError(f"n_prompt must be >= 0 and n_gen > 0, got {self.n_prompt} and {self.n_gen}",
+                                "Use e.g. n_prompt=300 n_gen=200", params=("n_prompt", "n_gen"))
         if self.runtime not in RUNTIMES:
-            raise BadInputError(f"unknown runtime '{self.runtime}' for speed predictions", f"Use one of: {', '.join(RUNTIMES)}")
+            raise BadInputError(f"unknown runtime '{self.runtime}' for speed predictions", f"Use one of: {', '.join(RUNTIMES)}",
+                                params=("runtime",))
 
 
 def hardware(device: DeviceProfile, settings: RuntimeSettings | None = None) -> Hardware:
     return hardware_for(device, settings.repack if settings is not None else True)
 
 
-def verdict(total: int, budget: int) -> str:
+def verdict(total: int, budget: int) -> Verdict:
     if total <= FITS_FRACTION * budget:
         return "fits"
     return "tight" if total <= budget else "does-not-fit"
@@ -102,6 +110,8 @@ def score(v: str, c: Candidate, decode_tps: float | None, q: Query) -> float | N
 
 def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = Query(),
         catalog_path: str | None = None) -> list[FitResult]:
+    """Memory, speed, energy and verdict of ``model`` (catalog id, .gguf path or hf://owner/repo/file.gguf)
+    on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
     constants = local_constants(device)
     return rank([evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
@@ -117,6 +127,7 @@ def local_constants(device: DeviceProfile) -> SpeedConstants | None:
 
 
 def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = None) -> list[FitResult]:
+    """Every (model, quant) of the catalog on ``device``, ranked: fitting first, then by score."""
     q.validate()
     cat = load_catalog(catalog_path)
     constants = local_constants(device) or load_constants()
@@ -139,17 +150,18 @@ def rank(results: list[FitResult], task: str | None = None, min_decode: float = 
     for r in results:
         fig = figure(r.model, r.quant, source, task)
         s = r.score
-        if fig.method == "published" and r.verdict != "does-not-fit":
+        if fig.method == "published" and fig.value is not None and r.verdict != "does-not-fit":
             s = round(fig.value, 4)
         scored.append(r.model_copy(update={"quality": fig.as_dict(), "score": s}))
     if keep_order:
         return scored
     order = {"fits": 0, "tight": 1, "does-not-fit": 2}
     return sorted(scored, key=lambda r: (order[r.verdict], r.speed.decode_tokens_per_s < min_decode,
-                                         r.quality["method"] != "published", -(r.score or 0), r.memory.total_bytes))
+                                         (r.quality or {}).get("method") != "published", -(r.score or 0), r.memory.total_bytes))
 
 
 def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | None, str]:
+    """The best of ``plan``'s ranking and a one-sentence reason (None and the reason when nothing fits)."""
     ok = [r for r in ranked if r.verdict != "does-not-fit"]
     if not ok:
         return None, "nothing in the catalog fits this device's memory budget at this context length"
@@ -169,3 +181,36 @@ def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | 
     if best.speed.decode_tokens_per_s and best.speed.decode_tokens_per_s < q.min_decode_tokens_per_s:
         why += f" (below {q.min_decode_tokens_per_s:.0f} tokens/s: nothing faster fits with better quality)"
     return best, why
+
+
+def repo_files_with_verdicts(repo_id: str, revision: str | None = None, device: DeviceProfile | None = None,
+                            q: Query | None = None) -> dict:
+    """A Hub repo's GGUF files (``{"repo", "gguf", "files"}``, the ``hub list --format json`` shape); with a
+    DeviceProfile each file also gets the estimated memory, decode speed and verdict for ``q`` (a Query).
+
+    One header gives the architecture (read by HTTP range, a few MiB); the other quants' weights follow
+    llama.cpp's quant mix for that architecture, and each row says whether its weights are exact or an estimate.
+    """
+    from slmplan.hub import list_gguf_files, remote_facts
+
+    files, summary = list_gguf_files(repo_id, revision)
+    if not files:
+        raise BadInputError(f"{repo_id} has no .gguf files", "Pick a repository with GGUF files (their names end in .gguf)")
+    rows: list[dict] = [{"file": f.name, "quant": f.quant, "size_bytes": f.size,
+                         "split": f"{f.split[0]}/{f.split[1]}" if f.split else None} for f in files]
+    if device is not None:
+        q = q or Query()
+        q.validate()
+        first = next((f for f in files if f.split is None or f.split[0] == 1), files[0])
+        rev = f"@{revision}" if revision else ""
+        facts = remote_facts(f"hf://{repo_id}{rev}/{first.name}")
+        for row, f in zip(rows, files):
+            if not f.quant:
+                row["verdict"] = "unknown (quant type not in the file name)"
+                continue
+            exact = f.name == first.name
+            r = evaluate(Candidate(facts, f.quant if not exact else (facts.file_quant or f.quant)), device, q)
+            row.update({"verdict": r.verdict, "total_bytes": r.memory.total_bytes, "budget_bytes": r.memory.budget_bytes,
+                        "decode_tokens_per_s": r.speed.decode_tokens_per_s,
+                        "weights": "exact (header read)" if exact else "estimate (quant mix of the same architecture)"})
+    return {"repo": repo_id, "gguf": summary, "files": rows}

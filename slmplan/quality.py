@@ -130,7 +130,7 @@ def benchmark_score(model_id: str, source: str, task: str | None = None) -> tupl
 def figure(model_id: str, quant: str, source: str | None, task: str | None = None) -> QualityFigure:
     qf, basis = quant_factor(quant)
     b = benchmark_score(model_id, source, task) if source else None
-    if b is None:
+    if b is None or source is None:
         return QualityFigure(None, None, (), None, qf, basis, "heuristic",
                              "no published score in the compared source: ranked by the size heuristic")
-    return QualityFigure(b[0] * qf, b[0], b[1], source, qf, basis, "published", TASK_NOTES.get(task, ""))
+    return QualityFigure(b[0] * qf, b[0], b[1], source, qf, basis, "published", TASK_NOTES.get(task or "", ""))

@@ -38,8 +38,8 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
         f = facts_from_gguf(read_gguf(spec))
         fq = f.file_quant or "unknown"
         if quant and quant.upper() != fq.upper():
-            raise BadInputError(f"{spec} is a {fq} file; --quant {quant} does not apply",
-                                "Drop --quant for a .gguf file")
+            raise BadInputError(f"{spec} is a {fq} file; quant={quant} does not apply",
+                                "Drop quant for a .gguf file", params=("quant",))
         return [Candidate(f, fq)]
     cat = load_catalog(catalog_path)
     m = get_model(cat, spec)

@@ -7,7 +7,6 @@ that knows its own lengths passes --prompt-tokens/--gen-tokens/--ctx, which over
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
 from typing import TYPE_CHECKING
 
 from slmplan.errors import BadInputError
@@ -72,7 +71,7 @@ def _ctx_for(tokens: int) -> int:
 
 
 def build_query(use_case: str | None = None, ctx: int | None = None, prompt_tokens: int | None = None,
-                gen_tokens: int | None = None, base: "Query | None" = None) -> "tuple[Query, UseCasePreset, list[str]]":
+                gen_tokens: int | None = None, base: Query | None = None) -> tuple[Query, UseCasePreset, list[str]]:
     """The planner's Query for a use case, with the user's overrides. Returns (query, preset, overridden names).
 
     Without a use case and without overrides this is exactly the planner's default Query."""
@@ -89,8 +88,9 @@ def build_query(use_case: str | None = None, ctx: int | None = None, prompt_toke
     if ctx is None and n_prompt + n_gen > q.ctx:
         q = replace(q, ctx=_ctx_for(n_prompt + n_gen))  # the preset's context must hold the overridden lengths
     if n_prompt + n_gen > q.ctx:
-        raise BadInputError(f"--ctx {q.ctx} is smaller than one query ({n_prompt} prompt + {n_gen} answer tokens)",
-                            f"Use --ctx {_ctx_for(n_prompt + n_gen)} or shorter --prompt-tokens/--gen-tokens")
+        raise BadInputError(f"ctx={q.ctx} is smaller than one query ({n_prompt} prompt + {n_gen} answer tokens)",
+                            f"Use ctx={_ctx_for(n_prompt + n_gen)}, or a shorter prompt_tokens or gen_tokens",
+                            params=("ctx", "prompt_tokens", "gen_tokens"))
     return q, p, overridden
 
 

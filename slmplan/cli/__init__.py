@@ -1,1 +1,1 @@
-"""Typer commands only: parse, call the library, print. Nothing imports this package."""
+"""Typer commands only: parse, call the library, print. The library never imports this package."""

@@ -69,7 +69,7 @@ def calibrate_cmd(
     write_atomic(output, profile_yaml(dev))
     cal = dev.calibration
     if fmt == _Fmt.json:
-        emit_json({"output": output, "device": dev.id, "calibration": cal.model_dump()})
+        emit_json({"output": output, "device": dev.id, "calibration": cal.model_dump() if cal else None})
     else:
         _table(dev, cal)
     err.print(f"Wrote {output}; use it with --device {output}", markup=False, highlight=False)

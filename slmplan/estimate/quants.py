@@ -1,19 +1,20 @@
 """Quantization facts: bits per weight of each GGML type and llama.cpp's per-tensor quant mixes.
 
-GGML type sizes come from the ``gguf`` package (``GGML_QUANT_SIZES``, maintained with llama.cpp).
+GGML type sizes are the ``gguf`` package's ``GGML_QUANT_SIZES`` (maintained with llama.cpp; copied in ``ggufconst``).
 The mixes follow ``llama_tensor_get_type`` in llama.cpp's ``src/llama-quant.cpp``: which tensors a
 file type such as ``Q4_K_M`` stores at higher precision (output/tied embeddings, half of ``attn_v``
 and ``ffn_down``), and the fallback when a row length is not a multiple of the 256-wide K-quant
-super-block. The rules are a simplification for the common types; ``tests/test_quants.py`` checks
+super-block. The rules are a simplification for the common types; ``tests/test_catalog.py`` checks
 them against the real GGUF files the tests use and against published file sizes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from slmplan.ggufconst import GGML_QUANT_SIZES
+from slmplan.ggufconst import GGMLQuantizationType as T
 
 # Formats other than GGUF: (bits per weight of quantized linear layers, bits of embeddings/lm_head).
 # AWQ/GPTQ (group 128) keep embeddings and lm_head in FP16; 4-bit weight + FP16 scale + 4-bit zero per
@@ -92,7 +93,7 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
         return T.F32
     if base in (T.F32, T.F16, T.BF16):
         return base
-    new = base
+    new: T = base
     is_output = t.role == "output" or (tied and t.role == "token_embd")
     if is_output:
         if t.row % 256 != 0:
@@ -142,7 +143,7 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
     return new
 
 
-@lru_cache(maxsize=None)
+@cache
 def quant_quality_rank(quant: str) -> float:
     """Relative output quality, 1.0 = lossless. A heuristic for ranking only, shown as such.
 

@@ -218,6 +218,7 @@ def _r(x: float | None, nd: int = 2) -> float | None:
 
 def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prompt: int = 300,
                    n_gen: int = 200, constants: SpeedConstants | None = None) -> SpeedEstimate:
+    """Predicted prefill/decode speed and time to first token of ``facts`` at ``quant`` on ``hw`` (an estimate)."""
     constants = constants or load_constants()
     cls, k = constants.for_backend(hw.backend)
     n_prompt = max(1, min(n_prompt, ctx))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,13 +20,28 @@ from slmplan.estimate.memory import estimate_memory
 from slmplan.fileio import MAX_BENCH_JSON_BYTES, package_versions, read_regular
 from slmplan.planner import Query as PlanQuery
 from slmplan.planner import fit, plan, rank, recommend
+from slmplan.report import decision
+from slmplan.report.deploy import deployment
 from slmplan.schema.bench import BenchRun
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
-from slmplan.report import decision
-from slmplan.report.deploy import deployment
-from slmplan.schema.report import (BenchMemory, Candidate, CloudComparison, Energy, Figure, KVGrowth, KVPoint, Measured,
-                                   Query, Recommendation, Report, RuntimeRow, Service, UseCase)
+from slmplan.schema.report import (
+    BenchMemory,
+    Candidate,
+    CloudComparison,
+    Energy,
+    Figure,
+    KVGrowth,
+    KVPoint,
+    Measured,
+    Query,
+    Recommendation,
+    Report,
+    RuntimeRow,
+    Service,
+    Unit,
+    UseCase,
+)
 from slmplan.usecase import WORDS_PER_TOKEN_SOURCE, build_query, preset
 
 GRID_FILE = Path(__file__).resolve().parent.parent / "data" / "grid_intensity.yaml"
@@ -54,35 +70,37 @@ def grid_table() -> dict:
 def grid_intensity(region: str | None, value: float | None) -> tuple[Figure, str]:
     if value is not None:
         if not 0 <= value <= 2000:
-            raise BadInputError(f"--grid-intensity {value} g/kWh is not plausible", "Use a value between 0 and 2000")
+            raise BadInputError(f"grid_value={value} g/kWh is not plausible", "Use a value between 0 and 2000",
+                                params=("grid_value",))
         return Figure(value=value, unit="gCO2e/kWh", source="given by the user (--grid-intensity)"), "custom"
     t = grid_table()
     key = (region or "world").lower()
     if key not in t["g_per_kwh"]:
         raise BadInputError(f"no grid intensity for '{region}'",
-                            f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or --grid-intensity G")
+                            f"Use one of: {', '.join(sorted(t['g_per_kwh']))}, or grid_value=G", params=("grid_value",))
     return Figure(value=t["g_per_kwh"][key], unit="gCO2e/kWh", source=t["source"] if str(t["year"]) in t["source"] else f"{t['source']}, year {t['year']}"), key
 
 
 def load_bench(path: str) -> BenchRun:
+    """A ``slmplan bench -o FILE.json`` result, validated (BadInputError when it is not one)."""
     p = Path(path)
     if not p.exists():
-        raise BadInputError(f"--bench {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
-    raw = read_regular(p, "--bench", MAX_BENCH_JSON_BYTES, hint="Pass a JSON file written by 'slmplan bench -o FILE.json'")
+        raise BadInputError(f"bench result {path}: no such file", "Pass a JSON file written by 'slmplan bench -o FILE.json'")
+    raw = read_regular(p, "bench result", MAX_BENCH_JSON_BYTES, hint="Pass a JSON file written by 'slmplan bench -o FILE.json'")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BadInputError(f"--bench {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
+        raise BadInputError(f"bench result {path} is not JSON", "Pass a file written by 'slmplan bench -o FILE.json'") from None
     where = _non_finite(data)
     if where is not None:  # json.loads accepts NaN and Infinity; a measurement never is one
-        raise BadInputError(f"--bench {path} holds a non-finite number at {where}",
+        raise BadInputError(f"bench result {path} holds a non-finite number at {where}",
                             "Pass a file written by 'slmplan bench -o FILE.json'")
     try:
         return BenchRun.model_validate(data)
     except Exception as e:  # pydantic ValidationError: say which field, and what is wrong with it
         errs = e.errors() if hasattr(e, "errors") else []
         first = (".".join(map(str, errs[0]["loc"])) + ": " + errs[0]["msg"]) if errs else str(e).splitlines()[0]
-        raise BadInputError(f"--bench {path} is not a slmplan bench result ({first})",
+        raise BadInputError(f"{path} is not a slmplan bench result ({first})",
                             "Pass a file written by 'slmplan bench -o FILE.json'") from None
 
 
@@ -109,7 +127,7 @@ def _non_finite(x, where: str = "top level", depth: int = 0) -> str | None:
     return None
 
 
-def check_bench_models(benches: list[BenchRun], models: list[str] | None) -> None:
+def check_bench_models(benches: Sequence[BenchRun], models: list[str] | None) -> None:
     """With --models, every --bench must be of one of them: else its measurements would sit in a report
     about other models, next to their predictions."""
     if not models:
@@ -122,7 +140,7 @@ def check_bench_models(benches: list[BenchRun], models: list[str] | None) -> Non
                             "Add that model to --models, or drop that --bench")
 
 
-def _fig(value, unit: str, source: str) -> Figure:
+def _fig(value, unit: Unit, source: str) -> Figure:
     return Figure(value=None if value is None else float(value), unit=unit, source=source)
 
 
@@ -157,24 +175,31 @@ def _bench_candidates(run: BenchRun, device: DeviceProfile, q: PlanQuery) -> lis
     return []
 
 
-def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: list[str] | None = None,
+def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models: list[str] | None = None,
                  q: PlanQuery | None = None, top: int = 5, queries_per_day: int = 100, grid: str | None = None,
                  grid_value: float | None = None, power_w: float | None = None, now: str | None = None,
-                 use_case: str | None = None, service: str | None = None, overridden: list[str] = ()) -> Report:
-    """q: the query (default: the use case's preset, see slmplan.usecase.build_query)."""
+                 use_case: str | None = None, service: str | None = None, overridden: Sequence[str] = ()) -> Report:
+    """The feasibility report for ``device``: the planner's ``top`` choices (or ``models``: catalog ids or
+    .gguf paths) for query ``q`` (default: the ``use_case`` preset, see slmplan.usecase.build_query),
+    benchmark evidence from ``benches`` (BenchRun, e.g. from ``load_bench``), energy and CO2 for
+    ``queries_per_day`` on the grid of country ``grid`` (or ``grid_value`` gCO2e/kWh), with ``power_w``
+    standing in for a profile without a power figure. Render it with ``render_report``."""
     uc = preset(use_case)
     service = " ".join((service or "").split()) or None  # one line in every format
     if service and len(service) > 300:
-        raise BadInputError(f"--service is {len(service)} characters long", "Describe the service in one line (at most 300 characters)")
+        raise BadInputError(f"service is {len(service)} characters long", "Describe it in one line (at most 300 characters)",
+                            params=("service",))
     if q is None:
         q = build_query(use_case)[0]
     if queries_per_day <= 0 or queries_per_day > 1_000_000:
-        raise BadInputError(f"--queries-per-day {queries_per_day} is not plausible", "Use e.g. --queries-per-day 100")
+        raise BadInputError(f"queries_per_day={queries_per_day} is not plausible", "Use e.g. queries_per_day=100",
+                            params=("queries_per_day",))
     if top <= 0:
-        raise BadInputError(f"--top must be positive, got {top}", "Use e.g. --top 5")
+        raise BadInputError(f"top must be positive, got {top}", "Use e.g. top=5", params=("top",))
     if power_w is not None:
         if not 0 < power_w <= 5000:
-            raise BadInputError(f"--power-w {power_w} is not plausible", "Use the device's sustained power in watts, e.g. 6")
+            raise BadInputError(f"power_w={power_w} is not plausible", "Use the device's sustained power in watts, e.g. power_w=6",
+                                params=("power_w",))
         device = device.model_copy(update={"power_w": power_w,
                                            "sources": {**device.sources, "power_w": "given by the user (--power-w)"}})
     grid_fig, region = grid_intensity(grid, grid_value)
@@ -256,7 +281,7 @@ def build_report(device: DeviceProfile, benches: list[BenchRun] = (), models: li
         kv_growth=kv, energy=energy, privacy=PRIVACY, notes=notes)
 
 
-def _measured(benches: list[BenchRun]) -> tuple[list[Measured], list[BenchMemory]]:
+def _measured(benches: Sequence[BenchRun]) -> tuple[list[Measured], list[BenchMemory]]:
     rows, mem = [], []
     for run in benches:
         machine = f"{run.system.get('cpu_model', 'unknown CPU')}, {run.threads} threads ({run.runtime})"
@@ -334,7 +359,7 @@ def _energy(best: FitResult, device: DeviceProfile, q: PlanQuery, per_day: int, 
         cloud=cloud, cloud_note=note)
 
 
-def _runtimes(benches: list[BenchRun]) -> list[RuntimeRow]:
+def _runtimes(benches: Sequence[BenchRun]) -> list[RuntimeRow]:
     rows = []
     for run in benches:
         src = f"measured: slmplan bench ({run.runtime}, {run.threads} threads), {run.started_at}"

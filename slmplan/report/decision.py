@@ -11,7 +11,7 @@ from slmplan.errors import SlmplanError
 from slmplan.planner import Query, plan, recommend
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
-from slmplan.schema.report import Battery, Concept, Figure, Pick, SummaryItem, WhatIf
+from slmplan.schema.report import Battery, Concept, Figure, Pick, SummaryItem, Unit, WhatIf
 from slmplan.usecase import WORDS_PER_TOKEN_SOURCE, UseCasePreset, words
 
 GIB = 1 << 30
@@ -25,7 +25,7 @@ WAIT_SOURCE = "response-time limits of ~1 s and ~10 s (Jakob Nielsen, 'Response 
 TIGHT_BUDGET_GB = 2.0  # the ceiling mobile teams commonly set for one feature's model
 
 
-def _fig(value, unit: str, source: str) -> Figure:
+def _fig(value, unit: Unit, source: str) -> Figure:
     return Figure(value=None if value is None else float(value), unit=unit, source=source)
 
 

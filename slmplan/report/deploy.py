@@ -72,7 +72,7 @@ def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes
 
 
 def _downloads(models: list[str], ranked: list[FitResult]) -> list[Download]:
-    out = []
+    out: list[Download] = []
     try:
         cat = load_catalog()
     except SlmplanError:

@@ -244,3 +244,13 @@ def to_html(r: Report, charts: dict[str, str] | None = None) -> str:
 
 def render(r: Report, fmt: str) -> str:
     return {"html": to_html, "md": to_markdown, "json": to_json}[fmt](r)
+
+
+def render_report(r: Report, fmt: str = "md") -> str:
+    """The report as text: ``"html"`` (one self-contained page: inline CSS and SVG charts; needs the
+    'report' extra), ``"md"`` (GitHub Markdown) or ``"json"`` (``Report.model_dump()`` as JSON)."""
+    if fmt not in ("html", "md", "json"):
+        from slmplan.errors import BadInputError
+
+        raise BadInputError(f"fmt={fmt!r} is not one of html, md, json", "Use e.g. fmt='html'", params=("fmt",))
+    return render(r, fmt)

@@ -1,4 +1,4 @@
-"""`slmplan bench` results. The top-level keys of CONTRACT.md's bench JSON are kept; the rest is added.
+"""`slmplan bench` results. The documented top-level keys of the bench JSON are kept; the rest is added.
 
 Throughput follows llama-bench: each repetition gives tokens/s = (n_prompt + n_gen) / time, and the
 mean and (sample) standard deviation are taken over those per-repetition figures.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from slmplan.schema.base import StrictModel as _M
 
 SCHEMA_VERSION = 1
 # a measured speed or time: finite and not negative (a bench JSON edited by hand must not pass as one)
 NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class BenchSettings(_M):
@@ -132,6 +130,9 @@ class BenchAttempt(_M):
 
 
 class BenchRun(_M):
+    """One ``slmplan bench`` run: settings, one TestResult per test, time to first token, memory, and the
+    planner's prediction for the same run (the ``bench --format json`` / ``-o FILE.json`` shape)."""
+
     schema_version: int = SCHEMA_VERSION
     runtime: str
     model: str = Field(description="what the user asked for (catalog id or path)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
+
+from slmplan.schema.base import InputModel as Strict
 
 Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
 # Hugging Face config.json layer_types values; conv/mamba/linear_attention layers keep a recurrent state
@@ -12,11 +14,9 @@ LayerType = Literal["full_attention", "sliding_attention", "attention", "conv", 
 RECURRENT_LAYER_TYPES = ("conv", "mamba", "linear_attention")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
 class CatalogVariant(Strict):
+    """One quantized file of a model: its quant name, format and (with a source) published size."""
+
     quant: str = Field(min_length=1, description="llama.cpp file type (Q4_K_M, ...) or AWQ-INT4/GPTQ-INT4/INT8/ONNX-INT4")
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
@@ -32,6 +32,8 @@ class CatalogVariant(Strict):
 
 
 class CatalogModel(Strict):
+    """One model: the architecture numbers of its config.json (with the source) and its quant variants."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     name: str
     family: str
@@ -82,15 +84,16 @@ class CatalogModel(Strict):
             raise ValueError("sliding_window_pattern needs sliding_window")
         if self.layer_types is not None and len(self.layer_types) != self.layers:
             raise ValueError(f"layer_types lists {len(self.layer_types)} layers, layers is {self.layers}")
-        if any(t in RECURRENT_LAYER_TYPES for t in self.layer_types or ()):
-            if "conv" in self.layer_types and not self.conv_l_cache:
+        layer_types = self.layer_types or []
+        if any(t in RECURRENT_LAYER_TYPES for t in layer_types):
+            if "conv" in layer_types and not self.conv_l_cache:
                 raise ValueError("conv layers need conv_l_cache")
-            if {"mamba", "linear_attention"} & set(self.layer_types) and not (
+            if {"mamba", "linear_attention"} & set(layer_types) and not (
                     self.ssm_conv_kernel and self.ssm_state_size and self.ssm_inner_size and self.ssm_heads and self.ssm_groups):
                 raise ValueError("mamba/linear_attention layers need ssm_conv_kernel, ssm_state_size, ssm_inner_size, ssm_heads, ssm_groups")
         if self.experts and not (self.experts_used and self.expert_intermediate_size):
             raise ValueError("experts need experts_used and expert_intermediate_size")
-        if self.experts and self.experts_used > self.experts:
+        if self.experts and (self.experts_used or 0) > self.experts:
             raise ValueError(f"experts_used ({self.experts_used}) exceeds experts ({self.experts})")
         if self.kv_shared_layers and self.kv_shared_layers >= self.layers:
             raise ValueError("kv_shared_layers must be fewer than layers")
@@ -104,6 +107,8 @@ class CatalogModel(Strict):
 
 
 class Catalog(Strict):
+    """model_catalog.yaml: ``schema_version`` 1 and the list of models (unique ids)."""
+
     schema_version: Literal[1]
     models: list[CatalogModel] = Field(min_length=1)
 

@@ -1,19 +1,20 @@
-"""Device profile schema (shape fixed by CONTRACT.md; extra optional keys are ours)."""
+"""Device profile schema: the documented YAML keys (README, "A device profile") and optional extras."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from slmplan.schema.base import InputModel
 from slmplan.schema.calibration import DeviceCalibration
 
 Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
 
 
-class DeviceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan are not hardware
+class DeviceProfile(InputModel):
+    """A device: memory (installed, the per-app budget, bandwidth), compute, power, each number's source."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-_]*$")
     name: str = Field(min_length=1, max_length=200)
@@ -55,7 +56,7 @@ class DeviceProfile(BaseModel):
                              f"({self.memory_budget_gb}) and ram_gb ({self.ram_gb})")
         return self
 
-    def with_entitlement(self) -> "DeviceProfile | None":
+    def with_entitlement(self) -> DeviceProfile | None:
         """The same device with the iOS increased-memory-limit budget, or None when the profile has none."""
         if self.memory_budget_gb_entitled is None:
             return None

@@ -1,19 +1,16 @@
-"""Estimate results. ``FitResult.contract_dict()`` is the fit/plan JSON shape of CONTRACT.md."""
+"""Estimate results. ``FitResult.model_dump()`` is the fit/plan JSON shape."""
 
 from __future__ import annotations
 
-from typing import Literal
+from slmplan.schema.base import FrozenModel as _Frozen
+from slmplan.schema.base import Verdict
 
-from pydantic import BaseModel, ConfigDict
-
-Verdict = Literal["fits", "tight", "does-not-fit"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+__all__ = ["EnergyEstimate", "FitResult", "MemoryEstimate", "SpeedEstimate", "Verdict"]
 
 
 class MemoryEstimate(_Frozen):
+    """Bytes one model needs at one context length, by part, and the device's budget (estimates)."""
+
     weights_bytes: int
     kv_cache_bytes: int
     compute_bytes: int
@@ -33,6 +30,8 @@ class MemoryEstimate(_Frozen):
 
 
 class SpeedEstimate(_Frozen):
+    """Predicted prefill and decode speed (tokens/s, with a low-high range) and time to first token."""
+
     # None = unknown (no compute figure for the device, or no data for the runtime), never 0
     prefill_tokens_per_s: float | None
     decode_tokens_per_s: float | None
@@ -47,6 +46,8 @@ class SpeedEstimate(_Frozen):
 
 
 class EnergyEstimate(_Frozen):
+    """Estimated energy per generated token and per query; None when the device has no power figure."""
+
     joules_per_token: float | None
     wh_per_query: float | None
     method: str
@@ -56,6 +57,8 @@ class EnergyEstimate(_Frozen):
 
 
 class FitResult(_Frozen):
+    """One (model, quant) on one device: verdict, memory, speed, energy and the ranking score."""
+
     model: str
     quant: str
     device: str

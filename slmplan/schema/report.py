@@ -5,20 +5,22 @@ is ``Report.model_json_schema()`` (``slmplan report --schema``). Every number th
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from slmplan.schema.base import StrictModel as _M
+from slmplan.schema.base import Verdict
 
 REPORT_SCHEMA_VERSION = 2  # 2: use case, service, summary, glossary, picks, what-if, battery, deployment
 
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Unit = Literal["bytes", "tokens/s", "s", "hours", "J/token", "Wh", "Wh/query", "kWh/year", "gCO2e/kWh", "kgCO2e/year",
+               "queries", "% of a full charge", "% of a full charge per day"]
 
 
 class Figure(_M):
     value: Optional[float] = Field(description="null = unknown")
-    unit: str
+    unit: Unit
     source: str = Field(description="measured / estimate / given, and how")
 
 
@@ -26,7 +28,7 @@ class Candidate(_M):
     rank: int
     model: str
     quant: str
-    verdict: str = Field(description="fits | tight | does-not-fit")
+    verdict: Verdict = Field(description="fits | tight | does-not-fit")
     params: int
     weights: Figure
     kv_cache: Figure
@@ -220,6 +222,8 @@ class Deployment(_M):
 
 
 class Report(_M):
+    """The feasibility report for one device (``report --format json`` is ``model_dump()``)."""
+
     schema_version: int = REPORT_SCHEMA_VERSION
     title: str
     generated_at: str

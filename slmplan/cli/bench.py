@@ -1,0 +1,243 @@
+"""`slmplan bench` and `slmplan demo`: measure a model on this machine (moved verbatim from cli/main.py;
+the benchmark orchestration is being reworked, and these two will then shrink to parse-call-print)."""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from slmplan.cli._options import query as _query
+from slmplan.cli.output import err, out
+from slmplan.cli.output import results_table as _results_table
+from slmplan.errors import BadInputError
+from slmplan.textsafe import clean, for_rich
+
+
+def bench_cmd(
+    model: Annotated[str, typer.Argument(help="Path to a .gguf file, or a catalog id with a local GGUF (bundled: smollm2-135m, gemma-3-270m).")],
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="llama.cpp (a .gguf) or onnx (a folder from 'slmplan convert').")] = "llama.cpp",
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Threads for generation and prompt processing (default: physical cores, as llama-bench).")] = None,
+    pp: Annotated[str, typer.Option("--pp", "-p", help="Prompt-processing test sizes, comma-separated; 0 = none.")] = "512",
+    tg: Annotated[str, typer.Option("--tg", "-n", help="Generation test sizes, comma-separated; 0 = none.")] = "128",
+    depth: Annotated[str, typer.Option("--depth", "-d", help="Context depth(s) already in the KV cache before each test (llama-bench -d).")] = "0",
+    reps: Annotated[int, typer.Option("--reps", help="Timed repetitions per test (after one warmup run).")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Logical batch size (llama-bench -b).")] = 2048,
+    ubatch_size: Annotated[int, typer.Option("--ubatch-size", "-ub", help="Physical batch size (llama-bench -ub).")] = 512,
+    flash_attn: Annotated[str, typer.Option("--flash-attn", "-fa", help="auto | on | off (llama-bench's default: auto).")] = "auto",
+    cache_type_k: Annotated[str, typer.Option("--cache-type-k", help="KV cache type for K (f16, q8_0, ...).")] = "f16",
+    cache_type_v: Annotated[str, typer.Option("--cache-type-v", help="KV cache type for V (quantized V needs flash attention).")] = "f16",
+    ttft: Annotated[bool, typer.Option("--ttft/--no-ttft", help="Also time the first token of a real chat prompt.")] = True,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="The prompt for --ttft (default: a built-in ~100-word request).")] = None,
+    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One untimed run before the timed ones.")] = True,
+    mmap: Annotated[bool, typer.Option("--mmap/--no-mmap", help="Map the weights from the file (llama.cpp's default).")] = True,
+    repack: Annotated[Optional[int], typer.Option("--repack", help="llama.cpp's repacked CPU weights (llama-bench --repack): 1 on, 0 off. Default: on, and measured again with 0 if the CPU dies on an illegal instruction.")] = None,
+    quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="For a catalog id: which quant's cached GGUF to use.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store this machine's fitted speed constants; later 'fit/plan --device local' use them.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even if the predicted footprint exceeds the RAM available now.")] = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table | json | csv | md (default: table, or from -o's extension).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the result to this file (.json/.csv/.md), atomically.")] = None,
+) -> None:
+    """Measure a model on this machine like llama.cpp's llama-bench, plus memory, time to first token and
+    the planner's prediction for the same run.
+
+    Each run happens in a child process. Ctrl-C stops it and keeps the samples measured so far.
+
+    Examples:
+
+      slmplan bench smollm2-135m
+
+      slmplan bench model.gguf --threads 2 --pp 512 --tg 128 --reps 5 -o bench.json
+
+      slmplan bench gemma-3-270m --depth 0,4096 --calibrate
+    """
+    from slmplan.bench import prepare as P
+    from slmplan.bench import render as R
+    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.fileio import write_atomic
+    from slmplan.schema.bench import BenchSettings
+
+    runtime = P.check_runtime(runtime)
+    if fmt is not None:
+        fmt = P.check_choice(fmt, R.FORMATS, "--format")
+    file_fmt = None
+    if output:
+        file_fmt = R.format_for_path(output) or (fmt if fmt in ("json", "csv", "md") else None)
+        if file_fmt is None:
+            raise BadInputError(f"cannot tell the format of -o {output}", "Use a .json, .csv or .md file name (or --format json)")
+        from slmplan.fileio import check_writable_target
+
+        check_writable_target(output, [model])  # before the benchmark, not after it; never over the model
+    pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
+    tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
+    depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
+    tests = build_tests(pps, tgs, depths)
+    if not tests and not ttft:
+        raise BadInputError("nothing to measure: --pp and --tg are all 0 and --no-ttft is set", "Use e.g. --pp 512 --tg 128")
+    P.check_range(reps, "--reps", 1, 1000, "5")
+    P.check_range(batch_size, "--batch-size", 1, 1 << 17, "2048")
+    P.check_range(ubatch_size, "--ubatch-size", 1, 1 << 17, "512")
+    fa = P.check_choice(flash_attn, P.FLASH_ATTN, "--flash-attn")
+    tk = P.check_choice(cache_type_k, P.KV_TYPES, "--cache-type-k")
+    tv = P.check_choice(cache_type_v, P.KV_TYPES, "--cache-type-v")
+    if tv not in ("f16", "f32", "bf16") and fa == "off":
+        raise BadInputError("a quantized V cache needs flash attention", "Use --flash-attn on (or auto)")
+    if prompt is not None and not prompt.strip():
+        raise BadInputError("--prompt is empty", "Give a prompt text, or drop --prompt to use the built-in one")
+    from slmplan.localdevice import cpu_info, detect_local
+
+    cores = cpu_info()
+    if threads is None:
+        threads = cores["physical_cores"]
+    P.check_range(threads, "--threads", 1, 4 * cores["logical_cores"], str(cores["physical_cores"]))
+    max_ctx = max([t.n_prompt + t.n_gen + t.n_depth for t in tests] + [1024 if ttft else 1])
+    if runtime == "onnx":
+        from slmplan.bench.prepare import BenchTarget
+
+        folder = P.resolve_onnx_dir(model)
+        P.check_onnx_fits_ram(folder, max_ctx, force)
+        target = BenchTarget(model, folder, None)
+        if calibrate:
+            raise BadInputError("--calibrate fits the llama.cpp speed model; it does not apply to --runtime onnx",
+                                "Drop --calibrate")
+    else:
+        target = P.resolve_model(model, quant)
+        P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
+    if repack not in (None, 0, 1):
+        raise BadInputError(f"--repack must be 0 or 1, got {repack}", "Use --repack 0 (off) or --repack 1 (on)")
+    settings = BenchSettings(threads=threads, n_batch=batch_size, n_ubatch=ubatch_size, flash_attn=fa, type_k=tk,
+                             type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap,
+                             repack=None if repack is None else bool(repack))
+    device = detect_local()
+    run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None,
+                                         runtime=runtime)
+    if calibrate and not run_.interrupted and not run_.failure:
+        from slmplan.bench.calibrate import calibrate as do_calibrate
+        from slmplan.calibration_store import local_constants_path
+
+        c = do_calibrate(run_, shipped)
+        if c:
+            lf = c.extra["local_fit"]
+            err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
+                      f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
+    if output:
+        write_atomic(output, R.render(run_, file_fmt), [model, str(target.path)])
+        err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
+    shown = fmt or "table"
+    if shown == "table":
+        for t in R.tables(run_):
+            out.print(t)
+        for line in R.summary_lines(run_):
+            out.print(line, markup=False, highlight=False)
+    else:
+        sys.stdout.write(R.render(run_, shown))
+    for w in run_.warnings:
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
+    if run_.interrupted:
+        n = sum(len(r.samples) for r in run_.results)
+        err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
+        raise typer.Exit(130)
+    _exit_if_failed(run_)
+
+
+def _exit_if_failed(run_) -> None:
+    """A benchmark that stopped early is a runtime failure (exit 1), even with the tests it kept."""
+    if run_.failure:
+        missing = ", ".join(m.test for m in run_.missing_tests)
+        err.print(f"Error: {run_.runtime} benchmark failed: {run_.failure}. Kept the finished tests; missing: {missing}.",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, runtime="llama.cpp"):
+    """Run the benchmark with a progress bar on stderr (shown only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from slmplan.bench.runner import run_benchmark
+
+    console = Console(file=sys.stderr)
+    names = [t.name for t in tests] + (["ttft"] if ttft_prompt else [])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal,
+                  auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
+        task = bar.add_task(f"loading {for_rich(target.path.name)}", total=len(names) * settings.reps)
+        bar.refresh()
+
+        def on_event(ev):
+            kind = ev["event"]
+            if kind == "start":
+                bar.update(task, description=f"{ev['test']}" + (" (warmup)" if settings.warmup else ""))
+            elif kind == "sample":
+                bar.update(task, advance=1, description=ev["test"])
+            elif kind == "retry":
+                bar.reset(task)
+                bar.update(task, description="retrying with --repack 0")
+                if not console.is_terminal:
+                    console.print("llama.cpp died with repacking on; measuring again with --repack 0", markup=False,
+                                  highlight=False)
+            bar.refresh()
+
+        return run_benchmark(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
+                            on_event=on_event, runtime=runtime)
+
+
+def demo_cmd(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the bench result and the reports.")] = "slmplan-demo",
+    reps: Annotated[int, typer.Option("--reps", help="Timed repetitions of the benchmark.")] = 3,
+    model: Annotated[str, typer.Option("--model", help="Bundled model to benchmark (smollm2-135m or gemma-3-270m).")] = "smollm2-135m",
+) -> None:
+    """Everything on defaults: plan for this machine, benchmark the bundled small model, write the report.
+
+    Example: slmplan demo --out demo
+    """
+    from pathlib import Path
+
+    from slmplan.bench import prepare as P
+    from slmplan.bench import render as R
+    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.fileio import write_atomic
+    from slmplan.localdevice import cpu_info, detect_local
+    from slmplan.planner import plan, recommend
+    from slmplan.report.build import build_report
+    from slmplan.report.render import render
+    from slmplan.schema.bench import BenchSettings
+
+    P.check_range(reps, "--reps", 1, 100, "3")
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir():
+        raise BadInputError(f"--out {out_dir} is a file", "Pass a folder name")
+    d.mkdir(parents=True, exist_ok=True)
+    from slmplan.fileio import check_writable_target
+
+    for name in (f"bench-{model}.json", "report.html", "report.md", "report.json"):
+        check_writable_target(str(d / name))  # before the benchmark, not after it
+    device = detect_local()
+    q = _query(4096, 300, 200)
+    ranked = plan(device, q)
+    out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
+    best, why = recommend(ranked, q)
+    out.print(f"Recommendation: {clean(why)}", markup=False, highlight=False)
+    target = P.resolve_model(model)
+    tests = build_tests([512], [128], [0])
+    P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
+    settings = BenchSettings(threads=cpu_info()["physical_cores"], n_batch=2048, n_ubatch=512, flash_attn="auto",
+                             reps=reps, warmup=True)
+    err.print(f"2/3 Benchmarking {target.path.name} with llama.cpp ({reps} repetitions)...", markup=False, highlight=False)
+    run_, _ = _bench_with_progress(model, target, tests, settings, device, DEFAULT_TTFT_PROMPT)
+    for t in R.tables(run_):
+        out.print(t)
+    for w in run_.warnings:
+        err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
+    bench_path = d / f"bench-{model}.json"
+    write_atomic(str(bench_path), R.to_json(run_))
+    rep = build_report(device, [run_], None, q)
+    written = [bench_path]
+    for ext in ("html", "md", "json"):
+        p = d / f"report.{ext}"
+        write_atomic(str(p), render(rep, ext))
+        written.append(p)
+    out.print(f"3/3 Wrote {', '.join(str(p) for p in written)}. Open {d / 'report.html'} in a browser.",
+              markup=False, highlight=False)
+    if run_.interrupted:
+        raise typer.Exit(130)
+    _exit_if_failed(run_)
