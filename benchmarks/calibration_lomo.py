@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
-from slmplan.estimate.fit import CAL, MODEL_MAP  # noqa: E402
+from slmplan.estimate.calib_rows import CAL, MODEL_MAP  # noqa: E402
 from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
 from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
 from slmplan.planner import Query, evaluate  # noqa: E402
@@ -63,6 +63,11 @@ def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
             hits = match_name(r["model"])
             q = (quant_from_name(r["model"]) or r["quant"] or "").upper()
             if len(hits) != 1 or q != "Q4_K_M":
+                continue
+            # as the speed fit does (slmplan/estimate/calib_rows.py): a model larger than 90% of the GPU's
+            # memory ran partly on the CPU, which no GPU profile describes
+            vram = float(r["vram_gb"] or 0) if r["hw_class"] == "DISCRETE_GPU" else float(r["ram_gb"] or 0)
+            if vram and DC._facts(hits[0], None).weights_bytes(q) > 0.9 * vram * 2**30:
                 continue
             n_gen = int(float(r["avg_output_tokens"] or 128))
             rows[r["device"]].append(_row(f"{path.name}:{i}", hits[0], q, float(r["tg_tokens_per_s"]), n_gen))

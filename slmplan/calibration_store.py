@@ -30,18 +30,16 @@ def _load_json(path):
         return None
 
 
-def _numbers_ok(x, depth: int = 0) -> bool:
-    """Every number finite and not negative (json.loads accepts NaN and Infinity)."""
+def _numbers_ok(x, depth: int = 0, signed: bool = False) -> bool:
+    """Every number finite (json.loads accepts NaN and Infinity) and, unless ``signed``, not negative."""
     if depth > 20:
         return False
     if isinstance(x, dict):
-        return all(_numbers_ok(v, depth + 1) for v in x.values())
+        return all(_numbers_ok(v, depth + 1, signed) for v in x.values())
     if isinstance(x, list):
-        return all(_numbers_ok(v, depth + 1) for v in x)
-    if isinstance(x, float):
-        return math.isfinite(x) and x >= 0
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x >= 0
+        return all(_numbers_ok(v, depth + 1, signed) for v in x)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return math.isfinite(x) and (signed or x >= 0)
     return True
 
 
@@ -55,7 +53,9 @@ def load_local_constants():
     if c is None:
         return None
     if not (isinstance(c, dict) and isinstance(c.get("classes"), dict)
-            and all(isinstance(k, dict) for k in c["classes"].values()) and _numbers_ok(c)):
+            and all(isinstance(k, dict) for k in c["classes"].values())
+            # the constants are rates and times (never negative); the validation notes keep signed biases
+            and _numbers_ok(c["classes"]) and _numbers_ok(c, signed=True)):
         set_aside(path, "not a speed model (a 'classes' object with finite, non-negative constants)")
         return None
     try:

@@ -39,8 +39,8 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
 # model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
 # llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints it; the shipped speed
-# model's GPU c_layer comes from one model size and is ~2.5x larger). Other classes: the planner's own split.
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 7.5e-5}
+# model's own split differs). Other classes: the planner's own split.
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 1.166e-4}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------

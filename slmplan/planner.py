@@ -156,7 +156,7 @@ def rank(results: list[FitResult], task: str | None = None, min_decode: float = 
     if keep_order:
         return scored
     order = {"fits": 0, "tight": 1, "does-not-fit": 2}
-    return sorted(scored, key=lambda r: (order[r.verdict], r.speed.decode_tokens_per_s < min_decode,
+    return sorted(scored, key=lambda r: (order[r.verdict], (r.speed.decode_tokens_per_s or 0.0) < min_decode,
                                          (r.quality or {}).get("method") != "published", -(r.score or 0), r.memory.total_bytes))
 
 

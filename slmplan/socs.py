@@ -114,6 +114,7 @@ def fill_from_soc(data: dict) -> dict:
     if not isinstance(data, dict):
         return data
     soc, name = data.get("soc"), data.get("name")
+    chip: Chip | None
     if isinstance(soc, str) and soc.strip():
         chip, how = get_chip(soc), "chip table"
     elif isinstance(name, str) and (chip := find_chip(name)) is not None:

@@ -15,6 +15,8 @@ from slmplan.cli._options import (
     QCtxOpt,
     QGenOpt,
     QPromptOpt,
+    RepackOpt,
+    SpeedRuntimeOpt,
     SwaOpt,
     TableOrJson,
     TableOrJsonOpt,
@@ -22,8 +24,6 @@ from slmplan.cli._options import (
     entitled,
     quant_option,
     uc_query,
-    RepackOpt,
-    SpeedRuntimeOpt,
     with_per_layer_embd,
 )
 from slmplan.cli.output import cloud_line, emit, out, results_table

@@ -25,9 +25,9 @@ import numpy as np
 from slmplan.catalog import facts, get_model, load_catalog
 from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.calib_rows import Row
-from slmplan.estimate.speed import REPACK_TYPES
 from slmplan.estimate.quants import FTYPE_BASE
 from slmplan.estimate.speed import (
+    REPACK_TYPES,
     SGEMM_TYPES,
     THREAD_REF,
     Hardware,

@@ -237,7 +237,7 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
     download = next((d.size for d in (deploy.downloads if deploy else []) if d.model == best.model
                      and d.quant == best.quant), None) if best else None
     split = None
-    if best and best.speed.prefill_tokens_per_s:
+    if best and best.speed.prefill_tokens_per_s and best.speed.decode_tokens_per_s and best.speed.ttft_s is not None:
         t_gen = q.n_gen / best.speed.decode_tokens_per_s
         bound = "prefill-bound: the time to first token dominates" if best.speed.ttft_s > t_gen else \
             "decode-bound: writing the answer dominates"
