@@ -25,7 +25,8 @@ from slmplan.schema.estimate import FitResult, Verdict
 
 RUNTIMES = ("llama.cpp", "npu")
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
-MIN_DECODE_TOKENS_PER_S = 10.0  # faster than people read; below it chat feels slow
+MIN_DECODE_TOKENS_PER_S = 10.0
+PUBLISHED_SCORE_RESOLUTION = 0.5  # benchmark points
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,18 @@ def rank(results: list[FitResult], task: str | None = None, min_decode: float = 
     if keep_order:
         return scored
     order = {"fits": 0, "tight": 1, "does-not-fit": 2}
+
+    def quality_key(r: FitResult) -> float:
+        # a published score's resolution is about half a point (its standard error on the benchmark's
+        # few thousand questions): candidates closer than that are a tie, won by the smaller resident
+        # footprint (so Q8_0 of a model beats its F16 copy at the same published quality)
+        if (r.quality or {}).get("method") == "published" and r.score is not None:
+            return -round(r.score / PUBLISHED_SCORE_RESOLUTION)
+        return -(r.score or 0)
+
     return sorted(scored, key=lambda r: (order[r.verdict], (r.speed.decode_tokens_per_s or 0.0) < min_decode,
-                                         (r.quality or {}).get("method") != "published", -(r.score or 0), r.memory.total_bytes))
+                                         (r.quality or {}).get("method") != "published", quality_key(r),
+                                         r.memory.total_bytes - r.memory.reclaimable_bytes))
 
 
 def recommend(ranked: list[FitResult], q: Query = Query()) -> tuple[FitResult | None, str]:

@@ -115,14 +115,16 @@ def results_table(results, title: str, limit: int | None = None) -> Table:
     from rich.table import Table
 
     t = Table(title=title)
-    for col in ("model", "quant", "verdict", "memory GiB (w+kv+comp+ovh)", "budget", "prefill tok/s", "decode tok/s (low-high)", "TTFT s", "Wh/query"):
+    for col in ("model", "quant", "verdict", "memory GiB (w+rep+kv+comp+ovh)", "budget", "prefill tok/s", "decode tok/s (low-high)", "TTFT s", "Wh/query"):
         t.add_column(col)
     for r in results[:limit]:
         m, s, e = r.memory, r.speed, r.energy
         style = VERDICT_STYLE[r.verdict]
         t.add_row(
             for_rich(r.model), for_rich(r.quant), f"[{style}]{r.verdict}[/{style}]",
-            f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.kv_cache_bytes)}+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
+            # rep = llama.cpp's repacked weight copy; kv includes a recurrent model's state
+            f"{gib(m.total_bytes)} ({gib(m.weights_bytes)}+{gib(m.repack_bytes)}+{gib(m.kv_cache_bytes + m.state_bytes)}"
+            f"+{gib(m.compute_bytes)}+{gib(m.overhead_bytes)})",
             gib(m.budget_bytes), fmt_num(s.prefill_tokens_per_s),
             f"{s.decode_tokens_per_s:.1f} ({s.decode_tokens_per_s_low:.1f}-{s.decode_tokens_per_s_high:.1f})"
             if s.decode_tokens_per_s is not None else "unknown",
