@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slmplan.arch import check_estimable
 from slmplan.catalog import facts, load_catalog
@@ -72,8 +72,13 @@ def verdict(total: int, budget: int) -> Verdict:
 
 def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedConstants | None = None) -> FitResult:
     check_estimable(c.facts)
-    mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, q.settings, device.cpu_features,
+    settings = q.settings if q.runtime != "npu" else replace(q.settings, repack=False)  # no llama.cpp CPU copy
+    mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, settings, device.cpu_features,
                           device.effective_backend)
+    if q.runtime == "npu":
+        mem = mem.model_copy(update={"notes": ["memory for the NPU runtime: llama.cpp's allocation of the same weights, "
+                                               "KV cache and buffers (without its CPU repacking) as an estimate; the "
+                                               "runtime's own buffers are not modelled", *mem.notes]})
     if c.computed:
         note = (f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with "
                 "llama.cpp's quant-mix rules")
