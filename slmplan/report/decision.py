@@ -75,9 +75,11 @@ def _pick(role: str, rank: int, r: FitResult, info: dict, reason: str) -> Pick:
 def _facts_sentence(r: FitResult) -> str:
     m, s = r.memory, r.speed
     head = 1 - m.total_bytes / m.budget_bytes
-    ttft = f", first token after ~{seconds(s.ttft_s)}" if s.prefill_tokens_per_s else ""
+    ttft = f", first token after ~{seconds(s.ttft_s)}" if s.prefill_tokens_per_s and s.ttft_s is not None else ""
+    speed = (f"answers at ~{s.decode_tokens_per_s:.0f} tokens/s" if s.decode_tokens_per_s
+             else "answers at an unknown speed (no speed data for this device and runtime)")
     return (f"needs {m.total_bytes / GIB:.2f} of {m.budget_bytes / GIB:.2f} GiB ({head:.0%} headroom), "
-            f"answers at ~{s.decode_tokens_per_s:.0f} tokens/s{ttft} (predicted)")
+            f"{speed}{ttft} (predicted)")
 
 
 def picks(ranked: list[FitResult], q: Query) -> list[Pick]:
@@ -124,7 +126,8 @@ def _what_if(change: str, device: DeviceProfile, q: Query, primary: FitResult) -
     ttft = s.ttft_s if s.prefill_tokens_per_s else None
     changed = (best.model, best.quant) != (primary.model, primary.quant)
     text = (f"{'the choice changes to' if changed else 'the choice stays'} {best.model} {best.quant} ({best.verdict}, "
-            f"{best.memory.total_bytes / GIB:.2f} GiB, ~{s.decode_tokens_per_s:.0f} tokens/s, first token "
+            f"{best.memory.total_bytes / GIB:.2f} GiB, "
+            f"{f'~{s.decode_tokens_per_s:.0f}' if s.decode_tokens_per_s else 'unknown'} tokens/s, first token "
             f"{seconds(ttft)}){then if changed else ''}")
     sp = s.method or "estimate"
     return WhatIf(change=change, pick_model=best.model, pick_quant=best.quant, verdict=best.verdict,
