@@ -99,7 +99,7 @@ class Point:
         return self.pred.total_s if self.pred else None
 
 
-def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
+def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
     """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
     from slmplan.estimate.speed_constants import BACKEND_CLASS
 
@@ -107,18 +107,20 @@ def layer_prior_s(device: DeviceProfile, pts: list[Point]) -> float:
     if cls in ONE_MODEL_LAYER_PRIOR_S:
         return ONE_MODEL_LAYER_PRIOR_S[cls]
     # no better evidence for this class: the planner's own split between streaming and fixed cost
-    return statistics.median((p.pred.total_s - p.pred.streaming_s) / p.facts.n_layers for p in pts)
+    return statistics.median((pr.total_s - pr.streaming_s) / p.facts.n_layers for p, pr in pts)
 
 
 def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfile | None = None) -> DecodeFit | None:
-    pts = [p for p in points if p.kind == "tg" and p.pred]
-    if not pts:
+    pairs = [(p, p.pred) for p in points if p.kind == "tg" and p.pred]
+    if not pairs:
         return None
-    u = [p.pred.streaming_s / p.t_meas for p in pts]
+    pts = [p for p, _ in pairs]
+    u = [pr.streaming_s / p.t_meas for p, pr in pairs]
     v = [p.facts.n_layers / p.t_meas for p in pts]
     models = {p.key.model for p in pts}
     sizes = {(p.key.model, p.key.quant) for p in pts}
-    a = b = None
+    a: float | None = None
+    b = 0.0
     if len(sizes) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
         suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
         det = suu * svv - suv * suv
@@ -130,11 +132,11 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
             elif a2 > 0:
                 a, b, form = sum(u) / suu, 0.0, "b fitted at its bound 0"
     if a is None:  # one model size: b = a * prior, then a from the rows
-        prior = layer_prior_s(device, pts) if device else 0.0
+        prior = layer_prior_s(device, pairs) if device else 0.0
         w = [x + prior * y for x, y in zip(u, v)]
         a = sum(w) / sum(x * x for x in w)
         b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer)"
-    ratios = [(a * p.pred.streaming_s + b * p.facts.n_layers) / p.t_meas for p in pts]  # measured / fitted tokens/s
+    ratios = [(a * pr.streaming_s + b * p.facts.n_layers) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
@@ -147,19 +149,19 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
 
 
 def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | None:
-    pts = [p for p in points if p.kind == "pp" and p.t_pred]
-    if not pts:
+    ratios = [t / p.t_meas for p in points if p.kind == "pp" and (t := p.t_pred)]  # measured tokens/s / predicted
+    if not ratios:
         return None
-    ratios = [p.t_pred / p.t_meas for p in pts]  # measured tokens/s / predicted
+    n = len(ratios)
     s = statistics.median(ratios)
-    if len(pts) >= 3:
+    if n >= 3:
         rel = [r / s for r in ratios]
         lo, hi = min(1.0, min(rel)) - WIDEN, max(1.0, max(rel)) + WIDEN
-        how = f"spread of the {len(pts)} pp rows around the median, widened by {WIDEN:.0%}"
+        how = f"spread of the {n} pp rows around the median, widened by {WIDEN:.0%}"
     else:
         lo, hi = shipped.prefill_ratio_low, shipped.prefill_ratio_high
         how = "the shipped speed model's prefill spread across devices (fewer than 3 pp rows)"
-    return PrefillFit(scale=round(s, 6), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3), rows=len(pts),
+    return PrefillFit(scale=round(s, 6), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3), rows=n,
                       bounds=how)
 
 
@@ -200,7 +202,7 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
     out = []
     for p in points:
         upd: dict = {"predicted_tokens_per_s": round(1 / p.t_pred, 4) if p.t_pred else None}
-        if p.kind == "tg" and dec and p.t_pred:
+        if p.kind == "tg" and dec and p.pred:
             fitted = 1 / decode_time(dec, p.pred, p.facts)
         elif p.kind == "pp" and pre and p.t_pred:
             fitted = pre.scale / p.t_pred
@@ -315,6 +317,8 @@ def profile_yaml(dev: DeviceProfile) -> str:
 def current_fit(device: DeviceProfile, catalog_path: str | None = None) -> tuple[DecodeFit | None, PrefillFit | None, str]:
     """The stored constants, or (when the speed model changed since) a refit from the stored rows."""
     cal = device.calibration
+    if cal is None:
+        return None, None, ""
     base = device.model_copy(update={"calibration": None})
     if cal.predictor == predictor_fingerprint(base):
         return cal.decode, cal.prefill, cal.method
@@ -343,9 +347,10 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
     n_prompt = max(1, min(n_prompt, ctx))
     depth = min(n_prompt + n_gen // 2, ctx)
     upd: dict = {"method": method + " (" + (speed.method or "estimate") + ")"}
-    t_tok = 1.0 / speed.decode_tokens_per_s
-    if dec:
-        t_tok = decode_time(dec, predicted_token_time_s(facts, quant, base, "tg", 0, depth), facts)
+    t_tok = 1.0 / speed.decode_tokens_per_s if speed.decode_tokens_per_s else None
+    p_tok = predicted_token_time_s(facts, quant, base, "tg", 0, depth) if dec else None
+    if dec and p_tok:
+        t_tok = decode_time(dec, p_tok, facts)
         tg = 1.0 / t_tok
         upd.update(decode_tokens_per_s=round(tg, 2), decode_tokens_per_s_low=round(tg * dec.ratio_low, 2),
                    decode_tokens_per_s_high=round(tg * dec.ratio_high, 2))
@@ -355,7 +360,7 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
         pp = pre.scale / t_pp.total_s if t_pp else pp
         upd.update(prefill_tokens_per_s=round(pp, 2), prefill_tokens_per_s_low=round(pp * pre.ratio_low, 2),
                    prefill_tokens_per_s_high=round(pp * pre.ratio_high, 2))
-    if pp:
+    if pp and t_tok is not None:
         upd["ttft_s"] = round(n_prompt / pp + t_tok, 4)
     return speed.model_copy(update=upd)
 
@@ -371,7 +376,7 @@ def predict_row(row, device: DeviceProfile, catalog_path: str | None = None) -> 
     if device.calibration is None:
         return 1.0 / p.t_pred
     dec, pre, _ = current_fit(device, catalog_path)
-    if p.kind == "tg" and dec:
+    if p.kind == "tg" and dec and p.pred:
         return 1.0 / decode_time(dec, p.pred, p.facts)
     if p.kind == "pp" and pre:
         return pre.scale / p.t_pred

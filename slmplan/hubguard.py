@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from typing import Any
 
 from slmplan.errors import BadInputError, RuntimeFailure
 from slmplan.textsafe import clean
@@ -50,7 +51,8 @@ def set_timeouts(hf) -> None:
     for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
         if not os.environ.get(name):  # the user's own setting wins
             setattr(constants, name, t)
-    httpx = _http.httpx2 if hasattr(_http, "httpx2") else _http.httpx
+    # huggingface_hub names the module it uses differently across versions: resolved at run time
+    httpx: Any = getattr(_http, "httpx2", None) or _http.httpx  # type: ignore[attr-defined]
 
     class Client(httpx.Client):
         def send(self, request, **kw):
@@ -116,7 +118,8 @@ def check_file_headers(response) -> None:
 
 
 def is_timeout(e: BaseException) -> bool:
-    x, seen = e, 0
+    x: BaseException | None = e
+    seen = 0
     while x is not None and seen < 8:
         if isinstance(x, TimeoutError) or type(x).__name__.endswith(("Timeout", "TimeoutException", "TimeoutError")):
             return True

@@ -140,7 +140,8 @@ def _bandwidth_cached(key: str) -> tuple[float, str]:
             set_aside(path, f"not JSON: {type(e).__name__}")
     if data is not None:
         gbs = data.get("gbs") if isinstance(data, dict) else None
-        if not (type(gbs) in (int, float) and 0.1 <= gbs <= 20000 and isinstance(data.get("when"), str)):
+        # isinstance narrows for mypy; bool is an int subclass and no bandwidth
+        if not (isinstance(gbs, (int, float)) and not isinstance(gbs, bool) and 0.1 <= gbs <= 20000 and isinstance(data.get("when"), str)):
             set_aside(path, "not a bandwidth measurement")
         elif data.get("key") == key:
             return float(gbs), f"measured {data['when'][:40]}: numpy copy, single thread (cached)"
@@ -231,8 +232,9 @@ def detect_local() -> DeviceProfile:
     sources["memory_budget_gb"] = "90% of the memory available now (psutil available, cgroup limit minus usage)"
     cpu = cpu_info()
     key = f"{cpu['model']}|{ram}|{cpu['logical_cores']}"
-    if env_bandwidth_gbs() is not None:
-        bw, bw_src = env_bandwidth_gbs(), "SLMPLAN_BANDWIDTH_GBS environment variable"
+    env_bw = env_bandwidth_gbs()
+    if env_bw is not None:
+        bw, bw_src = env_bw, "SLMPLAN_BANDWIDTH_GBS environment variable"
     else:
         bw, bw_src = _bandwidth_cached(key)
     sources["memory_bandwidth_gbs"] = bw_src

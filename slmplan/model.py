@@ -235,6 +235,12 @@ def _synthesize(f: ModelFacts, quant: str) -> tuple[WeightTensor, ...]:
     return f._synthesize(quant)
 
 
+def _count(h: GGUFHeader, template: str, default: int) -> int:
+    """A count with a fallback: never None."""
+    v = _int(h, template, default=default)
+    return default if v is None else v
+
+
 def _int(h: GGUFHeader, template: str, default=None, required: bool = True) -> int | None:
     v = h.arch_key(template)
     if isinstance(v, ArrayValue):  # per-layer values (e.g. OpenELM); take the largest
@@ -349,9 +355,9 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
         raise GGUFError(f"{h.source}: absurd architecture values (layers={n_layers}, embedding={n_embd}, heads={n_head})",
                         "The file is damaged; download it again")
     n_head_kv = _int(h, Keys.Attention.HEAD_COUNT_KV, default=n_head) or n_head
-    head_k = _int(h, Keys.Attention.KEY_LENGTH, default=n_embd // n_head)
-    head_v = _int(h, Keys.Attention.VALUE_LENGTH, default=n_embd // n_head)
-    n_ff = _int(h, Keys.LLM.FEED_FORWARD_LENGTH, default=4 * n_embd)
+    head_k = _count(h, Keys.Attention.KEY_LENGTH, default=n_embd // n_head)
+    head_v = _count(h, Keys.Attention.VALUE_LENGTH, default=n_embd // n_head)
+    n_ff = _count(h, Keys.LLM.FEED_FORWARD_LENGTH, default=4 * n_embd)
     tokens = h.metadata.get(Keys.Tokenizer.LIST)
     n_vocab = _int(h, Keys.LLM.VOCAB_SIZE, default=len(tokens) if tokens is not None else 0, required=False)
     embd = h.tensor("token_embd.weight")
@@ -359,7 +365,7 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
         n_vocab = embd.shape[1]
     if not n_vocab:
         raise GGUFError(f"{h.source}: cannot tell the vocabulary size", "The file is not a complete llama.cpp model file")
-    n_ctx_train = _int(h, Keys.LLM.CONTEXT_LENGTH, default=2048)
+    n_ctx_train = _count(h, Keys.LLM.CONTEXT_LENGTH, default=2048)
     n_swa = _int(h, Keys.Attention.SLIDING_WINDOW, default=0, required=False) or None
     pattern = SWA_PATTERN_BY_ARCH.get(arch) if n_swa else None
     more = _arch_facts(h, n_layers, n_ff)

@@ -188,3 +188,20 @@ def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
         assert r["lomo_mean_abs_pct"] <= r["one_model_mean_abs_pct"], r["device"]
     mean = lambda k: sum(r[k] for r in results) / len(results)  # noqa: E731
     assert mean("one_model_mean_abs_pct") < 0.5 * mean("uncalibrated_mean_abs_pct")
+
+
+def test_calibration_of_an_unknown_decode_speed_does_not_crash():
+    # apply_calibration used to divide by the incoming decode speed even when it was unknown (None)
+    dev = get_device("pixel-8")
+    f1 = DC._facts("llama-3.2-1b", None)
+    pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
+    new = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", 0.8 / pred)])
+    (known,) = fit("llama-3.2-1b", new, "Q4_K_M", Query(ctx=4096, n_prompt=300, n_gen=200))
+    unknown = known.speed.model_copy(update={"decode_tokens_per_s": None, "decode_tokens_per_s_low": None,
+                                             "decode_tokens_per_s_high": None, "ttft_s": None})
+    out = DC.apply_calibration(unknown, f1, "Q4_K_M", new, 4096, 300, 200)
+    # the device's own decode fit gives the speed; it is the same as from a known estimate
+    assert out.decode_tokens_per_s == known.speed.decode_tokens_per_s
+    no_fit = new.model_copy(update={"calibration": new.calibration.model_copy(update={"decode": None})})
+    out = DC.apply_calibration(unknown, f1, "Q4_K_M", no_fit, 4096, 300, 200)
+    assert out.decode_tokens_per_s is None and out.ttft_s is None  # unknown stays unknown, not 0

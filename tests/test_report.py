@@ -338,3 +338,18 @@ def test_runtimes_data_is_sourced_and_well_formed():
         assert set(r["backends"]) <= {"ios", "android", "macos", "windows", "linux"}
         assert all(v.count("(") == v.count(")") for v in r["backends"].values()), r["backends"]  # YAML flow maps split on commas
     assert [r["id"] for r in rts if r["slmplan"] == "predicted"] == ["llama.cpp"]
+
+
+def test_report_with_unknown_speed_says_unknown():
+    # --runtime npu on a chip with no NPU runtime: decode and TTFT are unknown (None); the report used to
+    # crash formatting them
+    from slmplan.report import charts
+
+    r = build_report(get_device("pixel-8"), q=Query(ctx=4096, runtime="npu"), now=NOW)
+    assert r.candidates and all(c.decode_tokens_per_s.value is None for c in r.candidates)
+    md = to_markdown(r)
+    assert "unknown speed" in md and "decode speed unknown" in md
+    feel = next(i.text for i in r.summary if i.topic == "How fast does it feel?")
+    assert "writing speed is unknown" in feel and "wait before the first word is unknown" in feel
+    assert charts.speed_vs_memory(r) is None  # no point invented at 0 tokens/s
+    assert "unknown tokens/s" in json.dumps(to_json(r)) or not r.what_ifs

@@ -102,7 +102,7 @@ def check_onnx_fits_ram(p: Path, max_ctx: int, force: bool) -> None:
 class BenchTarget:
     arg: str
     path: Path
-    facts: ModelFacts
+    facts: ModelFacts | None  # None for an ONNX folder: no GGUF to read the model's facts from
 
 
 def resolve_model(arg: str, quant: str | None = None) -> BenchTarget:
@@ -164,6 +164,8 @@ def check_fits_ram(target: BenchTarget, max_ctx: int, n_batch: int, n_ubatch: in
     s = context_settings(max_ctx, n_batch, n_ubatch, flash_attn != "off", "f16", "f16")
     from slmplan.localdevice import detect_local
 
+    if target.facts is None:
+        raise ValueError("check_fits_ram needs a GGUF target (ONNX folders go through check_onnx_fits_ram)")
     est = estimate_memory(target.facts, target.facts.file_quant or "F16", max_ctx, 1 << 50, s,
                           detect_local().cpu_features)
     need = est.total_bytes  # includes the repacked copies llama.cpp makes on this CPU

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from slmplan.schema.bench import BenchRun
@@ -101,8 +102,10 @@ def tables(run: BenchRun) -> list[Table]:
     t = Table(title=for_rich(f"{Path(run.model_path).name} - {run.model_desc} - {run.runtime}, {run.threads} threads{_repack_label(run)}"),
               caption=for_rich(f"Warning: not llama.cpp's default configuration: {run.settings.repack_reason}")
               if run.settings.repack_reason else None)
-    for col, just in (("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
-                      ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right")):
+    cols: tuple[tuple[str, JustifyMethod], ...] = (
+        ("test", "left"), ("t/s mean ± std", "right"), ("median", "right"), ("predicted", "right"),
+        ("meas/pred", "right"), ("KV MiB", "right"), ("compute MiB", "right"))
+    for col, just in cols:
         t.add_column(col, justify=just)
     for r in run.results:
         ratio = r.ratio_measured_to_predicted

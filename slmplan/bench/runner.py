@@ -167,7 +167,7 @@ def _attempt(spec: WorkerSpec, on_event: Callable[[Event], None] | None) -> _Att
         kind = ev.get("event")
         if kind == "step":
             test = ev.get("test")
-            step = ev.get("step", "")
+            step = ev.get("step") or ""
             st.step = (f"{test} ({_PHASES.get(step, step)})" if test
                        else {"loading": "loading the model", "closing": "closing the model"}.get(step, step))
         elif kind == "start":
@@ -275,8 +275,9 @@ def run_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: li
 
     from slmplan.estimate.speed import load_constants
 
-    planner_pred = make_predictor(facts, quant, device, s.threads) if facts else None
-    shipped = make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped") if facts else None
+    planner_pred = make_predictor(facts, quant, device, s.threads) if facts and quant else None
+    shipped = (make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped")
+               if facts and quant else None)
     results: list[TestResult] = []
     shipped_by_test: dict[str, float | None] = {}
     for t in tests:
@@ -367,7 +368,7 @@ def run_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: li
 def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[TestResult], facts: ModelFacts | None,
                    quant: str | None, repack: bool, cpu_features: list[str] | None) -> MemoryReport:
     last = mem.get("last") or mem.get("loaded") or {}
-    bufs = {k: int(v) for k, v in (loaded.get("buffers") or {}).items()}
+    bufs: dict[str, float] = {k: int(v) for k, v in (loaded.get("buffers") or {}).items()}
     mapped = sum(v for k, v in bufs.items() if k.endswith("_Mapped model")) or None
     extra = extra_model_buffers(bufs)
     repacked = sum(extra.values()) if loaded else None

@@ -46,9 +46,8 @@ def _freqs_mhz() -> dict | None:
 def _throttle_counts() -> int | None:
     """Sum of the kernel's thermal throttle counters (x86 Linux), None when not readable."""
     files = glob.glob("/sys/devices/system/cpu/cpu*/thermal_throttle/*_throttle_count")
-    vals = [_read(f) for f in files]
-    vals = [int(v) for v in vals if v and v.isdigit()]
-    return sum(vals) if vals else None
+    nums = [int(v) for f in files if (v := _read(f)) and v.isdigit()]
+    return sum(nums) if nums else None
 
 
 def _versions() -> dict:

@@ -17,8 +17,9 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 
-from slmplan.bench.protocol import WorkerSpec
+from slmplan.bench.protocol import Phase, WorkerSpec
 
 
 def proc_memory() -> dict:
@@ -65,19 +66,23 @@ def main() -> int:
         runner = cls(spec["model"], s, use_mmap=spec.get("use_mmap", True))
         emit(event="loaded", load_s=runner.load_s, desc=runner.desc, model_size=runner.model_size,
              n_params=runner.n_params, buffers=runner.load_buffers, memory=proc_memory(), system=runner.system_info())
+        def on_sample(name: str) -> Callable[[int], None]:
+            return lambda ns: emit(event="sample", test=name, ns=ns)
+
+        def on_phase(name: str) -> Callable[[Phase], None]:
+            return lambda ph: emit(event="step", step=ph, test=name)
+
         for t in spec["tests"]:
             emit(event="start", test=t["name"])
             res = runner.run_test(t["n_prompt"], t["n_gen"], t["n_depth"], spec["reps"], spec["warmup"], s,
-                                  on_sample=lambda ns, name=t["name"]: emit(event="sample", test=name, ns=ns),
-                                  on_phase=lambda ph, name=t["name"]: emit(event="step", step=ph, test=name))
+                                  on_sample=on_sample(t["name"]), on_phase=on_phase(t["name"]))
             emit(event="test_done", test=t["name"], result=res, memory=proc_memory())
         if spec.get("ttft"):
             tt = spec["ttft"]
             assert tt is not None
             emit(event="start", test="ttft")
-            res = runner.ttft(tt["prompt"], tt["reps"], spec["warmup"], s,
-                              on_sample=lambda ns: emit(event="sample", test="ttft", ns=ns))
-            emit(event="test_done", test="ttft", result=res, memory=proc_memory())
+            tres = runner.ttft(tt["prompt"], tt["reps"], spec["warmup"], s, on_sample=on_sample("ttft"))
+            emit(event="test_done", test="ttft", result=tres, memory=proc_memory())
         emit(event="step", step="closing")
         runner.close()
         ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -120,6 +120,7 @@ def bench_cmd(
             err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
                       f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
     if output:
+        assert file_fmt is not None  # checked against the output's name before the run
         write_atomic(output, R.render(run_, file_fmt), [model, str(target.path)])
         err.print(f"Wrote {clean(output)}", markup=False, highlight=False)
     shown = fmt or "table"

@@ -87,7 +87,7 @@ def fit_quant_decode(get: Facts) -> dict[str, float]:
 
 def _pairs(rows: list[Row], ref: str = "Q8_0") -> dict[str, list[float]]:
     """Same device, model and source: prefill of each type relative to ``ref``."""
-    by = defaultdict(dict)
+    by: defaultdict[tuple, dict[str, float]] = defaultdict(dict)
     for r in rows:
         if r.pp and not r.sgemm and not r.repack:  # the plain kernels (q_pp is relative to them)
             by[(r.device, r.model_id, r.source)][r.quant] = r.pp
@@ -146,7 +146,7 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
     c_token = C_TOKEN if cls != "metal" else C_TOKEN[:1]  # one model size only: per-layer cost alone
     lay = x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
     fix = c_token[:, None, None] + C_LAYER[None, :, None] * lay[None, None, :]  # (ct, cl, row)
-    best = (np.inf, None)
+    best: tuple[float, tuple] = (np.inf, ())
     for i in range(len(ETAS)):
         t = t_core[i][:, None, None, :] + fix[None]  # (kappa, ct, cl, row)
         err = np.mean((np.log(1 / t) - logm) ** 2, axis=-1)
@@ -167,6 +167,12 @@ def predict_pp(r: Row, k: ClassConstants, get: Facts) -> float | None:
     return prefill_tokens_per_s(get(r.model_id), r.quant, _hw(r), r.pp_tokens, k)
 
 
+def _pp_ratio(r: Row, k: ClassConstants, get: Facts) -> float | None:
+    """Measured / predicted prefill; None where either is unknown (no compute figure, no measurement)."""
+    pred = predict_pp(r, k, get) if r.pp else None
+    return r.pp / pred if r.pp and pred else None
+
+
 def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te: float = 0.0) -> ClassConstants:
     rows = [r for r in rows if r.cls == cls]
     eta, kappa, c_tok, c_layer = _fit_decode(rows, cls, get, q_dec, te)
@@ -174,7 +180,7 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
                        quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, n_rows=len(rows))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
     # handles, on the builds that have it (a repacked type uses the repack kernels)
-    plain = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and not r.repack and not r.sgemm and predict_pp(r, k, get)]
+    plain = [x for r in rows if not r.repack and not r.sgemm and (x := _pp_ratio(r, k, get))]
     if not plain:
         return replace(k, eff_pp=None)
     k = replace(k, eff_pp=round(float(statistics.median(plain)), 5))
@@ -183,10 +189,11 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
         ts = [t for t in get(r.model_id).weight_tensors(r.quant) if t.role not in ("norm", "token_embd", "output")]
         return sum(t.n_elements for t in ts if t.ggml_type in types) / sum(t.n_elements for t in ts)
 
-    sg = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.sgemm and not r.repack and share(r, SGEMM_TYPES) > 0.5]
+    sg = [x for r in rows if r.pp and r.sgemm and not r.repack and share(r, SGEMM_TYPES) > 0.5
+          and (x := _pp_ratio(r, k, get))]
     if sg:
         k = replace(k, sgemm_prefill=round(float(statistics.median(sg)), 4))
-    rep = [r.pp / predict_pp(r, k, get) for r in rows if r.pp and r.repack and share(r, REPACK_TYPES) > 0.5]
+    rep = [x for r in rows if r.pp and r.repack and share(r, REPACK_TYPES) > 0.5 and (x := _pp_ratio(r, k, get))]
     return replace(k, repack_prefill=round(float(statistics.median(rep)), 4)) if rep else k
 
 
@@ -209,9 +216,8 @@ def _held_out(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, ke
         k = fit_class(train, cls, get, q_dec, q_pp, te)
         for r in crow:
             if key(r) == g:
-                pp = predict_pp(r, k, get) if r.pp else None
                 out.append({"row": r, "tg_ratio": r.tg / predict_tg(r, k, get) if r.tg else None,
-                            "pp_ratio": r.pp / pp if pp else None})
+                            "pp_ratio": _pp_ratio(r, k, get)})
     return out
 
 
@@ -229,11 +235,11 @@ def summarize(ratios: list[float], low: float | None = None, high: float | None 
     return out
 
 
-def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants) -> dict:
+def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants) -> tuple[dict, list[dict]]:
     te = k.thread_exp
     lodo = _held_out(rows, cls, get, q_dec, q_pp, key=lambda r: r.device, te=te)
     lomo = _held_out(rows, cls, get, q_dec, q_pp, key=lambda r: r.model_id, te=te)
-    val = {}
+    val: dict[str, dict] = {}
     for name, h in (("leave_one_device_out", lodo), ("leave_one_model_out", lomo)):
         tg = [x["tg_ratio"] for x in h if x["tg_ratio"]]
         pp = [x["pp_ratio"] for x in h if x["pp_ratio"]]
@@ -246,7 +252,7 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants) -> dict:
                      "decode_by_backend": by_backend}
     crow = [r for r in rows if r.cls == cls]
     val["train"] = {"decode": summarize([r.tg / predict_tg(r, k, get) for r in crow if r.tg]),
-                    "prefill": summarize([r.pp / predict_pp(r, k, get) for r in crow if r.pp and k.eff_pp])}
+                    "prefill": summarize([x for r in crow if k.eff_pp and (x := _pp_ratio(r, k, get))])}
     return val, lodo
 
 
@@ -267,7 +273,8 @@ def fit_all() -> dict:
     get = Facts()
     rows = load_rows(get)
     q_dec = fit_quant_decode(get)
-    classes, validation = {}, {}
+    classes: dict[str, ClassConstants] = {}
+    validation: dict[str, dict] = {}
     for cls in ("metal", "gpu", "cpu"):
         q_pp = fit_quant_prefill(rows, cls)
         te = _pick_thread_exp(rows, get, q_dec, q_pp) if cls == "cpu" else 0.0

@@ -191,8 +191,12 @@ def _fa(v) -> str | None:
 
 def _one(o: dict, where: str, rows: list, skipped: list) -> None:
     try:
+        n_prompt, n_gen = _int(o["n_prompt"]), _int(o["n_gen"])
+        if n_prompt is None or n_gen is None:
+            skipped.append(f"{where}: no test (n_prompt and n_gen are both 0 or missing)")
+            return
         row = BenchRow(
-            source=where, n_prompt=_int(o["n_prompt"]), n_gen=_int(o["n_gen"]), n_depth=_int(o.get("n_depth")) or 0,
+            source=where, n_prompt=n_prompt, n_gen=n_gen, n_depth=_int(o.get("n_depth")) or 0,
             tokens_per_s=float(o["avg_ts"]), tokens_per_s_std=float(o["stddev_ts"]) if o.get("stddev_ts") not in (None, "") else None,
             model_filename=_str(o.get("model_filename")), model_type=_str(o.get("model_type")),
             model_size=_int(o.get("model_size")), model_n_params=_int(o.get("model_n_params")),
@@ -225,7 +229,8 @@ def _from_slmplan(data: dict, name: str):
     except Exception as e:  # pydantic ValidationError: name the first field
         first = str(e).splitlines()[1:2]
         raise BadInputError(f"{name} is not a slmplan bench result ({first[0].strip() if first else e})", FORMATS_HINT) from None
-    rows, skipped = [], []
+    rows: list[BenchRow] = []
+    skipped: list[str] = []
     backend = "CPU" if run.runtime.startswith("llama.cpp") else run.runtime
     for i, r in enumerate(run.results):
         where = f"{name}:results[{i}]"
@@ -254,7 +259,8 @@ def _parse_csv(text: str, name: str):
     if missing:
         raise BadInputError(f"{name} is CSV but lacks llama-bench's column(s) {', '.join(missing)}",
                             "Write it with 'llama-bench -o csv' (all columns), or pass -o json")
-    rows, skipped = [], []
+    rows: list[BenchRow] = []
+    skipped: list[str] = []
     for rec in reader:
         where = f"{name}:{reader.line_num}"
         if None in rec or any(v is None for v in rec.values()):
@@ -326,7 +332,8 @@ def _parse_md(text: str, name: str):
     lines = text.splitlines()
     builds = [(i, m) for i, line in enumerate(lines) if (m := _BUILD.search(line))]
     tables = _tables(lines)
-    rows, skipped = [], []
+    rows: list[BenchRow] = []
+    skipped: list[str] = []
     for k, (lo, hi) in enumerate(tables):
         build = _build_for(tables, k, builds)
         header = None

@@ -47,8 +47,9 @@ def memory_breakdown(r: Report) -> str | None:
         vals = [(getattr(c, attr).value or 0) / GIB for c in cands][::-1]
         ax.barh(labels, vals, left=left, color=COLORS[color], label=name)
         left = [a + b for a, b in zip(left, vals)]
-    budget = cands[0].budget.value / GIB
-    ax.axvline(budget, color=COLORS["budget"], linestyle="--", linewidth=1.5, label=f"budget {budget:.2f} GiB")
+    if cands[0].budget.value is not None:
+        budget = cands[0].budget.value / GIB
+        ax.axvline(budget, color=COLORS["budget"], linestyle="--", linewidth=1.5, label=f"budget {budget:.2f} GiB")
     ax.set_xlabel("GiB (predicted)")
     ax.set_title("Memory breakdown against the device's budget")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
@@ -56,7 +57,8 @@ def memory_breakdown(r: Report) -> str | None:
 
 
 def speed_vs_memory(r: Report) -> str | None:
-    pts = [c for c in r.candidates if c.decode_tokens_per_s.value]
+    # unknown speed or memory: no point rather than a point at 0
+    pts = [c for c in r.candidates if c.decode_tokens_per_s.value and c.total.value is not None]
     if not pts:
         return None
     plt = _plt()
@@ -68,12 +70,13 @@ def speed_vs_memory(r: Report) -> str | None:
         cs.sort(key=lambda c: c.total.value)
         xs = [c.total.value / GIB for c in cs]
         ys = [c.decode_tokens_per_s.value for c in cs]
-        lo = [c.decode_tokens_per_s.value - (c.decode_tokens_per_s_low.value or c.decode_tokens_per_s.value) for c in cs]
-        hi = [(c.decode_tokens_per_s_high.value or c.decode_tokens_per_s.value) - c.decode_tokens_per_s.value for c in cs]
+        lo = [y - (c.decode_tokens_per_s_low.value or y) for c, y in zip(cs, ys)]
+        hi = [(c.decode_tokens_per_s_high.value or y) - y for c, y in zip(cs, ys)]
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=model)
         for c, x, y in zip(cs, xs, ys):
             ax.annotate(c.quant, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.axvline(pts[0].budget.value / GIB, color=COLORS["budget"], linestyle="--", linewidth=1.5, label="budget")
+    if pts[0].budget.value is not None:
+        ax.axvline(pts[0].budget.value / GIB, color=COLORS["budget"], linestyle="--", linewidth=1.5, label="budget")
     ax.set_xlabel("predicted total memory (GiB)")
     ax.set_ylabel("decode tokens/s (predicted, low-high)")
     ax.set_title("Speed against memory across quants")
@@ -83,13 +86,14 @@ def speed_vs_memory(r: Report) -> str | None:
 
 def predicted_vs_measured(r: Report) -> str | None:
     rows = [m for m in r.measured if m.measured_tokens_per_s.value]
+    meas = [m.measured_tokens_per_s.value or 0.0 for m in rows][::-1]  # filtered above: never 0 here
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.3))
     labels = [f"{m.model} {m.test}" for m in rows][::-1]
-    meas = [m.measured_tokens_per_s.value for m in rows][::-1]
-    pred = [m.predicted_tokens_per_s.value or 0 for m in rows][::-1]
+    # unknown prediction: no bar (height 0) and no ratio, not a ratio against 0
+    pred = [m.predicted_tokens_per_s.value or 0.0 for m in rows][::-1]
     y = range(len(rows))
     ax.barh([i + 0.2 for i in y], pred, height=0.4, color=COLORS["pred"], label="predicted")
     ax.barh([i - 0.2 for i in y], meas, height=0.4, color=COLORS["meas"], label="measured")

@@ -29,6 +29,10 @@ def _fig(value, unit: Unit, source: str) -> Figure:
     return Figure(value=None if value is None else float(value), unit=unit, source=source)
 
 
+def _gib(f: Figure) -> str:
+    return "unknown" if f.value is None else f"{f.value / GIB:.1f}"
+
+
 def catalog_info() -> dict[str, dict]:
     try:
         return {m.id: {"family": m.family, "license": m.license, "architecture": m.architecture, "name": m.name}
@@ -71,9 +75,11 @@ def _pick(role: str, rank: int, r: FitResult, info: dict, reason: str) -> Pick:
 def _facts_sentence(r: FitResult) -> str:
     m, s = r.memory, r.speed
     head = 1 - m.total_bytes / m.budget_bytes
-    ttft = f", first token after ~{seconds(s.ttft_s)}" if s.prefill_tokens_per_s else ""
+    ttft = f", first token after ~{seconds(s.ttft_s)}" if s.prefill_tokens_per_s and s.ttft_s is not None else ""
+    speed = (f"answers at ~{s.decode_tokens_per_s:.0f} tokens/s" if s.decode_tokens_per_s
+             else "answers at an unknown speed (no speed data for this device and runtime)")
     return (f"needs {m.total_bytes / GIB:.2f} of {m.budget_bytes / GIB:.2f} GiB ({head:.0%} headroom), "
-            f"answers at ~{s.decode_tokens_per_s:.0f} tokens/s{ttft} (predicted)")
+            f"{speed}{ttft} (predicted)")
 
 
 def picks(ranked: list[FitResult], q: Query) -> list[Pick]:
@@ -120,7 +126,8 @@ def _what_if(change: str, device: DeviceProfile, q: Query, primary: FitResult) -
     ttft = s.ttft_s if s.prefill_tokens_per_s else None
     changed = (best.model, best.quant) != (primary.model, primary.quant)
     text = (f"{'the choice changes to' if changed else 'the choice stays'} {best.model} {best.quant} ({best.verdict}, "
-            f"{best.memory.total_bytes / GIB:.2f} GiB, ~{s.decode_tokens_per_s:.0f} tokens/s, first token "
+            f"{best.memory.total_bytes / GIB:.2f} GiB, "
+            f"{f'~{s.decode_tokens_per_s:.0f}' if s.decode_tokens_per_s else 'unknown'} tokens/s, first token "
             f"{seconds(ttft)}){then if changed else ''}")
     sp = s.method or "estimate"
     return WhatIf(change=change, pick_model=best.model, pick_quant=best.quant, verdict=best.verdict,
@@ -159,7 +166,8 @@ def battery(device: DeviceProfile, best: FitResult, q: Query, per_day: int, meas
         "unknown: the profile has no battery_wh (add it to a YAML profile)"
     est = f"estimate: {wh_q:.3g} Wh per query (power_w x predicted time) / {wh_b:g} Wh battery" if wh_q and wh_b else None
     unknown = "unknown: needs both the energy per query (power_w) and battery_wh"
-    pq = wh_q / wh_b * 100 if est else None
+    pq = wh_q / wh_b * 100 if wh_q and wh_b else None
+    per_charge = wh_b / wh_q if wh_q and wh_b else None
     hours = wh_b / device.power_w if wh_b and device.power_w else None
     caveats = [
         f"Estimates from the profile's power figure ({device.power_w:g} W: {device.sources.get('power_w', 'device profile')}) "
@@ -176,7 +184,7 @@ def battery(device: DeviceProfile, best: FitResult, q: Query, per_day: int, meas
         percent_per_query=_fig(pq, "% of a full charge", est or unknown),
         percent_per_day=_fig(pq * per_day if pq is not None else None, "% of a full charge per day",
                              f"{est}; x {per_day} queries/day" if est else unknown),
-        queries_per_charge=_fig(wh_b / wh_q if est else None, "queries", est.replace(" / ", " into ") if est else unknown),
+        queries_per_charge=_fig(per_charge, "queries", est.replace(" / ", " into ") if est else unknown),
         hours_answering_per_charge=_fig(hours, "hours", f"estimate: {wh_b:g} Wh battery / {device.power_w:g} W while "
                                         "answering without pause" if hours else unknown),
         measured_wh_per_query=measured, caveats=caveats)
@@ -237,22 +245,28 @@ def summary(device: DeviceProfile, uc: UseCasePreset, q: Query, pick_list: list[
         p = pick_list[0]
         alt = f" Alternative from another model family: {pick_list[1].model} {pick_list[1].quant}." if len(pick_list) > 1 else ""
         items.append(SummaryItem(topic="Does it fit?", text=(
-            f"Yes. {p.model} ({p.quant}) needs about {p.total.value / GIB:.1f} GB of the {p.budget.value / GIB:.1f} GB "
+            f"Yes. {p.model} ({p.quant}) needs about {_gib(p.total)} GB of the {_gib(p.budget)} GB "
             f"one app may use on the {device.name}{_budget_basis(device)} (predicted).{alt}")))
         s = best.speed
-        gen_s = q.n_gen / s.decode_tokens_per_s if s.decode_tokens_per_s else None
-        wps = s.decode_tokens_per_s * 0.75
-        feel = ("faster than people read" if wps >= READING_WPS else "slower than people read")
-        if s.prefill_tokens_per_s:
-            wait = ("no noticeable wait" if s.ttft_s <= 1 else "a noticeable pause" if s.ttft_s <= 10
+        dec, ttft = s.decode_tokens_per_s, s.ttft_s
+        gen_s = q.n_gen / dec if dec else None
+        if dec:
+            wps = dec * 0.75
+            feel = "faster than people read" if wps >= READING_WPS else "slower than people read"
+            then = f"then text appears at about {wps:.0f} words per second, {feel}"
+        else:
+            then = "the writing speed is unknown (no speed data for this device and runtime)"
+        if s.prefill_tokens_per_s and ttft is not None:
+            wait = ("no noticeable wait" if ttft <= 1 else "a noticeable pause" if ttft <= 10
                     else "a long wait, beyond the ~10 s users stay focused")
-            first = (f"the first words appear after about {seconds(s.ttft_s)}, while the model reads the "
+            first = (f"the first words appear after about {seconds(ttft)}, while the model reads the "
                      f"~{words(q.n_prompt)}-word input ({wait}); ")
-            total = f"; the whole ~{words(q.n_gen)}-word answer takes about {seconds(s.ttft_s + gen_s)}"
+            total = (f"; the whole ~{words(q.n_gen)}-word answer takes about {seconds(ttft + gen_s)}"
+                     if gen_s is not None else "")
         else:
             first, total = "the wait before the first word is unknown (no compute figure for this device), ", ""
         items.append(SummaryItem(topic="How fast does it feel?", text=(
-            f"For {uc.label}: {first}then text appears at about {wps:.0f} words per second, {feel}{total} "
+            f"For {uc.label}: {first}{then}{total} "
             "(predictions, not measured on this device).")))
     if bat is not None and bat.percent_per_day.value is not None:
         items.append(SummaryItem(topic="Battery", text=(

@@ -57,11 +57,12 @@ def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes
         measured = ""
     if kind == "predicted" and device.effective_backend in rt.get("predicted_backends", []):
         s = best.speed
-        ttft = f", first token after ~{s.ttft_s:.1f} s" if s.prefill_tokens_per_s else ""
+        ttft = f", first token after ~{s.ttft_s:.1f} s" if s.prefill_tokens_per_s and s.ttft_s is not None else ""
+        dec = f"~{s.decode_tokens_per_s:.1f} tokens/s decode" if s.decode_tokens_per_s else "decode speed unknown"
         if device.effective_backend in ("cuda", "vulkan"):
             measured += " (GPU constants fitted on Apple Metal data: less certain on this GPU)"
         return "predicted", (f"predicted for {best.model} {best.quant} on {device.effective_backend}: "
-                             f"~{s.decode_tokens_per_s:.1f} tokens/s decode{ttft}{measured}")
+                             f"{dec}{ttft}{measured}")
     if kind == "predicted":
         return "not predicted", f"not predicted: slmplan models llama.cpp on {', '.join(rt['predicted_backends'])}, not here"
     if kind == "measured-only":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from slmplan.bench.backends.base import Backend, Capabilities
+from slmplan.bench.backends.base import Backend, BackendClass, Capabilities
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ def entry(name: str) -> BackendEntry:
     return REGISTRY[name]
 
 
-def load_backend_class(name: str) -> type[Backend]:
+def load_backend_class(name: str) -> BackendClass:
     module, _, cls = REGISTRY[name].target.partition(":")
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["REGISTRY", "Backend", "BackendEntry", "Capabilities", "entry", "load_backend_class"]
+__all__ = ["REGISTRY", "Backend", "BackendClass", "BackendEntry", "Capabilities", "entry", "load_backend_class"]

@@ -41,3 +41,9 @@ class Backend(Protocol):
     def system_info(self) -> dict: ...
 
     def close(self) -> None: ...
+
+
+class BackendClass(Protocol):
+    """A runtime's class: calling it loads the model (the Backend protocol cannot declare a constructor)."""
+
+    def __call__(self, path: str, settings: SettingsDict, use_mmap: bool = True) -> Backend: ...
