@@ -54,7 +54,8 @@ _LAZY: dict[str, str] = {
     "read_gguf": "slmplan.gguf:read_gguf",
     "GGUFHeader": "slmplan.gguf:GGUFHeader",
     # benchmark and report
-    "run_benchmark": "slmplan.bench.runner:run_benchmark",
+    "run_benchmark": "slmplan.bench.api:run_benchmark",
+    "BenchOptions": "slmplan.bench.api:BenchOptions",
     "BenchRun": "slmplan.schema.bench:BenchRun",
     "load_bench": "slmplan.report.build:load_bench",
     "build_report": "slmplan.report.build:build_report",
@@ -63,7 +64,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "BadInputError", "BenchRun", "Catalog", "CatalogModel", "CatalogVariant", "DeviceProfile", "EnergyEstimate",
+    "BadInputError", "BenchOptions", "BenchRun", "Catalog", "CatalogModel", "CatalogVariant", "DeviceProfile", "EnergyEstimate",
     "FitResult", "GGUFError", "GGUFHeader", "MemoryEstimate", "MissingExtraError", "Query", "Report",
     "RuntimeFailure", "RuntimeSettings", "SlmplanError", "SpeedEstimate", "__version__", "build_report",
     "builtin_devices", "catalog_summary", "estimate_memory", "estimate_speed", "fit", "get_device",
@@ -87,7 +88,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; keep in step with _LAZY
-    from slmplan.bench.runner import run_benchmark
+    from slmplan.bench.api import BenchOptions, run_benchmark
     from slmplan.catalog import catalog_summary, load_catalog
     from slmplan.devices import builtin_devices, get_device
     from slmplan.estimate.memory import RuntimeSettings, estimate_memory

@@ -30,7 +30,7 @@ def test_every_public_name_resolves_and_is_documented():
             assert (obj.__doc__ or "").strip(), f"slmplan.{name} has no docstring"
     errors = {"BadInputError", "GGUFError", "MissingExtraError", "RuntimeFailure", "SlmplanError", "__version__"}
     assert set(slmplan.__all__) == set(slmplan._LAZY) | errors
-    assert slmplan._LAZY["run_benchmark"] == "slmplan.bench.runner:run_benchmark"
+    assert slmplan._LAZY["run_benchmark"] == "slmplan.bench.api:run_benchmark"
     assert slmplan._LAZY["BenchRun"] == "slmplan.schema.bench:BenchRun"
     with pytest.raises(AttributeError):
         slmplan.no_such_name  # noqa: B018

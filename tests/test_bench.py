@@ -164,3 +164,13 @@ def test_ctrl_c_keeps_the_samples_measured(smollm2, tmp_path):
     (r,) = d["results"]
     assert r["test"] == "tg16" and not r["complete"] and 1 <= len(r["samples"]) < 400
     assert "tg16 (partial)" in stdout
+
+
+def test_library_run_benchmark_names_parameters_not_flags(smollm2):
+    import slmplan
+
+    run = slmplan.run_benchmark(str(smollm2), slmplan.BenchOptions(pp=(16,), tg="4", reps=1, ttft=False, threads=1))
+    assert [r.test for r in run.results] == ["pp16", "tg4"] and run.settings.threads == 1
+    with pytest.raises(slmplan.BadInputError) as e:
+        slmplan.run_benchmark(str(smollm2), slmplan.BenchOptions(reps=0))
+    assert e.value.one_line() == "reps 0 is out of range (1..1000). Use e.g. reps=5." and e.value.params == ("reps",)

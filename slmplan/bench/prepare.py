@@ -24,18 +24,29 @@ KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 RAM_SAFETY = 0.9  # refuse when the predicted footprint exceeds 90% of the memory available now
 
 
-def parse_int_list(value: str, option: str, minimum: int = 0, maximum: int = 1 << 20) -> list[int]:
-    """'512' or '128,512' (llama-bench style) -> [ints]; a clear error for anything else."""
+# The checks name what they check: a CLI flag ("--reps") or, from the library, a parameter ("reps"),
+# which the CLI turns into its flag (params=...; see slmplan.errors).
+def _bad(message: str, option: str, example: str) -> BadInputError:
+    if option.startswith("-"):
+        return BadInputError(message, f"Use e.g. {option} {example}")
+    return BadInputError(message, f"Use e.g. {option}={example}", params=(option,))
+
+
+def parse_int_list(value: str | int | list[int] | tuple[int, ...], option: str, minimum: int = 0,
+                   maximum: int = 1 << 20) -> list[int]:
+    """'512' or '128,512' (llama-bench style), or a list of ints -> [ints]; a clear error for anything else."""
+    parts = [str(x) for x in value] if isinstance(value, (list, tuple)) else str(value).split(",")
     out = []
-    for part in str(value).split(","):
+    for part in parts:
         part = part.strip()
         try:
             n = int(part)
         except ValueError:
-            raise BadInputError(f"{option} takes whole numbers separated by commas, got '{value}'",
-                                f"Use e.g. {option} 512 or {option} 128,512") from None
+            e = _bad(f"{option} takes whole numbers separated by commas, got '{value}'", option, "512")
+            more = f" or {option} 128,512" if option.startswith("-") else f" or {option}=128,512"
+            raise BadInputError(e.message, f"{e.hint}{more}", params=e.params) from None
         if not minimum <= n <= maximum:
-            raise BadInputError(f"{option} {n} is out of range ({minimum}..{maximum})", f"Use e.g. {option} 512")
+            raise _bad(f"{option} {n} is out of range ({minimum}..{maximum})", option, "512")
         out.append(n)
     return list(dict.fromkeys(out))
 
@@ -43,13 +54,14 @@ def parse_int_list(value: str, option: str, minimum: int = 0, maximum: int = 1 <
 def check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
     v = value.lower()
     if v not in choices:
-        raise BadInputError(f"{option} '{value}' is not one of {', '.join(choices)}", f"Use {option} {choices[0]}")
+        e = _bad(f"{option} '{value}' is not one of {', '.join(choices)}", option, choices[0])
+        raise BadInputError(e.message, (e.hint or "").replace("Use e.g. ", "Use "), params=e.params)
     return v
 
 
 def check_range(value: int, option: str, lo: int, hi: int, example: str) -> int:
     if not lo <= value <= hi:
-        raise BadInputError(f"{option} {value} is out of range ({lo}..{hi})", f"Use e.g. {option} {example}")
+        raise _bad(f"{option} {value} is out of range ({lo}..{hi})", option, example)
     return value
 
 

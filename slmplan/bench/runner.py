@@ -231,7 +231,7 @@ def _failure_hint(st: _Attempt, repack_requested: bool | None) -> str:
     return "Check the model file with 'slmplan inspect', or rerun with fewer threads/smaller --pp"
 
 
-def run_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
+def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
                   device: DeviceProfile, ttft_prompt: str | None = DEFAULT_TTFT_PROMPT, ttft_reps: int | None = None,
                   on_event: Callable[[Event], None] | None = None,
                   runtime: str = "llama.cpp") -> tuple[BenchRun, dict[str, float | None]]:

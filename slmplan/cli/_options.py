@@ -68,7 +68,9 @@ PARAM_FLAGS: dict[str, str] = {
     "catalog_path": "--catalog", "top": "--top", "queries_per_day": "--queries-per-day", "power_w": "--power-w",
     "grid_value": "--grid-intensity", "precision": "--precision", "out": "-o", "force": "--force",
     "prompt_tokens": "--prompt-tokens", "gen_tokens": "--gen-tokens", "service": "--service", "use_case": "--use-case",
-    "runtime": "--runtime",
+    "runtime": "--runtime", "pp": "--pp", "tg": "--tg", "depth": "--depth", "reps": "--reps", "threads": "--threads",
+    "n_batch": "--batch-size", "n_ubatch": "--ubatch-size", "flash_attn": "--flash-attn", "type_k": "--cache-type-k",
+    "type_v": "--cache-type-v", "prompt": "--prompt",
 }
 
 

@@ -1,5 +1,4 @@
-"""`slmplan bench` and `slmplan demo`: measure a model on this machine (moved verbatim from cli/main.py;
-the benchmark orchestration is being reworked, and these two will then shrink to parse-call-print)."""
+"""`slmplan bench` and `slmplan demo`: parse, call slmplan.bench.api (which checks and runs the benchmark), print."""
 
 import sys
 from typing import Annotated, Optional
@@ -52,11 +51,12 @@ def bench_cmd(
     """
     from slmplan.bench import prepare as P
     from slmplan.bench import render as R
-    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.bench.api import BenchOptions, plan_benchmark
     from slmplan.fileio import write_atomic
-    from slmplan.schema.bench import BenchSettings
 
-    runtime = P.check_runtime(runtime)
+    if P.check_runtime(runtime) == "onnx" and calibrate:
+        raise BadInputError("--calibrate fits the llama.cpp speed model; it does not apply to --runtime onnx",
+                            "Drop --calibrate")
     if fmt is not None:
         fmt = P.check_choice(fmt, R.FORMATS, "--format")
     file_fmt = None
@@ -67,49 +67,14 @@ def bench_cmd(
         from slmplan.fileio import check_writable_target
 
         check_writable_target(output, [model])  # before the benchmark, not after it; never over the model
-    pps = P.parse_int_list(pp, "--pp", 0, 1 << 17)
-    tgs = P.parse_int_list(tg, "--tg", 0, 1 << 16)
-    depths = P.parse_int_list(depth, "--depth", 0, 1 << 20)
-    tests = build_tests(pps, tgs, depths)
-    if not tests and not ttft:
-        raise BadInputError("nothing to measure: --pp and --tg are all 0 and --no-ttft is set", "Use e.g. --pp 512 --tg 128")
-    P.check_range(reps, "--reps", 1, 1000, "5")
-    P.check_range(batch_size, "--batch-size", 1, 1 << 17, "2048")
-    P.check_range(ubatch_size, "--ubatch-size", 1, 1 << 17, "512")
-    fa = P.check_choice(flash_attn, P.FLASH_ATTN, "--flash-attn")
-    tk = P.check_choice(cache_type_k, P.KV_TYPES, "--cache-type-k")
-    tv = P.check_choice(cache_type_v, P.KV_TYPES, "--cache-type-v")
-    if tv not in ("f16", "f32", "bf16") and fa == "off":
-        raise BadInputError("a quantized V cache needs flash attention", "Use --flash-attn on (or auto)")
-    if prompt is not None and not prompt.strip():
-        raise BadInputError("--prompt is empty", "Give a prompt text, or drop --prompt to use the built-in one")
-    from slmplan.localdevice import cpu_info, detect_local
-
-    cores = cpu_info()
-    if threads is None:
-        threads = cores["physical_cores"]
-    P.check_range(threads, "--threads", 1, 4 * cores["logical_cores"], str(cores["physical_cores"]))
-    max_ctx = max([t.n_prompt + t.n_gen + t.n_depth for t in tests] + [1024 if ttft else 1])
-    if runtime == "onnx":
-        from slmplan.bench.prepare import BenchTarget
-
-        folder = P.resolve_onnx_dir(model)
-        P.check_onnx_fits_ram(folder, max_ctx, force)
-        target = BenchTarget(model, folder, None)
-        if calibrate:
-            raise BadInputError("--calibrate fits the llama.cpp speed model; it does not apply to --runtime onnx",
-                                "Drop --calibrate")
-    else:
-        target = P.resolve_model(model, quant)
-        P.check_fits_ram(target, max_ctx, batch_size, ubatch_size, fa, force)
     if repack not in (None, 0, 1):
         raise BadInputError(f"--repack must be 0 or 1, got {repack}", "Use --repack 0 (off) or --repack 1 (on)")
-    settings = BenchSettings(threads=threads, n_batch=batch_size, n_ubatch=ubatch_size, flash_attn=fa, type_k=tk,
-                             type_v=tv, reps=reps, warmup=warmup, use_mmap=mmap,
-                             repack=None if repack is None else bool(repack))
-    device = detect_local()
-    run_, shipped = _bench_with_progress(model, target, tests, settings, device, (prompt or DEFAULT_TTFT_PROMPT) if ttft else None,
-                                         runtime=runtime)
+    plan = plan_benchmark(model, BenchOptions(
+        runtime=runtime, threads=threads, pp=pp, tg=tg, depth=depth, reps=reps, n_batch=batch_size, n_ubatch=ubatch_size,
+        flash_attn=flash_attn, type_k=cache_type_k, type_v=cache_type_v, ttft=ttft, prompt=prompt, warmup=warmup, mmap=mmap,
+        repack=None if repack is None else bool(repack), quant=quant, force=force))
+    target = plan.target
+    run_, shipped = _bench_with_progress(plan)
     if calibrate and not run_.interrupted and not run_.failure:
         from slmplan.bench.calibrate import calibrate as do_calibrate
         from slmplan.calibration_store import local_constants_path
@@ -149,15 +114,16 @@ def _exit_if_failed(run_) -> None:
         raise typer.Exit(1)
 
 
-def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, runtime="llama.cpp"):
-    """Run the benchmark with a progress bar on stderr (shown only on a terminal)."""
+def _bench_with_progress(plan):
+    """Run a checked benchmark plan with a progress bar on stderr (shown only on a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from slmplan.bench.runner import run_benchmark
+    from slmplan.bench.api import measure
 
     console = Console(file=sys.stderr)
-    names = [t.name for t in tests] + (["ttft"] if ttft_prompt else [])
+    settings, target = plan.settings, plan.target
+    names = [t.name for t in plan.tests] + (["ttft"] if plan.ttft_prompt else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal,
                   auto_refresh=False) as bar:  # redraw on events only: no thread competing with the benchmark
@@ -178,8 +144,7 @@ def _bench_with_progress(model, target, tests, settings, device, ttft_prompt, ru
                                   highlight=False)
             bar.refresh()
 
-        return run_benchmark(model, str(target.path), target.facts, tests, settings, device, ttft_prompt,
-                            on_event=on_event, runtime=runtime)
+        return measure(plan, on_event)
 
 
 def demo_cmd(
@@ -195,13 +160,12 @@ def demo_cmd(
 
     from slmplan.bench import prepare as P
     from slmplan.bench import render as R
-    from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
+    from slmplan.bench.api import BenchOptions, plan_benchmark
     from slmplan.fileio import write_atomic
-    from slmplan.localdevice import cpu_info, detect_local
+    from slmplan.localdevice import detect_local
     from slmplan.planner import plan, recommend
     from slmplan.report.build import build_report
     from slmplan.report.render import render
-    from slmplan.schema.bench import BenchSettings
 
     P.check_range(reps, "--reps", 1, 100, "3")
     d = Path(out_dir)
@@ -218,13 +182,10 @@ def demo_cmd(
     out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
     best, why = recommend(ranked, q)
     out.print(f"Recommendation: {clean(why)}", markup=False, highlight=False)
-    target = P.resolve_model(model)
-    tests = build_tests([512], [128], [0])
-    P.check_fits_ram(target, 1024, 2048, 512, "auto", False)
-    settings = BenchSettings(threads=cpu_info()["physical_cores"], n_batch=2048, n_ubatch=512, flash_attn="auto",
-                             reps=reps, warmup=True)
-    err.print(f"2/3 Benchmarking {target.path.name} with llama.cpp ({reps} repetitions)...", markup=False, highlight=False)
-    run_, _ = _bench_with_progress(model, target, tests, settings, device, DEFAULT_TTFT_PROMPT)
+    bench_plan = plan_benchmark(model, BenchOptions(reps=reps))  # pp512, tg128 and TTFT, llama-bench's defaults
+    err.print(f"2/3 Benchmarking {bench_plan.target.path.name} with llama.cpp ({reps} repetitions)...", markup=False,
+              highlight=False)
+    run_, _ = _bench_with_progress(bench_plan)
     for t in R.tables(run_):
         out.print(t)
     for w in run_.warnings:
