@@ -89,3 +89,20 @@ def from_os_error(e: OSError) -> SlmplanError:
                    errno.EPERM, errno.EROFS, errno.ENXIO):
         return BadInputError(f"{where}{reason}", "Check the path and its permissions")
     return RuntimeFailure(f"{where}{reason}", "Check the disk and the file system, then try again")
+
+
+def env_float(name: str, lo: float, hi: float, meaning: str, hint: str) -> float | None:
+    """A number from environment variable ``name``: None when unset or empty, else within ``lo``..``hi``
+    (NaN and infinities refused) or a one-line BadInputError that says what it should be."""
+    import os
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not lo <= v <= hi:  # also refuses nan and inf
+        raise BadInputError(f"{name}={raw[:40]!r} is not {meaning}", hint)
+    return v

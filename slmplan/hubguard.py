@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from slmplan.errors import BadInputError, RuntimeFailure
+from slmplan.errors import RuntimeFailure, env_float
 from slmplan.textsafe import clean
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -24,17 +24,9 @@ _timeout_set: float | None = None
 
 def hub_timeout() -> float:
     """Seconds to wait for the Hub to answer (SLMPLAN_HUB_TIMEOUT, default 15)."""
-    raw = os.environ.get("SLMPLAN_HUB_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        t = float(raw)
-    except ValueError:
-        t = float("nan")
-    if not 0.1 <= t <= 3600:  # also refuses nan and inf
-        raise BadInputError(f"SLMPLAN_HUB_TIMEOUT={raw[:40]!r} is not a number of seconds",
-                            "Set it to a number between 0.1 and 3600, e.g. 15, or unset it")
-    return t
+    t = env_float("SLMPLAN_HUB_TIMEOUT", 0.1, 3600, "a number of seconds",
+                  "Set it to a number between 0.1 and 3600, e.g. 15, or unset it")
+    return DEFAULT_TIMEOUT_S if t is None else t
 
 
 def set_timeouts(hf) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from slmplan.errors import BadInputError
+from slmplan.errors import BadInputError, env_float
 from slmplan.fileio import read_state, set_aside
 from slmplan.schema.device import DeviceProfile
 
@@ -40,17 +40,8 @@ def cache_dir() -> Path:
 
 def env_bandwidth_gbs() -> float | None:
     """SLMPLAN_BANDWIDTH_GBS, checked: a finite bandwidth a machine can have."""
-    raw = os.environ.get("SLMPLAN_BANDWIDTH_GBS", "").strip()
-    if not raw:
-        return None
-    try:
-        v = float(raw)
-    except ValueError:
-        v = float("nan")
-    if not 0.1 <= v <= 20000:  # also refuses nan and inf
-        raise BadInputError(f"SLMPLAN_BANDWIDTH_GBS={raw[:40]!r} is not a memory bandwidth in GB/s",
-                            "Set it to a number between 0.1 and 20000, e.g. 20, or unset it to measure")
-    return v
+    return env_float("SLMPLAN_BANDWIDTH_GBS", 0.1, 20000, "a memory bandwidth in GB/s",
+                     "Set it to a number between 0.1 and 20000, e.g. 20, or unset it to measure")
 
 
 def _read(path: str) -> str | None:

@@ -219,7 +219,7 @@ def _spec(runtime: str, path: str, tests: list[TestSpec], s: BenchSettings, repa
             "ttft": {"prompt": ttft_prompt, "reps": ttft_reps or s.reps} if ttft_prompt else None}
 
 
-def _failure_hint(st: _Attempt, repack_requested: bool | None) -> str:
+def _failure_hint(st: _Attempt) -> str:
     if st.exit and st.exit.illegal_instruction:
         if st.repack:
             return ("This CPU does not run one of llama.cpp's repacked kernels: rerun with --repack 0 "
@@ -268,7 +268,7 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     s = s.model_copy(update={"repack": repack if caps.repack else None, "repack_reason": reason})
     failure = st.failure() if st.crashed else None
     if failure and not st.done:
-        raise RuntimeFailure(f"{runtime} benchmark failed: {failure}", _failure_hint(st, settings.repack))
+        raise RuntimeFailure(f"{runtime} benchmark failed: {failure}", _failure_hint(st))
     attempts.append(BenchAttempt(repack=repack if caps.repack else None, outcome=failure or (
         "interrupted" if st.interrupted else "completed"), samples_kept=True))
     after = sysinfo.Snapshot.take()
