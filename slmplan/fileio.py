@@ -17,7 +17,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from slmplan.errors import BadInputError, RuntimeFailure
@@ -42,23 +42,39 @@ def os_reason(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-def read_regular(path: str | os.PathLike, what: str, max_bytes: int, error: type[BadInputError] = BadInputError,
-                 hint: str = "Pass the path of a regular file") -> bytes:
-    """The bytes of a regular file, refusing FIFOs, devices, folders and files above ``max_bytes``."""
-    p = Path(path)
+def _open_regular_fd(p: Path, error: type[BadInputError], hint: str, missing: str, is_dir: str,
+                     not_regular: Callable[[str], str], cannot: str) -> tuple[int, os.stat_result]:
+    """An open descriptor and its stat for a regular file; the messages name the caller's view of the file.
+
+    ``not_regular`` builds the message from what the path really is (a FIFO, a directory, ...)."""
     try:
         # O_NONBLOCK: opening a FIFO with no writer would otherwise block forever (no effect on files)
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise error(f"{what} {p} does not exist", "Check the path") from None
+        raise error(missing, "Check the path") from None
     except IsADirectoryError:
-        raise error(f"{what} {p} is a directory", hint) from None
+        raise error(is_dir, hint) from None
     except OSError as e:
-        raise error(f"cannot read {what} {p}: {os_reason(e)}", "Check the path and its permissions") from None
+        raise error(f"{cannot}: {os_reason(e)}", "Check the path and its permissions") from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{what} {p} is {_kind(st.st_mode)}, not a regular file", hint)
+    except OSError as e:
+        os.close(fd)
+        raise error(f"{cannot}: {os_reason(e)}", "Check the path and its permissions") from None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise error(not_regular(_kind(st.st_mode)), hint)
+    return fd, st
+
+
+def read_regular(path: str | os.PathLike, what: str, max_bytes: int, error: type[BadInputError] = BadInputError,
+                 hint: str = "Pass the path of a regular file") -> bytes:
+    """The bytes of a regular file, refusing FIFOs, devices, folders and files above ``max_bytes``."""
+    p = Path(path)
+    cannot = f"cannot read {what} {p}"
+    fd, st = _open_regular_fd(p, error, hint, missing=f"{what} {p} does not exist", is_dir=f"{what} {p} is a directory",
+                              not_regular=lambda kind: f"{what} {p} is {kind}, not a regular file", cannot=cannot)
+    try:
         if st.st_size > max_bytes:
             raise error(f"{what} {p} is {st.st_size / MIB:,.1f} MiB, more than any real one "
                         f"(at most {max_bytes / MIB:,.0f} MiB)", "Check that this is the right file")
@@ -66,7 +82,7 @@ def read_regular(path: str | os.PathLike, what: str, max_bytes: int, error: type
             fd = -1
             data = fh.read(max_bytes + 1)  # the file may grow while we read
     except OSError as e:
-        raise error(f"cannot read {what} {p}: {os_reason(e)}", "Check the path and its permissions") from None
+        raise error(f"{cannot}: {os_reason(e)}", "Check the path and its permissions") from None
     finally:
         if fd >= 0:
             os.close(fd)
@@ -79,18 +95,8 @@ def open_regular(path: str | os.PathLike, what: str, error: type[BadInputError] 
                  hint: str = "Pass the path of a regular file"):
     """A binary file object of a regular file (for header reads that bound themselves), else ``error``."""
     p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        raise error(f"{p}: no such file", "Check the path") from None
-    except IsADirectoryError:
-        raise error(f"{p} is a directory, not {what}", hint) from None
-    except OSError as e:
-        raise error(f"cannot read {p}: {os_reason(e)}", "Check the path and its permissions") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise error(f"{p} is {_kind(st.st_mode)}, not {what}", hint)
+    fd, _ = _open_regular_fd(p, error, hint, missing=f"{p}: no such file", is_dir=f"{p} is a directory, not {what}",
+                             not_regular=lambda kind: f"{p} is {kind}, not {what}", cannot=f"cannot read {p}")
     return os.fdopen(fd, "rb")
 
 
