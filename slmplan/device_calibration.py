@@ -4,7 +4,7 @@ The planner's speed model stays a black box: :func:`predicted_token_time_s` is t
 for a per-token time (decode at a depth, split into the part that scales with the device's speed and the
 fixed rest; or prefill of a prompt). On top of it, per device:
 
-- decode: measured time per token = a * predicted streaming time + b * n_layers. Rows of two or more model
+- decode: measured time per token = a * predicted streaming time + b * layer units (llama.cpp graph nodes / 31, = layers for a Llama model). Rows of two or more model
   sizes fit both (least squares on the relative error, a > 0, b >= 0). One model size cannot separate them:
   then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
   the planner's own fixed cost otherwise) and one tg row fixes a.
@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slmplan.errors import BadInputError
+from slmplan.estimate.graph import layer_units
 from slmplan.estimate.speed_constants import ClassConstants
 from slmplan.model import ModelFacts
 from slmplan.schema.calibration import DecodeFit, DeviceCalibration, PrefillFit, Residual
@@ -40,7 +41,7 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
 # llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints it; the shipped speed
 # model's own split differs). Other classes: the planner's own split.
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 1.166e-4}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.26e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
@@ -107,7 +108,7 @@ def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> 
     if cls in ONE_MODEL_LAYER_PRIOR_S:
         return ONE_MODEL_LAYER_PRIOR_S[cls]
     # no better evidence for this class: the planner's own split between streaming and fixed cost
-    return statistics.median((pr.total_s - pr.streaming_s) / p.facts.n_layers for p, pr in pts)
+    return statistics.median((pr.total_s - pr.streaming_s) / layer_units(p.facts) for p, pr in pts)
 
 
 def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfile | None = None) -> DecodeFit | None:
@@ -116,7 +117,7 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         return None
     pts = [p for p, _ in pairs]
     u = [pr.streaming_s / p.t_meas for p, pr in pairs]
-    v = [p.facts.n_layers / p.t_meas for p in pts]
+    v = [layer_units(p.facts) / p.t_meas for p in pts]
     models = {p.key.model for p in pts}
     sizes = {(p.key.model, p.key.quant) for p in pts}
     a: float | None = None
@@ -136,7 +137,7 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         w = [x + prior * y for x, y in zip(u, v)]
         a = sum(w) / sum(x * x for x in w)
         b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer)"
-    ratios = [(a * pr.streaming_s + b * p.facts.n_layers) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
+    ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
@@ -166,7 +167,7 @@ def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | No
 
 
 def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
-    return fit.a * pred.streaming_s + fit.b_layer_s * facts.n_layers
+    return fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)
 
 
 def _facts(model_id: str, catalog_path: str | None) -> ModelFacts:

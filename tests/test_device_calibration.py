@@ -20,10 +20,13 @@ def _tg(model, quant, tps, n_gen=128, src="synthetic", backends=None):
 
 
 def _truth(dev, model, quant, a, b, n_gen=128):
-    """tokens/s a device would measure if its time per token were exactly a * streaming + b * layers."""
+    """tokens/s a device would measure if its time per token were exactly a * streaming + b * layer units
+    (llama.cpp graph nodes / 31)."""
+    from slmplan.estimate.graph import layer_units
+
     f = DC._facts(model, None)
     p = DC.predicted_token_time_s(f, quant, dev, "tg", n_gen, 0)
-    return 1.0 / (a * p.streaming_s + b * f.n_layers)
+    return 1.0 / (a * p.streaming_s + b * layer_units(f))
 
 
 def _calibrate(dev, rows):

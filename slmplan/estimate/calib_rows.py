@@ -16,6 +16,14 @@ CAL = Path(__file__).resolve().parent.parent / "data" / "calibration"
 
 # Calibration model names -> catalog ids (same architecture; fine-tunes share the shapes). First match wins.
 MODEL_MAP = [
+    # current architectures (catalog entries; other sizes and multimodal variants of the families are left out)
+    ("qwen3.5-0.8b", "qwen3.5-0.8b"), ("qwen3.5-2b", "qwen3.5-2b"), ("qwen3.5-4b", "qwen3.5-4b"),
+    ("qwen3.5-9b", "qwen3.5-9b"), ("qwen3.5-35b-a3b", "qwen3.5-35b-a3b"), ("qwen3-30b-a3b", "qwen3-30b-a3b"),
+    ("qwen3-coder-30b-a3b", "qwen3-30b-a3b"), ("lfm2-350m", "lfm2-350m"), ("lfm2-700m", "lfm2-700m"),
+    ("lfm2-1.2b", "lfm2-1.2b"), ("lfm2-2.6b", "lfm2-2.6b"), ("lfm2-8b-a1b", "lfm2-8b-a1b"),
+    ("granite-4.0-h-1b", "granite-4.0-h-1b"), ("granite-4.0-h-tiny", "granite-4.0-h-tiny"),
+    ("gemma-3n-e2b", "gemma-3n-e2b"), ("gemma-3n-e4b", "gemma-3n-e4b"), ("gemma-4-e2b", "gemma-4-e2b"),
+    ("gemma-4-e4b", "gemma-4-e4b"), ("smollm3-3b", "smollm3-3b"),
     ("qwen3.5", None), ("qwen2.5-7b-1m", None), ("qwen3-30b", None), ("qwen3-coder", None),
     ("tinyllama", "tinyllama-1.1b"), ("llama-3.2-3b", "llama-3.2-3b"), ("llama3.2:3b", "llama-3.2-3b"),
     ("llama-3.2-1b", "llama-3.2-1b"), ("llama 3.1 8b", "llama-3.1-8b"), ("llama3.1:8b", "llama-3.1-8b"),

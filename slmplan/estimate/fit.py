@@ -25,6 +25,7 @@ import numpy as np
 from slmplan.catalog import facts, get_model, load_catalog
 from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.calib_rows import Row
+from slmplan.estimate.graph import layer_units
 from slmplan.estimate.quants import FTYPE_BASE
 from slmplan.estimate.speed import (
     REPACK_TYPES,
@@ -123,7 +124,7 @@ def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]
         f = get(r.model_id)
         B.append(decode_bytes_per_token(f, r.quant, r.tg_depth, q_dec=q_dec))
         FL.append(decode_flops_per_token(f, r.quant, r.tg_depth, q_dec))
-        L.append(f.n_layers)
+        L.append(layer_units(f))
         BW.append(r.bandwidth_gbs * 1e9)
         G.append((r.cpu_gflops or 0) * 1e9 if r.cls == "cpu" else 0)
         TG.append(r.tg)

@@ -3,13 +3,14 @@
 Decode reads every active weight once per token (plus the KV cache of the layers that keep one, up
 to the current depth), so it is bound by memory bandwidth; on phones and SBCs the CPU cannot always
 keep up and it is bound by compute instead. When the weights fit in the last-level cache, DRAM is
-not the limit at all. On top comes a fixed cost per token and per layer (graph build, kernel
-launches, thread barriers) that dominates for tiny models. Prefill is matrix-matrix work, bound by
+not the limit at all. On top comes a fixed cost per token and per graph node (graph build, kernel
+launches, thread barriers; counted in Llama layers of 31 nodes, see graph.py) that dominates for tiny
+models and for architectures with many small operations per layer (MoE routing, Gemma 3n's AltUp). Prefill is matrix-matrix work, bound by
 compute; llama.cpp computes the output head for the last prompt token only.
 
     t_token = max(sum_t bytes_t / q_dec[t], ...) / (eta_bw * BW)   (0 when cache-resident)
               vs  sum_t flops_t / q_dec[t] / (kappa * cpu_flops)          (CPU only)
-              + c_token + c_layer * n_layers
+              + c_token + c_layer * layer_units   (graph nodes / 31: Llama layers)
     prefill = eff_pp * flops / (sum_t flops_t / q_pp[t] + head + attention)
 
 q_dec and q_pp are per-GGML-type kernel throughputs (dequantization cost differs by type). All
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from slmplan.estimate.graph import layer_units
 from slmplan.estimate.speed_constants import (
     BACKEND_CLASS,
     MODEL_FILE,
@@ -148,7 +150,7 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: Cl
     c_layer = k.c_layer_s
     if k.thread_exp and hw.backend == "cpu" and hw.threads:
         c_layer *= (hw.threads / THREAD_REF) ** k.thread_exp
-    t_fix = k.c_token_s + c_layer * facts.n_layers
+    t_fix = k.c_token_s + c_layer * layer_units(facts)
     bound = "memory-bandwidth" if t_mem >= t_cpu else ("cache-resident, cpu-compute" if resident else "cpu-compute")
     if t_fix > max(t_mem, t_cpu):
         bound = "fixed-overhead"
