@@ -353,7 +353,7 @@ def is_modelled(arch: str) -> bool:
 
 
 def layout(f) -> list[LayoutTensor]:
-    if f.architecture in ("llama", "qwen3", "smollm3", "mistral"):
+    if f.architecture in ("llama", "qwen3", "smollm3", "mistral", "granite"):
         return _dense(f)
     return LAYOUTS[f.architecture](f)
 

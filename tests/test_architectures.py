@@ -193,7 +193,7 @@ def _shrunk(f):
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
                                       "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
                                       "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b",
-                                      "lfm2-8b-a1b"])
+                                      "granite-4.0-h-micro", "granite-4.0-micro", "lfm2-8b-a1b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""
@@ -207,6 +207,8 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
         kv = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [4, 6, 6, 0]}
         # llama.cpp's converter writes a scalar KV head count for Qwen3.5 (the interval marks the recurrent layers)
         as_written = replace(f, layer_kv_heads=None)
+    elif f.architecture == "granite":  # llama.cpp's granite loader requires the logit scale
+        kv = {"{arch}.logit_scale": 10.0}
     path = write(tmp_path / f"{model_id}.gguf", as_written, kv)
     g = facts_from_gguf(read_gguf(path))
     assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)

@@ -37,6 +37,8 @@ def _f(model_id):
     ("qwen3.5-9b", 9e9, None, 0.01), ("qwen3.5-35b-a3b", 35e9, 3e9 + 248320 * 2048, 0.02),
     # IBM: Granite 4.0 H Tiny 7B total
     ("granite-4.0-h-tiny", 7e9, None, 0.02),
+    # IBM: Granite 4.0 H Micro and Micro "3B" (rounded; ours 3.19B and 3.40B, Ollama lists the Micro as 3.4B)
+    ("granite-4.0-h-micro", 3e9, None, 0.07), ("granite-4.0-micro", 3.4e9, None, 0.01),
     # LiquidAI model card: LFM2-8B-A1B 8.3B total (its "1.5B active" is rounded: ours is 1.56B with the embedding)
     ("lfm2-8b-a1b", 8.3e9, None, 0.01),
 ])
@@ -152,6 +154,7 @@ def test_hybrid_gguf_state_from_header(tmp_path, cli):
 
 @pytest.mark.parametrize("model_id, quants", [
     # IBM's GGUF files: every quant is the same header plus tensor data (llama.cpp's quant mix per tensor)
+    ("granite-4.0-h-micro", ["Q3_K_M", "Q4_K_M", "Q5_K_M", "Q8_0"]),
     ("granite-4.0-h-1b", ["Q4_0", "Q4_K_M", "Q5_K_M"]),
 ])
 def test_published_sizes_are_one_header_plus_the_quant_mix(model_id, quants):
