@@ -208,6 +208,42 @@ def _qwen35(f):
     return out
 
 
+def _qwen35_mtp(f):
+    """The multi-token-prediction (MTP, "NextN") block Qwen3.5 ships after its trunk (config.json
+    ``mtp_num_hidden_layers``), as llama.cpp's converter writes it since MTP support (layer n_layers + k,
+    ``{arch}.nextn_predict_layers``) and as ``load_block_mtp`` in src/models/qwen35.cpp / qwen35moe.cpp
+    expects it: a full-attention decoder block plus ``nextn.eh_proj`` / ``enorm`` / ``hnorm`` /
+    ``shared_head_norm``. llama.cpp skips these tensors at load unless MTP speculative decoding asks for
+    them (``load_mtp``), so they count in the file, not in the loaded weights."""
+    E = f.n_embd
+    q = f.n_head * f.head_dim_k
+    k, v = f.head_dim_k * f.n_head_kv, f.head_dim_v * f.n_head_kv
+    out: list[LayoutTensor] = []
+    for i in range(f.n_layers, f.n_layers + f.n_layer_nextn):
+        out += [_t(f"blk.{i}.attn_norm.weight", (E,), "norm", i),
+                _t(f"blk.{i}.post_attention_norm.weight", (E,), "norm", i),
+                _t(f"blk.{i}.attn_q.weight", (E, 2 * q), "attn_q", i),  # query and its output gate
+                _t(f"blk.{i}.attn_k.weight", (E, k), "attn_k", i),
+                _t(f"blk.{i}.attn_v.weight", (E, v), "attn_v", i),
+                _t(f"blk.{i}.attn_output.weight", (q, E), "attn_output", i),
+                _t(f"blk.{i}.attn_q_norm.weight", (f.head_dim_k,), "norm", i),
+                _t(f"blk.{i}.attn_k_norm.weight", (f.head_dim_k,), "norm", i)]
+        if f.is_moe:
+            _experts(f, out, i)
+            S = f.n_ff_shexp
+            out += [_t(f"blk.{i}.ffn_gate_inp_shexp.weight", (E,), "norm", i),
+                    _t(f"blk.{i}.ffn_gate_shexp.weight", (E, S), "ffn_gate", i),
+                    _t(f"blk.{i}.ffn_up_shexp.weight", (E, S), "ffn_up", i),
+                    _t(f"blk.{i}.ffn_down_shexp.weight", (S, E), "ffn_down", i)]
+        else:
+            _ffn(f, out, i, n_ff=f.n_ff, norm=False)
+        out += [_t(f"blk.{i}.nextn.eh_proj.weight", (2 * E, E), "other", i),
+                _t(f"blk.{i}.nextn.enorm.weight", (E,), "norm", i),
+                _t(f"blk.{i}.nextn.hnorm.weight", (E,), "norm", i),
+                _t(f"blk.{i}.nextn.shared_head_norm.weight", (E,), "norm", i)]
+    return out
+
+
 GEMMA3N_ALTUP, GEMMA3N_LAUREL_RANK = 4, 64  # llama_hparams defaults (src/llama-hparams.h)
 
 
@@ -283,6 +319,9 @@ def _dense(f):
     return out
 
 
+# Architectures whose GGUF files may carry trailing MTP blocks, and their layout (see _qwen35_mtp).
+MTP_LAYOUTS = {"qwen35": _qwen35_mtp, "qwen35moe": _qwen35_mtp}
+
 LAYOUTS = {"qwen3moe": _qwen3moe, "gpt-oss": _gpt_oss, "lfm2": _lfm2, "lfm2moe": _lfm2,
            "granitehybrid": _granitehybrid, "qwen35": _qwen35, "qwen35moe": _qwen35,
            "gemma3n": _gemma3n, "gemma4": _gemma4}
@@ -314,9 +353,21 @@ def is_modelled(arch: str) -> bool:
 
 
 def layout(f) -> list[LayoutTensor]:
-    if f.architecture in ("llama", "qwen3", "smollm3", "mistral"):
+    if f.architecture in ("llama", "qwen3", "smollm3", "mistral", "granite"):
         return _dense(f)
     return LAYOUTS[f.architecture](f)
+
+
+def mtp_layout(f) -> list[LayoutTensor]:
+    """The tensors of the model's MTP blocks (layers n_layers .. n_layers + n_layer_nextn - 1), or none."""
+    if not f.n_layer_nextn:
+        return []
+    if f.architecture not in MTP_LAYOUTS:
+        from slmplan.errors import BadInputError
+
+        raise BadInputError(f"{f.id}: multi-token-prediction layers of architecture '{f.architecture}' are not modelled",
+                            f"Only {', '.join(sorted(MTP_LAYOUTS))} MTP blocks are; leave out mtp_layers")
+    return MTP_LAYOUTS[f.architecture](f)
 
 
 _IQ2_FAMILY = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M")
@@ -337,7 +388,7 @@ def _eight_experts(q: str, role: str, gt):
     return gt
 
 
-def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = None):
+def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = None, n_layer_all: int | None = None):
     from slmplan.estimate.quants import _K_FALLBACK, FTYPE_BASE, TensorRole, ggml_type_for
     from slmplan.ggufconst import GGML_QUANT_SIZES
     from slmplan.ggufconst import GGMLQuantizationType as T  # not gguf's: importing gguf loads numpy
@@ -350,7 +401,8 @@ def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = Non
     role = {"per_layer_embd": "token_embd", "other": "ffn_up"}.get(t.role, t.role)
     # llama.cpp indexes attn_v/attn_qkv rules by the tensor's rank among those tensors, not by layer:
     # hybrid and KV-shared layers have none, so the two differ
-    layer, n = v_index if v_index is not None else (t.layer, f.n_layers)
+    # the other layer rules use the layer index out of all blocks in the file (llama.cpp's n_layer_all, MTP included)
+    layer, n = v_index if v_index is not None else (t.layer, n_layer_all or f.n_layers)
     # untied: the output tensor exists; tied: token_embd (and Gemma's per-layer table, the same
     # category in llama-quant.cpp) is quantized like the output
     gt = ggml_type_for(q, TensorRole(role, layer, n, t.ne[0], t.n_elements),
@@ -362,13 +414,17 @@ def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = Non
     return gt
 
 
-def synthesize(f, q: str):
-    """WeightTensors of a catalog entry of a layout architecture, quantized with llama.cpp's rules."""
+def synthesize(f, q: str, with_mtp: bool = False):
+    """WeightTensors of a catalog entry of a layout architecture, quantized with llama.cpp's rules.
+
+    ``with_mtp``: the file also holds the model's MTP blocks (returned after the trunk, layer >= n_layers);
+    llama-quant.cpp then counts them in its attn_v rank and n_layer_all, which shifts a few trunk types."""
     from slmplan.estimate.quants import NON_GGUF_FORMATS, tensor_bytes
     from slmplan.model import WeightTensor
 
     out: list[WeightTensor] = []
-    tensors = layout(f)
+    tensors = layout(f) + (mtp_layout(f) if with_mtp else [])
+    n_all = f.n_layers + (f.n_layer_nextn if with_mtp else 0)
     v_like = [t.name for t in tensors if t.role in ("attn_v", "attn_qkv")]
     v_rank = {name: (i, len(v_like)) for i, name in enumerate(v_like)}
     for t in tensors:
@@ -379,7 +435,7 @@ def synthesize(f, q: str):
             out.append(WeightTensor(t.name, _base_role(t), t.layer, t.ne[0], t.n_elements,
                                     int(t.n_elements * bpw / 8), f"{bpw:g}bpw", t.active_fraction))
             continue
-        gt = _ggml_type(q, t, f, v_rank.get(t.name))
+        gt = _ggml_type(q, t, f, v_rank.get(t.name), n_all)
         out.append(WeightTensor(t.name, _base_role(t), t.layer, t.ne[0], t.n_elements,
                                 tensor_bytes(gt, t.n_elements), gt.name, t.active_fraction))
     return tuple(out)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from slmplan.arch import DENSE, LAYOUTS, is_modelled
+from slmplan.arch import DENSE, LAYOUTS, MTP_LAYOUTS, is_modelled
 from slmplan.errors import CatalogError, UnknownIdError
 from slmplan.estimate.quants import NON_GGUF_FORMATS, is_gguf_quant
 from slmplan.model import KV_FROM_START_BY_ARCH, ModelFacts
@@ -33,6 +33,9 @@ def _load(path: str, mtime: float) -> Catalog:
             # a llama-decoder estimate of a mamba/bert/... entry would be silently wrong
             raise CatalogError(f"{p}: model '{m.id}': architecture '{m.architecture}' is not modelled by slmplan",
                                f"Use one of: {', '.join(sorted(DENSE | set(LAYOUTS)))}")
+        if m.mtp_layers and m.architecture not in MTP_LAYOUTS:
+            raise CatalogError(f"{p}: model '{m.id}': mtp_layers for architecture '{m.architecture}' is not modelled",
+                               f"MTP blocks are modelled for {', '.join(sorted(MTP_LAYOUTS))}; leave out mtp_layers")
         for v in m.variants:
             q = v.quant.upper()
             if not (is_gguf_quant(q) or q in NON_GGUF_FORMATS):
@@ -96,6 +99,8 @@ def _arch_kwargs(m: CatalogModel) -> dict:
                   n_ff_shexp=m.shared_expert_intermediate_size or 0, n_layer_dense_lead=m.dense_leading_layers or 0)
     if m.conv_l_cache:
         kw["shortconv_l_cache"] = m.conv_l_cache
+    if m.mtp_layers:
+        kw["n_layer_nextn"] = m.mtp_layers
     if m.ssm_state_size:  # llama.cpp's ssm.* keys (Gated DeltaNet: inner = value heads x head size)
         kw.update(ssm_d_conv=m.ssm_conv_kernel, ssm_d_inner=m.ssm_inner_size, ssm_d_state=m.ssm_state_size,
                   ssm_n_group=m.ssm_groups, ssm_dt_rank=m.ssm_heads)

@@ -80,6 +80,12 @@ class ModelFacts:
     ssm_n_group: int = 0
     ssm_dt_rank: int = 0
     shortconv_l_cache: int = 0  # LFM2 short convolution length
+    # Multi-token-prediction ("NextN") blocks after the n_layers trunk (Qwen3.5: config.json
+    # mtp_num_hidden_layers; a GGUF file's {arch}.nextn_predict_layers). llama.cpp skips their tensors at
+    # load unless MTP speculative decoding asks for them, and gives them no cache in the main context:
+    # they count in the file size, not in the loaded weights.
+    n_layer_nextn: int = 0
+    exact_mtp_tensors: tuple[WeightTensor, ...] | None = None  # a GGUF file's MTP-block tensors
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -202,16 +208,35 @@ class ModelFacts:
         return int(sum(t.n_elements * t.active_fraction for t in self.weight_tensors(quant)))
 
     def weight_tensors(self, quant: str) -> tuple[WeightTensor, ...]:
-        """Tensors with their bytes: exact for a GGUF file, synthesized for a catalog entry."""
+        """The tensors llama.cpp loads, with their bytes: exact for a GGUF file, synthesized for a catalog
+        entry (as llama.cpp's converter writes the model: with its MTP blocks, which are not loaded)."""
         if self.exact_tensors is not None:
             return self.exact_tensors
-        return _synthesize(self, quant.upper())
+        return tuple(t for t in _synthesize(self, quant.upper(), self.n_layer_nextn > 0) if t.layer < self.n_layers)
 
-    def _synthesize(self, q: str) -> tuple[WeightTensor, ...]:
+    def mtp_tensors(self, quant: str) -> tuple[WeightTensor, ...]:
+        """The MTP blocks' tensors (in the file, skipped at load): exact for a GGUF file, else synthesized."""
+        if self.exact_tensors is not None:
+            return self.exact_mtp_tensors or ()
+        if not self.n_layer_nextn:
+            return ()
+        return tuple(t for t in _synthesize(self, quant.upper(), True) if t.layer >= self.n_layers)
+
+    def mtp_bytes(self, quant: str) -> int:
+        return sum(t.n_bytes for t in self.mtp_tensors(quant))
+
+    def file_weights_bytes(self, quant: str, with_mtp: bool) -> int:
+        """Tensor data of a GGUF file of this model (the header aside), with or without its MTP blocks.
+        Without them the quantizer sees fewer layers, which can shift a few tensor types."""
+        if self.exact_tensors is not None:
+            return self.weights_bytes(quant) + (self.mtp_bytes(quant) if with_mtp else 0)
+        return sum(t.n_bytes for t in _synthesize(self, quant.upper(), with_mtp and self.n_layer_nextn > 0))
+
+    def _synthesize(self, q: str, with_mtp: bool = False) -> tuple[WeightTensor, ...]:
         from slmplan.arch import has_layout, synthesize
 
         if has_layout(self.architecture):
-            return synthesize(self, q)
+            return synthesize(self, q, with_mtp)
         out = []
         if q in NON_GGUF_FORMATS:
             fmt = NON_GGUF_FORMATS[q]
@@ -231,8 +256,8 @@ class ModelFacts:
 
 
 @lru_cache(maxsize=512)
-def _synthesize(f: ModelFacts, quant: str) -> tuple[WeightTensor, ...]:
-    return f._synthesize(quant)
+def _synthesize(f: ModelFacts, quant: str, with_mtp: bool = False) -> tuple[WeightTensor, ...]:
+    return f._synthesize(quant, with_mtp)
 
 
 def _count(h: GGUFHeader, template: str, default: int) -> int:
@@ -314,9 +339,6 @@ def _arch_facts(h: GGUFHeader, n_layers: int, n_ff: int) -> dict:
     if swa is not None:
         out["swa_layers"] = swa
     out["head_dim_swa"] = opt("{arch}.attention.key_length_swa") or None
-    nextn = opt("{arch}.nextn_predict_layers")
-    if nextn and nextn < n_layers:  # multi-token-prediction layers: no cache in the main context
-        out["n_layer_kv_from_start"] = n_layers - nextn
     if arch == "gemma4":
         out["n_layer_kv_from_start"] = n_layers - opt("{arch}.attention.shared_kv_layers")
     elif arch in KV_FROM_START_BY_ARCH:
@@ -365,6 +387,12 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
         n_vocab = embd.shape[1]
     if not n_vocab:
         raise GGUFError(f"{h.source}: cannot tell the vocabulary size", "The file is not a complete llama.cpp model file")
+    # trailing multi-token-prediction blocks: outside llama.cpp's n_layer() (no cache, not run, not loaded)
+    nextn = _int(h, "{arch}.nextn_predict_layers", default=0, required=False) or 0
+    if 0 < nextn < n_layers:
+        n_layers -= nextn
+    else:
+        nextn = 0
     n_ctx_train = _count(h, Keys.LLM.CONTEXT_LENGTH, default=2048)
     n_swa = _int(h, Keys.Attention.SLIDING_WINDOW, default=0, required=False) or None
     pattern = SWA_PATTERN_BY_ARCH.get(arch) if n_swa else None
@@ -372,13 +400,15 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
     if "swa_layers" in more and not n_swa:
         more.pop("swa_layers")
     active = more["n_expert_used"] / more["n_expert"] if more.get("n_expert") else 1.0
-    tensors = []
+    tensors: list[WeightTensor] = []
+    mtp: list[WeightTensor] = []
     for t in h.tensors:
         role, layer = _role_of(t.name)
         frac = active if "_exps." in t.name else 1.0
         if t.name == "per_layer_token_embd.weight" and len(t.shape) == 2 and t.shape[1]:
             frac = 1 / t.shape[1]  # a row lookup per token, like an untied token_embd
-        tensors.append(WeightTensor(t.name, role, layer, t.shape[0], t.n_elements, t.n_bytes, t.type_name, frac))
+        w = WeightTensor(t.name, role, layer, t.shape[0], t.n_elements, t.n_bytes, t.type_name, frac)
+        (mtp if nextn and layer >= n_layers else tensors).append(w)
     name = h.metadata.get(Keys.General.NAME) or h.source.rsplit("/", 1)[-1]
     return ModelFacts(
         id=model_id or h.source, name=str(name), architecture=arch, n_layers=n_layers, n_embd=n_embd,
@@ -386,5 +416,6 @@ def facts_from_gguf(h: GGUFHeader, model_id: str | None = None) -> ModelFacts:
         n_vocab=n_vocab, n_ctx_train=n_ctx_train, tied_embeddings=h.tensor("output.weight") is None,
         n_swa=n_swa, swa_pattern=pattern, source=f"GGUF header of {h.source}", path=h.source,
         file_quant=h.file_type_name, file_size=h.file_size, exact_tensors=tuple(tensors),
+        n_layer_nextn=nextn, exact_mtp_tensors=tuple(mtp) if nextn else None,
         license=h.metadata.get(Keys.General.LICENSE), **more,
     )

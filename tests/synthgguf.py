@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter
 
-from slmplan.arch import layout
+from slmplan.arch import layout, mtp_layout
 
 PROBE = r"""
 import ctypes, json, sys
@@ -57,7 +57,10 @@ def write(path: Path, f, kv: dict) -> Path:
     arch = f.architecture
     w = GGUFWriter(str(path), arch)
     a = arch
-    w.add_uint32(f"{a}.block_count", f.n_layers)
+    # MTP blocks (Qwen3.5) follow the trunk as more layers, as llama.cpp's converter writes them
+    w.add_uint32(f"{a}.block_count", f.n_layers + f.n_layer_nextn)
+    if f.n_layer_nextn:
+        w.add_uint32(f"{a}.nextn_predict_layers", f.n_layer_nextn)
     w.add_uint32(f"{a}.context_length", f.n_ctx_train)
     w.add_uint32(f"{a}.embedding_length", f.n_embd)
     if f.layer_ff is None:
@@ -113,7 +116,7 @@ def write(path: Path, f, kv: dict) -> Path:
         else:
             w.add_array(key, list(v))
     _vocab(w, f.n_vocab)
-    for t in layout(f):
+    for t in layout(f) + mtp_layout(f):  # by layer, MTP last (llama-quantize's order)
         w.add_tensor(t.name, np.zeros(tuple(reversed(t.ne)), dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -193,7 +193,7 @@ def _shrunk(f):
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
                                       "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
                                       "qwen3.5-9b", "qwen3.5-35b-a3b", "granite-4.0-h-tiny", "granite-4.0-h-1b",
-                                      "lfm2-8b-a1b"])
+                                      "granite-4.0-h-micro", "granite-4.0-micro", "lfm2-8b-a1b"])
 def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     """The catalog's mapping of config.json facts to llama.cpp's (layer kinds, head sizes, KV sharing,
     double-wide FFN, experts), checked by loading a tiny file of the same structure."""
@@ -207,6 +207,8 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
         kv = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [4, 6, 6, 0]}
         # llama.cpp's converter writes a scalar KV head count for Qwen3.5 (the interval marks the recurrent layers)
         as_written = replace(f, layer_kv_heads=None)
+    elif f.architecture == "granite":  # llama.cpp's granite loader requires the logit scale
+        kv = {"{arch}.logit_scale": 10.0}
     path = write(tmp_path / f"{model_id}.gguf", as_written, kv)
     g = facts_from_gguf(read_gguf(path))
     assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)
@@ -215,3 +217,38 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
     assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
     assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+
+
+@pytest.mark.parametrize("arch", ["qwen35", "qwen35moe"])
+def test_mtp_block_from_header(tmp_path, arch):
+    """A GGUF with Qwen3.5's multi-token-prediction block (one more layer, {arch}.nextn_predict_layers):
+    the trunk keeps its layer kinds, the MTP tensors are counted for the file but not in the weights."""
+    f0, kv = CASES[arch]
+    f = replace(f0, n_layer_nextn=1)
+    with_mtp = facts_from_gguf(read_gguf(write(tmp_path / "mtp.gguf", f, kv)))
+    plain = facts_from_gguf(read_gguf(write(tmp_path / "plain.gguf", f0, kv)))
+    assert (with_mtp.n_layers, with_mtp.n_layer_nextn) == (8, 1)
+    assert [with_mtp.is_recurrent(i) for i in range(8)] == [True, True, True, False] * 2
+    assert (with_mtp.n_kv_layers, with_mtp.n_recurrent_layers) == (plain.n_kv_layers, plain.n_recurrent_layers)
+    assert with_mtp.weights_bytes("F32") == plain.weights_bytes("F32")
+    assert with_mtp.mtp_bytes("F32") > 0 and all(t.layer == 8 for t in with_mtp.mtp_tensors("F32"))
+    # the catalog path synthesizes the same MTP block the converter writes
+    assert f.mtp_bytes("F32") == with_mtp.mtp_bytes("F32")
+    assert f.file_weights_bytes("F32", with_mtp=True) == with_mtp.file_weights_bytes("F32", with_mtp=True)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("arch", ["qwen35", "qwen35moe"])
+def test_mtp_block_is_not_loaded_by_llamacpp(tmp_path, arch):
+    """llama.cpp (load_mtp off, its default) skips the MTP tensors and gives the block no cache: the model
+    buffer, KV cache and recurrent state are those of the trunk, as slmplan estimates them."""
+    pytest.importorskip("llama_cpp")
+    f0, kv = CASES[arch]
+    path = write(tmp_path / "mtp.gguf", replace(f0, n_layer_nextn=1), kv)
+    f = facts_from_gguf(read_gguf(path))
+    est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))
+    got = llama_cpp_buffers(path, 1024)
+    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
+    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
+    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+    assert got["CPU_Mapped model"] < f.file_weights_bytes("F32", with_mtp=True) - PRINT_RES  # the block is left out

@@ -37,6 +37,8 @@ def _f(model_id):
     ("qwen3.5-9b", 9e9, None, 0.01), ("qwen3.5-35b-a3b", 35e9, 3e9 + 248320 * 2048, 0.02),
     # IBM: Granite 4.0 H Tiny 7B total
     ("granite-4.0-h-tiny", 7e9, None, 0.02),
+    # IBM: Granite 4.0 H Micro and Micro "3B" (rounded; ours 3.19B and 3.40B, Ollama lists the Micro as 3.4B)
+    ("granite-4.0-h-micro", 3e9, None, 0.07), ("granite-4.0-micro", 3.4e9, None, 0.01),
     # LiquidAI model card: LFM2-8B-A1B 8.3B total (its "1.5B active" is rounded: ours is 1.56B with the embedding)
     ("lfm2-8b-a1b", 8.3e9, None, 0.01),
 ])
@@ -148,3 +150,91 @@ def test_hybrid_gguf_state_from_header(tmp_path, cli):
     mem = json.loads(out)[0]["memory"]
     assert mem["state_bytes"] == 64 * 2 * 4  # one conv layer: n_embd x (L_cache - 1) f32
     assert mem["kv_cache_bytes"] == 4096 * 2 * (4 * 16) * 2  # one attention layer, 4 KV heads of 16
+
+
+@pytest.mark.parametrize("model_id, quants", [
+    # IBM's GGUF files: every quant is the same header plus tensor data (llama.cpp's quant mix per tensor)
+    ("granite-4.0-h-micro", ["Q3_K_M", "Q4_K_M", "Q5_K_M", "Q8_0"]),
+    ("granite-4.0-h-1b", ["Q4_0", "Q4_K_M", "Q5_K_M"]),
+])
+def test_published_sizes_are_one_header_plus_the_quant_mix(model_id, quants):
+    """The header of a GGUF does not depend on the quant type, so file size minus the estimated tensor data
+    must be the same for every published file of a model: the quant mix is exact, not just close."""
+    m = get_model(load_catalog(), model_id)
+    f = facts(m)
+    sizes = {v.quant: v.size_bytes for v in m.variants if v.size_bytes}
+    assert set(quants) <= set(sizes)
+    headers = {q: sizes[q] - f.weights_bytes(q) for q in quants}
+    assert len(set(headers.values())) == 1, headers
+    assert 0 < next(iter(headers.values())) < 8 << 20  # the tokenizer of a 100k vocabulary and the tensor table
+
+
+def _qwen35_mtp_params(f):
+    """Parameters of one Qwen3.5 MTP block from its shapes: a gated full-attention layer, the FFN (dense or
+    MoE with a shared expert), and nextn.eh_proj (2E x E); norms apart."""
+    E, q, kv = f.n_embd, f.n_head * f.head_dim_k, f.n_head_kv * f.head_dim_k
+    attn = E * 2 * q + 2 * E * kv + q * E
+    ffn = (f.n_expert * 3 * E * f.n_ff_exp + E * f.n_expert + 3 * E * f.n_ff_shexp) if f.is_moe else 3 * E * f.n_ff
+    return attn + ffn + 2 * E * E
+
+
+def test_qwen35_mtp_block_counts_in_the_file_not_in_memory():
+    cat = load_catalog()
+    headers = {}
+    for m in cat.models:
+        if m.architecture not in ("qwen35", "qwen35moe"):
+            continue
+        f = facts(m)
+        assert f.n_layer_nextn == 1
+        mtp = f.mtp_tensors("BF16")
+        assert mtp and all(t.layer == f.n_layers for t in mtp)
+        assert sum(t.n_elements for t in mtp if t.role != "norm") == _qwen35_mtp_params(f)
+        assert not any(t.layer >= f.n_layers for t in f.weight_tensors("Q8_0"))  # skipped by llama.cpp at load
+        assert f.file_weights_bytes("Q8_0", with_mtp=True) == f.weights_bytes("Q8_0") + f.mtp_bytes("Q8_0")
+        for v in m.variants:
+            if v.size_bytes and v.quant in ("Q8_0", "BF16"):
+                assert v.includes_mtp is not None
+                headers[(m.id, v.includes_mtp)] = v.size_bytes - f.file_weights_bytes(v.quant, bool(v.includes_mtp))
+    # one file with the MTP block (ggml-org's 0.8B), four without: all leave the same ~11 MB Qwen3.5 header
+    assert sum(1 for _, mtp in headers if mtp) == 1 and len(headers) >= 5
+    assert all(10.9e6 < h < 11.1e6 for h in headers.values()), headers
+    # counting the 0.8B file without its MTP block would leave 21.7 MB unexplained
+    f08 = facts(get_model(cat, "qwen3.5-0.8b"))
+    assert f08.mtp_bytes("Q8_0") > 20e6
+
+
+def test_mtp_memory_note():
+    e = estimate_memory(_f("qwen3.5-0.8b"), "Q8_0", 4096, 8 << 30)
+    assert any("multi-token-prediction block" in n and "not loaded" in n for n in e.notes)
+    assert e.weights_bytes == _f("qwen3.5-0.8b").weights_bytes("Q8_0")
+
+
+MTP_ENTRY = """schema_version: 1
+models:
+  - {id: x, name: X, family: x, architecture: ARCH, layers: 4, hidden_size: 64, intermediate_size: 128,
+     heads: 4, kv_heads: 2, head_dim: 16, vocab_size: 256, context_length: 512, tied_embeddings: true,
+     layer_types: [linear_attention, linear_attention, linear_attention, full_attention],
+     ssm_conv_kernel: 4, ssm_state_size: 16, ssm_inner_size: 64, ssm_heads: 4, ssm_groups: 2,
+     MTP license: mit, source: "https://example.org/config.json", variants: [VARIANT]}
+"""
+
+
+@pytest.mark.parametrize("arch, mtp, variant, message", [
+    ("qwen35", "mtp_layers: 1,", "{quant: Q8_0, format: GGUF, size_bytes: 1000000, source: s}", "needs includes_mtp"),
+    ("qwen35", "", "{quant: Q8_0, format: GGUF, size_bytes: 1000000, source: s, includes_mtp: true}",
+     "includes_mtp needs the model's mtp_layers"),
+    ("lfm2", "conv_l_cache: 3, mtp_layers: 1,", "{quant: Q8_0, format: GGUF}", "mtp_layers for architecture 'lfm2' is not modelled"),
+])
+def test_catalog_mtp_fields_are_checked(tmp_path, arch, mtp, variant, message):
+    p = tmp_path / "c.yaml"
+    text = MTP_ENTRY.replace("ARCH", arch).replace("MTP ", mtp + " ").replace("VARIANT", variant)
+    if arch == "lfm2":
+        text = text.replace("linear_attention", "conv").replace("ssm_conv_kernel: 4, ssm_state_size: 16, ssm_inner_size: 64, "
+                                                                "ssm_heads: 4, ssm_groups: 2,", "")
+    p.write_text(text)
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(p)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(MTP_ENTRY.replace("ARCH", "qwen35").replace("MTP ", "mtp_layers: 1, ").replace(
+        "VARIANT", "{quant: Q8_0, format: GGUF, size_bytes: 1000000, source: s, includes_mtp: false}"))
+    assert facts(load_catalog(ok).models[0]).n_layer_nextn == 1

@@ -200,6 +200,13 @@ def estimate_memory(facts: ModelFacts, quant: str, ctx: int, budget_bytes: int,
                         "runtimes do)" if s.per_layer_embd == "mapped" else
                         "counted as resident (llama.cpp on CPU maps it with the model; a mobile runtime "
                         "keeps it in storage: --per-layer-embd mapped)"))
+    if facts.n_layer_nextn and quant not in NON_GGUF_FORMATS:
+        mtp = facts.mtp_bytes(quant)
+        where = ("this file holds it" if facts.exact_tensors is not None
+                 else "GGUF files converted by llama.cpp with MTP support hold it, older ones do not")
+        notes.append(f"multi-token-prediction block ({facts.n_layer_nextn} layer, {mtp / MIB:.0f} MiB): not loaded "
+                     f"and no cache, llama.cpp skips it unless MTP speculative decoding is on; {where} "
+                     "(download size only)")
     if not facts.modelled:
         notes.append(f"architecture '{facts.architecture}' is not modelled: weights are exact from the file, "
                      "KV cache, state and compute follow a llama-style decoder and may be wrong")

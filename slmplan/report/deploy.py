@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from slmplan.catalog import get_model, load_catalog
+from slmplan.catalog import facts, get_model, load_catalog
 from slmplan.errors import SlmplanError
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
@@ -90,8 +90,13 @@ def _downloads(models: list[str], ranked: list[FitResult]) -> list[Download]:
             elif (mid, v.quant) in by_key:
                 mem = by_key[(mid, v.quant)].memory
                 m_ = mem.weights_method or ""
-                size = Figure(value=float(mem.weights_bytes), unit="bytes",
-                              source=m_ if m_.startswith(("estimate", "measured")) else f"estimate: {m_ or 'slmplan weights'}")
+                src = m_ if m_.startswith(("estimate", "measured")) else f"estimate: {m_ or 'slmplan weights'}"
+                value = float(mem.weights_bytes)
+                f = facts(m)
+                if f.n_layer_nextn and v.format == "GGUF":  # a recent llama.cpp conversion holds the MTP block too
+                    value += f.mtp_bytes(v.quant)
+                    src += "; with the multi-token-prediction block llama.cpp's converter keeps (not loaded)"
+                size = Figure(value=value, unit="bytes", source=src)
             else:
                 size = Figure(value=None, unit="bytes", source="unknown")
             out.append(Download(model=mid, quant=v.quant, format=v.format, size=size))

@@ -23,6 +23,9 @@ class CatalogVariant(Strict):
     file: str | None = None
     size_bytes: PositiveInt | None = Field(default=None, le=1 << 44, description="published file size")
     source: str | None = Field(default=None, description="where size_bytes / bits_per_weight come from")
+    includes_mtp: bool | None = Field(
+        default=None, description="the published file holds the model's multi-token-prediction block (needed with "
+                                  "size_bytes when the model has mtp_layers: llama.cpp converts it since MTP support)")
 
     @model_validator(mode="after")
     def _numbers_have_sources(self):
@@ -69,6 +72,9 @@ class CatalogModel(Strict):
     ssm_inner_size: PositiveInt | None = None
     ssm_heads: PositiveInt | None = Field(default=None, description="Mamba 2 heads / Gated DeltaNet value heads")
     ssm_groups: PositiveInt | None = Field(default=None, description="Mamba 2 groups / Gated DeltaNet key heads")
+    mtp_layers: PositiveInt | None = Field(
+        default=None, le=16, description="config.json mtp_num_hidden_layers: multi-token-prediction blocks after the "
+                                         "trunk (in llama.cpp's GGUF as nextn layers; skipped at load)")
     license: str
     hf_repo: str | None = Field(default=None, description="Hugging Face repo holding the GGUF files")
     hf_base_repo: str | None = None
@@ -97,6 +103,13 @@ class CatalogModel(Strict):
             raise ValueError(f"experts_used ({self.experts_used}) exceeds experts ({self.experts})")
         if self.kv_shared_layers and self.kv_shared_layers >= self.layers:
             raise ValueError("kv_shared_layers must be fewer than layers")
+        for v in self.variants:
+            if v.includes_mtp and not self.mtp_layers:
+                raise ValueError(f"variant {v.quant}: includes_mtp needs the model's mtp_layers")
+            if self.mtp_layers and v.size_bytes is not None and v.includes_mtp is None:
+                # a published size with or without the MTP block differs by its size: say which it is
+                raise ValueError(f"variant {v.quant}: a published size_bytes of a model with mtp_layers needs "
+                                 "includes_mtp (does the file hold the MTP block?)")
         seen = set()
         for v in self.variants:
             key = v.quant.upper()
