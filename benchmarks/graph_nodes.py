@@ -103,7 +103,9 @@ def count_nodes(model_id: str, tmp: Path) -> int:
     if g.architecture.startswith("qwen35"):  # keys llama.cpp requires that the catalog does not carry
         kv = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [4, 6, 6, 0]}
         as_written = replace(g, layer_kv_heads=None)
-    if g.architecture in ("gemma2", "gemma3", "qwen2", "phi3"):
+    if g.architecture == "granite":  # llama.cpp requires Granite's scaling keys
+        kv.update({f"{{arch}}.{k}": 1.0 for k in ("logit_scale", "residual_scale", "embedding_scale", "attention.scale")})
+    if g.architecture in ("gemma2", "gemma3", "qwen2", "phi3", "granite"):
         synthgguf.layout = lambda f: _dense_layout(f)  # type: ignore[assignment]
         if g.architecture == "phi3":
             kv["{arch}.rope.dimension_count"] = g.head_dim_k
@@ -128,7 +130,7 @@ def measure() -> dict:
     from slmplan.catalog import facts, load_catalog
 
     cat = load_catalog()
-    models, per_layer = {}, {}
+    models = {}
     with tempfile.TemporaryDirectory() as d:
         for m in cat.models:
             f = facts(m)
@@ -136,7 +138,6 @@ def measure() -> dict:
                 continue
             n = count_nodes(m.id, Path(d))
             models[m.id] = n
-            per_layer.setdefault(f.architecture, []).append(n / f.n_layers)
             print(f"{m.id:22} {f.architecture:14} {f.n_layers:3} layers {n:5} nodes  {n / f.n_layers:6.1f} per layer",
                   file=sys.stderr)
     return {
@@ -144,8 +145,6 @@ def measure() -> dict:
                   "structure written as a tiny synthetic GGUF; measured by benchmarks/graph_nodes.py",
         "llama_cpp_python": importlib.metadata.version("llama_cpp_python"),
         "models": models,
-        # per architecture: median nodes per layer over its catalog models (for files not in the catalog)
-        "nodes_per_layer": {a: round(sorted(v)[len(v) // 2], 2) for a, v in sorted(per_layer.items())},
     }
 
 
