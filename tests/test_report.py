@@ -353,3 +353,23 @@ def test_report_with_unknown_speed_says_unknown():
     assert "writing speed is unknown" in feel and "wait before the first word is unknown" in feel
     assert charts.speed_vs_memory(r) is None  # no point invented at 0 tokens/s
     assert "unknown tokens/s" in json.dumps(to_json(r)) or not r.what_ifs
+
+
+def test_download_size_keeps_the_per_layer_embedding_table_when_it_is_mapped():
+    """A mapped PLE table is left out of RAM, not out of the file: the download is the same either way."""
+    from dataclasses import replace as _replace
+
+    from slmplan.estimate.memory import RuntimeSettings
+    from slmplan.planner import Query, fit
+    from slmplan.report.deploy import _downloads
+
+    dev = get_device("pixel-8")
+    sizes = {}
+    for how in ("resident", "mapped"):
+        q = Query(settings=_replace(RuntimeSettings(), per_layer_embd=how))
+        res = fit("gemma-3n-e2b", dev, "Q4_K_M", q)
+        (d,) = [x for x in _downloads(["gemma-3n-e2b"], res) if x.quant == "Q4_K_M"]
+        sizes[how] = (d.size.value, res[0].memory)
+    (resident, m_res), (mapped, m_map) = sizes["resident"], sizes["mapped"]
+    assert m_map.weights_bytes == m_res.weights_bytes - m_res.per_layer_embd_bytes > 0
+    assert mapped == resident == m_res.weights_bytes

@@ -93,6 +93,8 @@ def _downloads(models: list[str], ranked: list[FitResult]) -> list[Download]:
                 src = m_ if m_.startswith(("estimate", "measured")) else f"estimate: {m_ or 'slmplan weights'}"
                 value = float(mem.weights_bytes)
                 f = facts(m)
+                if v.format == "GGUF" and mem.per_layer_embd == "mapped":
+                    value += mem.per_layer_embd_bytes  # in the file even when the runtime leaves it in storage
                 if f.n_layer_nextn and v.format == "GGUF":  # a recent llama.cpp conversion holds the MTP block too
                     value += f.mtp_bytes(v.quant)
                     src += "; with the multi-token-prediction block llama.cpp's converter keeps (not loaded)"
