@@ -212,3 +212,23 @@ def test_calibration_of_an_unknown_decode_speed_does_not_crash():
     no_fit = new.model_copy(update={"calibration": new.calibration.model_copy(update={"decode": None})})
     out = DC.apply_calibration(unknown, f1, "Q4_K_M", no_fit, 4096, 300, 200)
     assert out.decode_tokens_per_s is None and out.ttft_s is None  # unknown stays unknown, not 0
+
+
+@pytest.mark.parametrize("name, backend, rows", [
+    ("public-android-xiaomi14-opencl-llama1b.md", "OpenCL", [("llama-3.2-1b", "Q4_0", "pp128", 327.75), ("llama-3.2-1b", "Q4_0", "tg32", 23.10),
+                                                             ("llama-3.2-1b", "F16", "pp128", 33.68), ("llama-3.2-1b", "F16", "tg32", 18.78)]),
+    ("public-android-snapdragon-htp-llama1b.md", "HTP", [("llama-3.2-1b", "Q4_0", "pp128", 169.42), ("llama-3.2-1b", "Q4_0", "tg64", 51.54)]),
+])
+def test_android_tables_import_and_their_gpu_npu_backends_are_refused(cli, tmp_path, name, backend, rows):
+    """Real Android llama-bench tables (Snapdragon phones, see SOURCES.md): read and identified like any other;
+    they ran on the GPU (OpenCL) and the NPU (Hexagon), which slmplan's speed model does not describe, so a
+    calibration on them is refused instead of being fitted as CPU rows."""
+    from slmplan.importers.identify import identify_rows
+
+    f = read_bench_file(DATA / name)
+    identify_rows(f.rows)
+    assert [(r.model_id, r.quant, r.test, r.tokens_per_s) for r in f.rows] == rows and not f.skipped
+    assert {(r.backends, r.n_gpu_layers) for r in f.rows} == {(backend, 99)}
+    code, out, err = cli("calibrate", "--device", "pixel-8", str(DATA / name), "-o", str(tmp_path / "p.yaml"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and not (tmp_path / "p.yaml").exists()
+    assert err.startswith("Error: ") and f"ran on {backend} with layers offloaded" in err, err
