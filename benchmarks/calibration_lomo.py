@@ -15,11 +15,11 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
 
     PYTHONPATH=. python benchmarks/calibration_lomo.py            # table on stdout
     PYTHONPATH=. python benchmarks/calibration_lomo.py --json     # the numbers as JSON
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --prior-sweep   # one shared GPU prior b/a, several values
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import sys
@@ -30,22 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
-from slmplan.estimate.calib_rows import CAL, MODEL_MAP  # noqa: E402
+from slmplan.estimate.calib_rows import LLMFIT_DEVICES, edge_rows, llmfit_rows, read_csv_lines  # noqa: E402
 from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
 from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
 from slmplan.planner import Query, evaluate  # noqa: E402
 from slmplan.resolve import Candidate  # noqa: E402
 from slmplan.schema.device import DeviceProfile  # noqa: E402
-
-# Memory bandwidth of the GPUs in llmfit's community data (the CSV leaves it empty): vendor specifications,
-# memory data rate x bus width.
-GPU_BANDWIDTH = {
-    "amd-radeon-rx-7900-xt": (800.0, "vulkan", "AMD Radeon RX 7900 XT spec: 20 Gbps GDDR6, 320-bit = 800 GB/s"),
-    "nvidia-geforce-gtx-1050-ti": (112.0, "cuda", "NVIDIA GTX 1050 Ti spec: 7 Gbps GDDR5, 128-bit = 112 GB/s"),
-    "nvidia-geforce-rtx-2080": (448.0, "cuda", "NVIDIA RTX 2080 spec: 14 Gbps GDDR6, 256-bit = 448 GB/s"),
-    "nvidia-geforce-rtx-5070": (672.0, "cuda", "NVIDIA RTX 5070 spec: 28 Gbps GDDR7, 192-bit = 672 GB/s"),
-    "nvidia-gb10": (273.0, "cuda", "NVIDIA DGX Spark (GB10) spec: 273 GB/s LPDDR5x"),
-}
+from slmplan.socs import find_chip  # noqa: E402
 
 
 def _row(src: str, mid: str, quant: str, tg: float, n_gen: int, threads: int | None = None) -> BenchRow:
@@ -53,27 +44,27 @@ def _row(src: str, mid: str, quant: str, tg: float, n_gen: int, threads: int | N
                     model_id=mid, quant=quant)
 
 
+def _strict_id(name: str) -> str | None:
+    """The importer's file-name rule (one catalog id whose parts appear as whole words), as `slmplan calibrate`."""
+    hits = match_name(name)
+    return hits[0] if len(hits) == 1 else None
+
+
+def _q4_k_m(name: str, column: str) -> str | None:
+    q = (quant_from_name(name) or column or "").upper()
+    return q if q == "Q4_K_M" else None  # the one quant every device measured (others: a handful of rows)
+
+
 def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """llmfit's community GPU results, read as the speed fit reads them (calib_rows.llmfit_rows: known devices,
+    duplicates and models larger than 90% of the GPU's memory left out), models identified as `calibrate` does."""
     rows: dict[str, list[BenchRow]] = defaultdict(list)
-    path = CAL / "llmfit_community.csv"
-    with open(path) as fh:
-        for i, r in enumerate(csv.DictReader(fh), start=2):
-            if r["provider"] != "llamacpp" or not r["tg_tokens_per_s"] or r["device"] not in GPU_BANDWIDTH:
-                continue
-            hits = match_name(r["model"])
-            q = (quant_from_name(r["model"]) or r["quant"] or "").upper()
-            if len(hits) != 1 or q != "Q4_K_M":
-                continue
-            # as the speed fit does (slmplan/estimate/calib_rows.py): a model larger than 90% of the GPU's
-            # memory ran partly on the CPU, which no GPU profile describes
-            vram = float(r["vram_gb"] or 0) if r["hw_class"] == "DISCRETE_GPU" else float(r["ram_gb"] or 0)
-            if vram and DC._facts(hits[0], None).weights_bytes(q) > 0.9 * vram * 2**30:
-                continue
-            n_gen = int(float(r["avg_output_tokens"] or 128))
-            rows[r["device"]].append(_row(f"{path.name}:{i}", hits[0], q, float(r["tg_tokens_per_s"]), n_gen))
+    for r in llmfit_rows(lambda mid, q: DC.measured_facts(mid, None).weights_bytes(q), identify=_strict_id, quant=_q4_k_m):
+        if r.runtime == "llamacpp" and r.tg:
+            rows[r.device].append(_row(f"llmfit_community.csv:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128))
     out = {}
     for dev, rs in rows.items():
-        bw, backend, src = GPU_BANDWIDTH[dev]
+        backend, bw, src = LLMFIT_DEVICES[dev]
         prof = DeviceProfile(id=dev, name=dev, kind="desktop", ram_gb=64, memory_budget_gb=60,
                              memory_bandwidth_gbs=bw, cpu_cores=8, backend=backend,
                              sources={"memory_bandwidth_gbs": src})
@@ -82,61 +73,47 @@ def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
 
 
 def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
-    """The CPU rows (llama.cpp only) that the speed-model fit also uses."""
-    peaks = {r["device"]: float(r["cpu_gflops"]) for r in csv.DictReader(open(CAL / "cpu_peaks.csv"))}
+    """The llama.cpp CPU rows of edge_cpu.csv, read as the speed fit reads them (calib_rows.edge_rows)."""
     rows: dict[str, list] = defaultdict(list)
-    path = CAL / "edge_cpu.csv"
-    with open(path) as fh:
-        for i, r in enumerate(csv.DictReader(fh), start=2):
-            if "llama.cpp" not in r["runtime"] or "llamafile" in r["runtime"] or not r["tg_tokens_per_s"]:
-                continue
-            if not r["memory_bandwidth_gbs"] or r["device"] not in peaks:
-                continue
-            mid = next((m for k, m in MODEL_MAP if k in r["model"]), None)
-            q = r["quant"].split(" ")[0].upper()
-            if mid:
-                rows[r["device"]].append((r, _row(f"{path.name}:{i}", mid, q, float(r["tg_tokens_per_s"]), 128)))
+    for r in edge_rows():
+        if "llama.cpp" in r.runtime and "llamafile" not in r.runtime and r.tg:
+            rows[r.device].append((r, _row(f"edge_cpu.csv:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128)))
     out = {}
     for dev, rs in rows.items():
         r0 = rs[0][0]
         prof = DeviceProfile(id="edge", name=dev, kind="sbc", ram_gb=64, memory_budget_gb=60,
-                             memory_bandwidth_gbs=float(r0["memory_bandwidth_gbs"]), cpu_cores=8, backend="cpu",
-                             cpu_gflops=peaks[dev])
+                             memory_bandwidth_gbs=r0.bandwidth_gbs, cpu_cores=8, backend="cpu",
+                             cpu_gflops=r0.cpu_gflops)
         out[dev] = (prof, [x[1] for x in rs])
     return out
 
 
-# Memory bandwidth of the SoCs in npu_llm.csv, from the memory each SoC's spec sheet supports (the
-# phones'/laptops' own DRAM speed is not in the sources): spec-derived estimates.
-NPU_BANDWIDTH = {
-    "Snapdragon 8 Elite": (84.8, "Qualcomm Snapdragon 8 Elite spec: LPDDR5X-5300 (10.6 GT/s), 64-bit = 84.8 GB/s"),
-    "Snapdragon 8 Elite Gen 5": (84.8, "Qualcomm Snapdragon 8 Elite Gen 5 spec: LPDDR5X-5300, 64-bit = 84.8 GB/s"),
-    "Snapdragon X Elite": (135.0, "Qualcomm Snapdragon X Elite spec: LPDDR5X-8448, 128-bit = 135 GB/s"),
-    "Ryzen AI 7 350 (XDNA2)": (128.0, "AMD Ryzen AI 7 350 spec: LPDDR5X-8000, 128-bit = 128 GB/s"),
-}
 # 4-bit weights with 16-bit activations (Qualcomm w4a16, FastFlowLM Q4NX): no GGUF type; the planner's
 # bytes per token are taken for Q4_0 (4 bits + a 16-bit scale per 32 weights), an approximation.
 NPU_QUANT = {"w4a16": "Q4_0", "q4nx": "Q4_0"}
 
 
 def npu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
-    """NPU runtimes (not llama.cpp): one device = one SoC with one runtime. The calibration form is the same:
-    a measured speed corrects the planner's bandwidth-based prediction (backend treated as cpu without a
-    compute figure, i.e. bandwidth + fixed cost)."""
+    """NPU runtimes (not llama.cpp): one device = one SoC with one runtime, its bandwidth from the chip table
+    (slmplan/data/socs.yaml, as --runtime npu uses it). The calibration form is the same: a measured speed
+    corrects the planner's bandwidth-based prediction (backend treated as cpu without a compute figure, i.e.
+    bandwidth + fixed cost)."""
     rows: dict[tuple, list] = defaultdict(list)
-    path = CAL / "npu_llm.csv"
-    with open(path) as fh:
-        for i, r in enumerate(csv.DictReader(fh), start=2):
-            q = NPU_QUANT.get(r["quant"].lower())
-            hits = match_name(r["model"])
-            if r["soc"] not in NPU_BANDWIDTH or not q or len(hits) != 1 or not r["decode_tps"]:
-                continue
-            rows[(r["soc"], r["runtime"])].append(_row(f"{path.name}:{i}", hits[0], q, float(r["decode_tps"]), 128))
+    chips = {}
+    for line, r in read_csv_lines("npu_llm.csv"):
+        q = NPU_QUANT.get(r["quant"].lower())
+        hits = match_name(r["model"])
+        chip = find_chip(r["soc"])
+        if not chip or not chip.memory_bandwidth_gbs or not q or len(hits) != 1 or not r["decode_tps"]:
+            continue
+        chips[r["soc"]] = chip
+        rows[(r["soc"], r["runtime"])].append(_row(f"npu_llm.csv:{line}", hits[0], q, float(r["decode_tps"]), 128))
     out = {}
     for (soc, runtime), rs in rows.items():
-        bw, src = NPU_BANDWIDTH[soc]
+        chip = chips[soc]
         prof = DeviceProfile(id="npu", name=f"{soc}, {runtime}", kind="phone", ram_gb=16, memory_budget_gb=12,
-                             memory_bandwidth_gbs=bw, cpu_cores=8, backend="cpu", sources={"memory_bandwidth_gbs": src})
+                             memory_bandwidth_gbs=chip.memory_bandwidth_gbs, cpu_cores=8, backend="cpu",
+                             sources={"memory_bandwidth_gbs": f"{chip.name}: {chip.source}"})
         out[prof.name] = (prof, rs)
     return out
 
@@ -217,8 +194,28 @@ def run(devices: dict) -> tuple[list[dict], list[str], dict]:
     return results, skipped, prior
 
 
+def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 0.09, 0.1166, 0.14, 0.18, 0.25)) -> dict:
+    """The GPU devices' one-model error with ONE shared prior b/a for all of them (chosen on these devices
+    themselves, so a lower bound for any shared prior): where the shipped median stands among them."""
+    gpus = {n: v for n, v in sorted(devices.items()) if v[0].effective_backend != "cpu" and len({r.model_id for r in v[1]}) >= 3}
+    saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
+    out = {}
+    try:
+        for p in priors_ms:
+            DC.ONE_MODEL_LAYER_PRIOR_S["gpu"] = p * 1e-3
+            out[p] = round(statistics.fmean(evaluate_device(b, rows)["one_model_mean_abs_pct"] for b, rows in gpus.values()), 2)
+    finally:
+        DC.ONE_MODEL_LAYER_PRIOR_S.clear()
+        DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
+    return out
+
+
 def main(argv: list[str]) -> int:
     devices = {**llmfit_devices(), **edge_cpu_devices(), **npu_devices()}
+    if "--prior-sweep" in argv:
+        for p, e in prior_sweep(devices).items():
+            print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
+        return 0
     results, skipped, prior = run(devices)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))

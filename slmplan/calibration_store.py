@@ -1,91 +1,45 @@
-"""Where 'slmplan bench --calibrate' keeps the local machine's fitted speed constants and the
-measurements they were fitted on. A file that is not what slmplan wrote (edited by hand, cut off
-by a full disk) is named on stderr, set aside and rebuilt, never a crash on every later run."""
+"""Where 'slmplan bench --calibrate' keeps this machine's calibration: the ``calibration:`` block that
+`slmplan calibrate` writes into a device profile (see device_calibration.py), fitted on this machine's
+own benchmarks, in ``<cache>/local_calibration.json``. ``--device local`` is the detected profile with it.
+
+A file that is not what slmplan wrote (edited by hand, cut off by a full disk) is named on stderr, set
+aside and rebuilt by the next --calibrate, never a crash on every later run."""
 
 from __future__ import annotations
 
 import json
-import math
 
 from slmplan.fileio import read_state, set_aside
 from slmplan.localdevice import cache_dir
 
 
-def local_constants_path():
-    return cache_dir() / "local_speed_model.json"
+def local_calibration_path():
+    return cache_dir() / "local_calibration.json"
 
 
-def measurements_path():
-    return cache_dir() / "local_measurements.json"
+def load_local_calibration():
+    """The stored ``DeviceCalibration`` of this machine, or None (none stored, or set aside as unreadable)."""
+    from pydantic import ValidationError
 
+    from slmplan.schema.calibration import DeviceCalibration
 
-def _load_json(path):
+    path = local_calibration_path()
     raw = read_state(path)
     if raw is None:
         return None
     try:
-        return json.loads(raw)
-    except ValueError as e:  # also UnicodeDecodeError
-        set_aside(path, f"not JSON: {type(e).__name__}")
+        return DeviceCalibration.model_validate(json.loads(raw))
+    except ValueError as e:  # not JSON (also UnicodeDecodeError), or not a calibration block (ValidationError)
+        why = "not a calibration of this slmplan version" if isinstance(e, ValidationError) else f"not JSON: {type(e).__name__}"
+        set_aside(path, why)
         return None
 
 
-def _numbers_ok(x, depth: int = 0, signed: bool = False) -> bool:
-    """Every number finite (json.loads accepts NaN and Infinity) and, unless ``signed``, not negative."""
-    if depth > 20:
-        return False
-    if isinstance(x, dict):
-        return all(_numbers_ok(v, depth + 1, signed) for v in x.values())
-    if isinstance(x, list):
-        return all(_numbers_ok(v, depth + 1, signed) for v in x)
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return math.isfinite(x) and (signed or x >= 0)
-    return True
-
-
-def load_local_constants():
-    """The local calibration as ``SpeedConstants``, or None when there is none; a file that is not one
-    is set aside (named on stderr) so the next --calibrate writes it again."""
-    from slmplan.estimate.speed_constants import SpeedConstants
-
-    path = local_constants_path()
-    c = _load_json(path)
-    if c is None:
-        return None
-    if not (isinstance(c, dict) and isinstance(c.get("classes"), dict)
-            and all(isinstance(k, dict) for k in c["classes"].values())
-            # the constants are rates and times (never negative); the validation notes keep signed biases
-            and _numbers_ok(c["classes"]) and _numbers_ok(c, signed=True)):
-        set_aside(path, "not a speed model (a 'classes' object with finite, non-negative constants)")
-        return None
-    try:
-        return SpeedConstants.from_dict(c)
-    except (ValueError, KeyError, TypeError) as e:
-        set_aside(path, f"not a speed model of this slmplan version ({type(e).__name__})")
-        return None
-
-
-def _row_ok(r) -> bool:
-    def pos(v) -> bool:
-        return type(v) in (int, float) and math.isfinite(v) and 0 < v < 1e9
-
-    return (isinstance(r, dict) and isinstance(r.get("model_path"), str) and isinstance(r.get("test"), str)
-            and isinstance(r.get("model"), str) and r.get("kind") in ("tg", "pp")
-            and type(r.get("threads")) is int and pos(r.get("measured_tokens_per_s"))
-            and pos(r.get("shipped_predicted_tokens_per_s")))
-
-
-def load_measurements() -> list[dict]:
-    """The stored calibration measurements; malformed rows are dropped (the file set aside, so the
-    next --calibrate writes it again from the good rows)."""
-    path = measurements_path()
-    rows = _load_json(path)
-    if rows is None:
-        return []
-    if not isinstance(rows, list):
-        set_aside(path, "not a list of measurements")
-        return []
-    good = [r for r in rows if _row_ok(r)]
-    if len(good) != len(rows):
-        set_aside(path, f"{len(rows) - len(good)} malformed measurement row(s) of {len(rows)} dropped")
-    return good
+def with_local_calibration(device):
+    """The detected 'local' profile with this machine's stored calibration (threads and backend as measured)."""
+    cal = load_local_calibration()
+    if cal is None:
+        return device
+    return device.model_copy(update={
+        "calibration": cal, "backend": cal.backend, "threads": cal.threads or device.threads,
+        "sources": {**device.sources, "calibration": f"slmplan bench --calibrate ({cal.date}), {local_calibration_path()}"}})

@@ -25,11 +25,13 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from slmplan.errors import BadInputError
 from slmplan.estimate.graph import layer_units
 from slmplan.estimate.speed_constants import ClassConstants
+from slmplan.importers.identify import PARAMS_TOLERANCE
 from slmplan.model import ModelFacts
 from slmplan.schema.calibration import DecodeFit, DeviceCalibration, PrefillFit, Residual
 from slmplan.schema.device import DeviceProfile
@@ -48,10 +50,8 @@ ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.26e-5}
 
 def _constants(device: DeviceProfile) -> ClassConstants:
     from slmplan.estimate.speed import load_constants
-    from slmplan.planner import local_constants
 
-    c = local_constants(device) or load_constants()
-    return c.for_backend(device.effective_backend)[1]
+    return load_constants().for_backend(device.effective_backend)[1]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,15 @@ def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile,
 
 
 def predictor_fingerprint(device: DeviceProfile) -> str:
-    blob = json.dumps(_constants(device).to_dict(), sort_keys=True).encode()
+    """What the fitted constants are relative to: the speed model's constants for the device's backend and the
+    profile's hardware figures the planner predicts from (bandwidth, compute, cache, threads). A calibration
+    whose fingerprint differs is refitted from its stored rows."""
+    from dataclasses import asdict
+
+    from slmplan.planner import hardware
+
+    blob = json.dumps({"constants": _constants(device).to_dict(), "hardware": asdict(hardware(device))},
+                      sort_keys=True).encode()
     return f"{device.effective_backend}:{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
@@ -170,31 +178,67 @@ def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
     return fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)
 
 
-def _facts(model_id: str, catalog_path: str | None) -> ModelFacts:
+def measured_facts(model_id: str, catalog_path: str | None, gguf_path: str | None = None) -> ModelFacts:
+    """The measured model's facts: read from ``gguf_path`` (the file slmplan benchmarked) while it is there,
+    else the catalog entry."""
+    f = _file_facts(gguf_path) if gguf_path else None
+    if f is not None:
+        return f
     from slmplan.catalog import facts, get_model, load_catalog
 
     return facts(get_model(load_catalog(catalog_path), model_id))
 
 
+def _file_facts(path: str, n_params: int | None = None) -> ModelFacts | None:
+    """Facts of a readable GGUF file, None when it is gone, unreadable, or not the model of ``n_params``
+    (llama.cpp's parameter count of the row; the file at that path was replaced)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    f = _file_facts_cached(str(p), st.st_size, st.st_mtime_ns)
+    if f is not None and n_params and abs(f.params - n_params) > PARAMS_TOLERANCE * n_params:
+        return None
+    return f
+
+
+@lru_cache(maxsize=16)
+def _file_facts_cached(path: str, size: int, mtime_ns: int) -> ModelFacts | None:
+    from slmplan.errors import SlmplanError
+    from slmplan.gguf import read_gguf
+    from slmplan.model import facts_from_gguf
+
+    try:
+        return facts_from_gguf(read_gguf(path))
+    except (SlmplanError, OSError, ValueError):
+        return None  # no longer a readable GGUF: the catalog entry the row was identified as
+
+
 def points_from_rows(rows, device: DeviceProfile, catalog_path: str | None = None) -> list[Point]:
     pts = []
     for r in rows:
-        f = _facts(r.model_id, catalog_path)
+        path = r.gguf_path if r.gguf_path and _file_facts(r.gguf_path, r.model_n_params) else None
         res = Residual(source=r.source, model=r.model_id, quant=r.quant, test=r.test, n_prompt=r.n_prompt,
-                       n_gen=r.n_gen, n_depth=r.n_depth, measured_tokens_per_s=round(r.tokens_per_s, 4))
-        pts.append(_point(res, f, device))
+                       n_gen=r.n_gen, n_depth=r.n_depth, measured_tokens_per_s=round(r.tokens_per_s, 4), gguf_path=path)
+        pts.append(_point(res, measured_facts(r.model_id, catalog_path, path), device))
     return pts
 
 
 def _point(res: Residual, f: ModelFacts, device: DeviceProfile) -> Point:
-    if res.n_prompt == 0 and res.n_gen > 0:
-        kind, n = "tg", res.n_gen
-    elif res.n_gen == 0:
-        kind, n = "pp", res.n_prompt
-    else:
+    kind, n = _kind(res.n_prompt, res.n_gen)
+    if kind == "pg":
         return Point(res, f, "pg", 1.0 / res.measured_tokens_per_s, None)
     pred = predicted_token_time_s(f, res.quant, device, kind, n, res.n_depth)
     return Point(res, f, kind, 1.0 / res.measured_tokens_per_s, pred)
+
+
+def _kind(n_prompt: int, n_gen: int) -> tuple[str, int]:
+    if n_prompt == 0 and n_gen > 0:
+        return "tg", n_gen
+    if n_gen == 0:
+        return "pp", n_prompt
+    return "pg", n_prompt + n_gen
 
 
 def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | None, PrefillFit | None, list[Residual]]:
@@ -221,16 +265,25 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
 # ---- building the calibrated profile --------------------------------------------------------------
 
 _GPU = (("CUDA", "cuda"), ("Metal", "metal"), ("MTL", "metal"), ("Vulkan", "vulkan"))
+_CPU_SIDE = ("cpu", "blas", "accelerate", "amx")  # llama-bench backend names that compute on the CPU
 
 
 def row_backend(row) -> str | None:
-    """The slmplan backend a row ran on: a GPU backend with layers offloaded, else the CPU; None = not said."""
+    """The slmplan backend a row ran on: a GPU backend with layers offloaded, else the CPU; None = not said.
+    A backend slmplan has no speed model for (OpenCL, SYCL, CANN, Hexagon, ...) with layers offloaded is an error."""
     if not row.backends:
         return None
     b = row.backends
+    offloaded = row.n_gpu_layers is None or row.n_gpu_layers > 0
     for key, name in _GPU:
-        if key.lower() in b.lower() and (row.n_gpu_layers is None or row.n_gpu_layers > 0):
+        if key.lower() in b.lower() and offloaded:
             return name
+    other = [x.strip() for x in b.split(",") if x.strip() and x.strip().lower() not in _CPU_SIDE
+             and not any(k.lower() in x.lower() for k, _ in _GPU)]
+    if other and offloaded:
+        raise BadInputError(f"{row.source}: the row ran on {', '.join(other)} with layers offloaded, a backend slmplan's "
+                            "speed model does not describe (it knows CPU, CUDA, Metal and Vulkan)",
+                            "Calibrate on rows run on the CPU (llama-bench -ngl 0) or on CUDA, Metal or Vulkan")
     return "cpu"
 
 
@@ -258,10 +311,21 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
               threads: int | None = None) -> tuple[DeviceProfile, list[str]]:
     """A new profile: the base's keys plus ``calibration``. ``files`` are parsed BenchFile objects whose rows
     were identified. Returns the profile and notes for the user."""
+    rows = [r for f in files for r in f.rows]
+    dev, notes = calibrate_rows(rows, base, [str(f.path) for f in files], catalog_path, now, threads)
+    if base.id == "local":
+        notes.append("'local' was detected now; the calibrated profile keeps these numbers fixed")
+    return dev, notes
+
+
+def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_path: str | None = None,
+                   now: str | None = None, threads: int | None = None) -> tuple[DeviceProfile, list[str]]:
+    """``calibrate`` on identified rows (``BenchRow``) from ``sources`` (file paths, or what else measured them:
+    'slmplan bench --calibrate' passes its own runs). The one fit behind `slmplan calibrate` and `bench --calibrate`."""
     notes = []
-    rows = select_rows([r for f in files for r in f.rows], threads)
+    rows = select_rows(rows, threads)
     backend = row_backend(rows[0]) or base.effective_backend
-    # renamed first: the fit and every later use then predict with the same constants (not 'local''s own)
+    # renamed first: the fit and every later use then predict with the same profile
     new_id = base.id if base.id.endswith("-calibrated") else f"{base.id}-calibrated"
     upd: dict = {"calibration": None, "backend": backend, "id": new_id}
     if backend != base.effective_backend:
@@ -286,19 +350,19 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
                      "is the device that ran llama-bench (its bandwidth, backend and threads)")
     used = [r for r in residuals if r.residual_pct is not None]
     builds = sorted({r.build for r in rows if r.build})
-    names = [Path(f.path).name for f in files]
+    names = [Path(s).name for s in sources]
+    r0 = rows[0]
     cal = DeviceCalibration(
         method=method_text(len(used), names),
-        files=[str(f.path) for f in files], measurements=len(used), models=sorted({r.model for r in used}),
+        files=list(sources), measurements=len(used), models=sorted({r.model for r in used}),
         llama_cpp_build=", ".join(builds) or None,
         date=now or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), backend=backend,
-        threads=rows[0].threads, predictor=predictor_fingerprint(dev), decode=dec, prefill=pre, residuals=residuals)
-    if base.id == "local":
-        notes.append("'local' was detected now; the calibrated profile keeps these numbers fixed")
+        threads=r0.threads, flash_attn=r0.flash_attn, type_k=r0.type_k, type_v=r0.type_v,
+        predictor=predictor_fingerprint(dev), decode=dec, prefill=pre, residuals=residuals)
     name = dev.name if dev.name.endswith("(calibrated)") else f"{dev.name} (calibrated)"
-    sources = {**dev.sources, "calibration": f"slmplan calibrate on {', '.join(names)} ({cal.date})"}
+    sources_key = {**dev.sources, "calibration": f"slmplan calibrate on {', '.join(names)} ({cal.date})"}
     return DeviceProfile.model_validate({**dev.model_dump(exclude_none=True), "id": new_id, "name": name,
-                                         "sources": sources, "calibration": cal.model_dump(exclude_none=True)}), notes
+                                         "sources": sources_key, "calibration": cal.model_dump(exclude_none=True)}), notes
 
 
 def method_text(n: int, names: list[str]) -> str:
@@ -316,7 +380,8 @@ def profile_yaml(dev: DeviceProfile) -> str:
 # ---- applying it ----------------------------------------------------------------------------------
 
 def current_fit(device: DeviceProfile, catalog_path: str | None = None) -> tuple[DecodeFit | None, PrefillFit | None, str]:
-    """The stored constants, or (when the speed model changed since) a refit from the stored rows."""
+    """The stored constants, or (when the speed model or the profile's hardware figures changed since) a refit
+    from the stored rows."""
     cal = device.calibration
     if cal is None:
         return None, None, ""
@@ -328,11 +393,11 @@ def current_fit(device: DeviceProfile, catalog_path: str | None = None) -> tuple
         pts = []
         for r in cal.residuals:
             try:
-                pts.append(_point(r, _facts(r.model, catalog_path), base))
+                pts.append(_point(r, measured_facts(r.model, catalog_path, r.gguf_path), base))
             except BadInputError:
                 continue  # the model left the catalog: its row cannot be re-predicted
         dec, pre, _ = fit_points(pts, base) if pts else (None, None, [])
-        _REFIT[key] = (dec, pre, cal.method + " (refitted: the speed model changed since calibration)")
+        _REFIT[key] = (dec, pre, cal.method + " (refitted: the speed model or the profile's hardware figures changed since calibration)")
     return _REFIT[key]
 
 
@@ -368,17 +433,25 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
 
 def predict_row(row, device: DeviceProfile, catalog_path: str | None = None) -> float | None:
     """The planner's tokens/s for one identified llama-bench row on ``device`` (calibrated when it is)."""
+    f = measured_facts(row.model_id, catalog_path, row.gguf_path)
+    return predict_test(f, row.quant, device, row.n_prompt, row.n_gen, row.n_depth, catalog_path)
+
+
+def predict_test(facts: ModelFacts, quant: str, device: DeviceProfile, n_prompt: int, n_gen: int, n_depth: int,
+                 catalog_path: str | None = None) -> float | None:
+    """The planner's tokens/s for a llama-bench test on ``device``: ``n_prompt`` prompt tokens then ``n_gen``
+    generated ones after ``n_depth`` cached tokens (both timed together, as llama-bench does), corrected by the
+    device's calibration when it has one. None when the planner cannot predict the prompt part."""
     base = device.model_copy(update={"calibration": None})
-    res = Residual(source=row.source, model=row.model_id, quant=row.quant, test=row.test, n_prompt=row.n_prompt,
-                   n_gen=row.n_gen, n_depth=row.n_depth, measured_tokens_per_s=row.tokens_per_s)
-    p = _point(res, _facts(row.model_id, catalog_path), base)
-    if not p.t_pred:
-        return None
-    if device.calibration is None:
-        return 1.0 / p.t_pred
-    dec, pre, _ = current_fit(device, catalog_path)
-    if p.kind == "tg" and dec and p.pred:
-        return 1.0 / decode_time(dec, p.pred, p.facts)
-    if p.kind == "pp" and pre:
-        return pre.scale / p.t_pred
-    return 1.0 / p.t_pred
+    dec, pre, _ = current_fit(device, catalog_path) if device.calibration else (None, None, "")
+    t = 0.0
+    if n_prompt > 0:
+        pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, n_depth)
+        if pp is None:
+            return None
+        t += n_prompt * pp.total_s / (pre.scale if pre else 1.0)
+    if n_gen > 0:
+        tg = predicted_token_time_s(facts, quant, base, "tg", n_gen, n_depth + n_prompt)
+        assert tg is not None  # decode always has a prediction
+        t += n_gen * (decode_time(dec, tg, facts) if dec else tg.total_s)
+    return (n_prompt + n_gen) / t if t > 0 else None

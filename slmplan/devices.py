@@ -37,11 +37,13 @@ def load_device_file(path: Path) -> DeviceProfile:
 
 
 def get_device(spec: str) -> DeviceProfile:
-    """A built-in id, ``local``, or a path to a YAML profile."""
+    """A built-in id, ``local`` (this machine as detected, with its 'bench --calibrate' calibration when there is
+    one), or a path to a YAML profile."""
     if spec == "local":
+        from slmplan.calibration_store import with_local_calibration
         from slmplan.localdevice import detect_local
 
-        return detect_local()
+        return with_local_calibration(detect_local())
     if spec.endswith((".yaml", ".yml")) or os.sep in spec:
         return load_device_file(Path(spec))
     for d in builtin_devices():

@@ -119,24 +119,14 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     """Memory, speed, energy and verdict of ``model`` (catalog id, .gguf path or hf://owner/repo/file.gguf)
     on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
-    constants = local_constants(device)
-    return rank([evaluate(c, device, q, constants) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
-
-
-def local_constants(device: DeviceProfile) -> SpeedConstants | None:
-    """For the local machine, constants from 'slmplan bench --calibrate' when present."""
-    if device.id != "local":
-        return None
-    from slmplan.calibration_store import load_local_constants
-
-    return load_local_constants() or None
+    return rank([evaluate(c, device, q) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
 
 
 def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = None) -> list[FitResult]:
     """Every (model, quant) of the catalog on ``device``, ranked: fitting first, then by score."""
     q.validate()
     cat = load_catalog(catalog_path)
-    constants = local_constants(device) or load_constants()
+    constants = load_constants()
     out = []
     for m in cat.models:
         f = facts(m)

@@ -88,14 +88,15 @@ def test_depth_ttft_and_output_files(cli, smollm2, tmp_path):
 def test_calibrate_feeds_the_planner(cli, smollm2, tmp_path):
     fit_before = json.loads(cli("fit", str(smollm2), "--device", "local", "--format", "json")[1])[0]
     code, _, err = cli("bench", str(smollm2), "--pp", "32", "--tg", "8", "--reps", "2", "--no-ttft", "--calibrate")
-    assert code == 0 and "Calibrated: decode x" in err, err
-    stored = json.loads((tmp_path / "cache" / "local_speed_model.json").read_text())
-    scale = stored["local_fit"]["decode_scale"]
+    assert code == 0 and "Calibrated: calibrated on 2 measurements from slmplan bench SmolLM2-135M-Instruct.Q4_1.gguf" in err, err
+    stored = json.loads((tmp_path / "cache" / "local_calibration.json").read_text())
+    assert stored["measurements"] == 2 and {r["test"] for r in stored["residuals"]} == {"pp32", "tg8"}
     fit_after = json.loads(cli("fit", str(smollm2), "--device", "local", "--format", "json")[1])[0]
-    assert fit_after["speed"]["decode_tokens_per_s"] == pytest.approx(fit_before["speed"]["decode_tokens_per_s"] * scale, rel=0.01)
-    # a later benchmark's residuals use the local calibration, and for the calibrated test it is ~1 by construction
+    assert fit_before["speed"]["method"].startswith("estimate")
+    assert fit_after["speed"]["method"].startswith("calibrated on 2 measurements from slmplan bench SmolLM2")
+    # a later benchmark's predictions use the local calibration
     d = bench_json(cli, str(smollm2), "--pp", "0", "--tg", "8", "--reps", "1", "--no-ttft")
-    assert d["prediction"]["constants"] == "local calibration"
+    assert d["prediction"]["constants"] == "local calibration" and "calibrated on 2 measurements" in d["prediction"]["method"]
 
 
 @pytest.mark.parametrize("args, needle", [

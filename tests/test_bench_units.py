@@ -5,14 +5,12 @@ from collections import namedtuple
 
 import pytest
 
-from slmplan.bench import calibrate as C
 from slmplan.bench import render as R
 from slmplan.bench.prepare import check_runtime, parse_int_list
 from slmplan.bench.runner import TestSpec, build_tests
 from slmplan.bench.system import Snapshot, busy_warnings, contention
 from slmplan.errors import BadInputError, RuntimeFailure
 from slmplan.fileio import write_atomic
-from slmplan.estimate.speed import load_constants
 from slmplan.schema.bench import BenchRun, BenchSettings, ContextBuffers, MemoryReport, TestResult
 
 # real lines from llama.cpp 0.3.36's log (two spaces before 'output' are llama.cpp's own)
@@ -54,27 +52,6 @@ def test_value_checks():
     assert check_runtime("llama.cpp") == check_runtime("llamacpp") == "llama.cpp"
     with pytest.raises(BadInputError, match="unknown runtime 'vllm'"):
         check_runtime("vllm")
-
-
-def test_calibration_scales_the_shipped_constants():
-    fp = C.shipped_fingerprint()
-    rows = [{"model": "a", "kind": "tg", "measured_tokens_per_s": 120.0, "shipped_predicted_tokens_per_s": 60.0},
-            {"model": "b", "kind": "tg", "measured_tokens_per_s": 90.0, "shipped_predicted_tokens_per_s": 60.0},
-            {"model": "b", "kind": "tg", "measured_tokens_per_s": 30.0, "shipped_predicted_tokens_per_s": 20.0},
-            {"model": "a", "kind": "pp", "measured_tokens_per_s": 200.0, "shipped_predicted_tokens_per_s": 400.0}]
-    stale = {"model": "a", "kind": "tg", "measured_tokens_per_s": 999.0, "shipped_predicted_tokens_per_s": 1.0,
-             "shipped_model": "another-version"}
-    c = C.fit_local([dict(r, shipped_model=fp) for r in rows] + [stale])
-    ship = load_constants().classes["cpu"]
-    k = c.classes["cpu"]
-    assert c.extra["local_fit"]["decode_scale"] == 1.5  # median of 2.0, 1.5, 1.5
-    assert k.eta_bw == pytest.approx(ship.eta_bw * 1.5) and k.c_layer_s == pytest.approx(ship.c_layer_s / 1.5)
-    assert k.c_token_s == pytest.approx(ship.c_token_s / 1.5)
-    assert k.eff_pp == pytest.approx(ship.eff_pp * 0.5)
-    assert k.decode_ratio_low == 0.95 and k.decode_ratio_high == pytest.approx(2.0 / 1.5 + 0.05, abs=1e-3)
-    assert "local calibration" in c.method
-    assert type(c).from_dict(json.loads(json.dumps(c.to_dict()))) == c  # the stored JSON round-trips
-    assert C.fit_local([]) is None
 
 
 CT = namedtuple("CT", "user nice system idle iowait irq softirq steal guest guest_nice")

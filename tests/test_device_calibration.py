@@ -24,7 +24,7 @@ def _truth(dev, model, quant, a, b, n_gen=128):
     (llama.cpp graph nodes / 31)."""
     from slmplan.estimate.graph import layer_units
 
-    f = DC._facts(model, None)
+    f = DC.measured_facts(model, None)
     p = DC.predicted_token_time_s(f, quant, dev, "tg", n_gen, 0)
     return 1.0 / (a * p.streaming_s + b * layer_units(f))
 
@@ -47,7 +47,7 @@ def test_size_dependent_fit_recovers_known_constants():
 
 def test_one_model_corrects_every_model_and_keeps_wide_bounds():
     dev = get_device("pixel-8")  # CPU: with one model size the planner's own split is kept, all scaled by a
-    f1 = DC._facts("llama-3.2-1b", None)
+    f1 = DC.measured_facts("llama-3.2-1b", None)
     pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
     measured = 0.8 / pred  # the phone runs 20% slower than the planner predicts
     new = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", measured)])
@@ -143,7 +143,14 @@ def test_speed_model_change_refits_from_the_stored_rows(tmp_path):
     stale = new.model_copy(update={"calibration": new.calibration.model_copy(update={"predictor": "cuda:000000000000"})})
     (refit,) = fit("gemma-3-4b", stale, "Q4_K_M", q)
     assert refit.speed.decode_tokens_per_s == pytest.approx(ok.speed.decode_tokens_per_s, rel=1e-3)
-    assert "refitted: the speed model changed since calibration" in refit.speed.method
+    assert "refitted: the speed model or the profile's hardware figures changed since calibration" in refit.speed.method
+    # the constants are relative to the profile's figures: an edited bandwidth refits them on the same rows, and
+    # the measured models come back as measured
+    faster = new.model_copy(update={"memory_bandwidth_gbs": 2 * new.memory_bandwidth_gbs})
+    (r,) = fit("qwen2.5-7b", faster, "Q4_K_M", Query(ctx=4096, n_prompt=1, n_gen=128))
+    (r0,) = fit("qwen2.5-7b", new, "Q4_K_M", Query(ctx=4096, n_prompt=1, n_gen=128))
+    assert "refitted" in r.speed.method and "refitted" not in r0.speed.method
+    assert r.speed.decode_tokens_per_s == pytest.approx(r0.speed.decode_tokens_per_s, rel=0.02)
 
 
 def test_written_profile_round_trips(tmp_path):
@@ -196,7 +203,7 @@ def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
 def test_calibration_of_an_unknown_decode_speed_does_not_crash():
     # apply_calibration used to divide by the incoming decode speed even when it was unknown (None)
     dev = get_device("pixel-8")
-    f1 = DC._facts("llama-3.2-1b", None)
+    f1 = DC.measured_facts("llama-3.2-1b", None)
     pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
     new = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", 0.8 / pred)])
     (known,) = fit("llama-3.2-1b", new, "Q4_K_M", Query(ctx=4096, n_prompt=300, n_gen=200))
@@ -208,3 +215,23 @@ def test_calibration_of_an_unknown_decode_speed_does_not_crash():
     no_fit = new.model_copy(update={"calibration": new.calibration.model_copy(update={"decode": None})})
     out = DC.apply_calibration(unknown, f1, "Q4_K_M", no_fit, 4096, 300, 200)
     assert out.decode_tokens_per_s is None and out.ttft_s is None  # unknown stays unknown, not 0
+
+
+@pytest.mark.parametrize("name, backend, rows", [
+    ("public-android-xiaomi14-opencl-llama1b.md", "OpenCL", [("llama-3.2-1b", "Q4_0", "pp128", 327.75), ("llama-3.2-1b", "Q4_0", "tg32", 23.10),
+                                                             ("llama-3.2-1b", "F16", "pp128", 33.68), ("llama-3.2-1b", "F16", "tg32", 18.78)]),
+    ("public-android-snapdragon-htp-llama1b.md", "HTP", [("llama-3.2-1b", "Q4_0", "pp128", 169.42), ("llama-3.2-1b", "Q4_0", "tg64", 51.54)]),
+])
+def test_android_tables_import_and_their_gpu_npu_backends_are_refused(cli, tmp_path, name, backend, rows):
+    """Real Android llama-bench tables (Snapdragon phones, see SOURCES.md): read and identified like any other;
+    they ran on the GPU (OpenCL) and the NPU (Hexagon), which slmplan's speed model does not describe, so a
+    calibration on them is refused instead of being fitted as CPU rows."""
+    from slmplan.importers.identify import identify_rows
+
+    f = read_bench_file(DATA / name)
+    identify_rows(f.rows)
+    assert [(r.model_id, r.quant, r.test, r.tokens_per_s) for r in f.rows] == rows and not f.skipped
+    assert {(r.backends, r.n_gpu_layers) for r in f.rows} == {(backend, 99)}
+    code, out, err = cli("calibrate", "--device", "pixel-8", str(DATA / name), "-o", str(tmp_path / "p.yaml"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and not (tmp_path / "p.yaml").exists()
+    assert err.startswith("Error: ") and f"ran on {backend} with layers offloaded" in err, err

@@ -64,7 +64,8 @@ def plan_benchmark(model: str, o: BenchOptions = BenchOptions()) -> BenchPlan:
     """Check every option and the model (file complete, fits in the RAM available now) before anything runs."""
     from slmplan.bench import prepare as P
     from slmplan.bench.runner import DEFAULT_TTFT_PROMPT, build_tests
-    from slmplan.localdevice import cpu_info, detect_local
+    from slmplan.devices import get_device
+    from slmplan.localdevice import cpu_info
     from slmplan.schema.bench import BenchSettings
 
     runtime = P.check_runtime(o.runtime)
@@ -98,12 +99,12 @@ def plan_benchmark(model: str, o: BenchOptions = BenchOptions()) -> BenchPlan:
         P.check_fits_ram(target, max_ctx, o.n_batch, o.n_ubatch, fa, o.force)
     settings = BenchSettings(threads=threads, n_batch=o.n_batch, n_ubatch=o.n_ubatch, flash_attn=fa, type_k=tk,
                              type_v=tv, reps=o.reps, warmup=o.warmup, use_mmap=o.mmap, repack=o.repack)
-    return BenchPlan(model, runtime, target, tests, settings, detect_local(),
+    return BenchPlan(model, runtime, target, tests, settings, get_device("local"),
                      (o.prompt or DEFAULT_TTFT_PROMPT) if o.ttft else None)
 
 
-def measure(plan: BenchPlan, on_event: Callable[[Event], None] | None = None) -> tuple[BenchRun, dict[str, float | None]]:
-    """Run a checked plan; also returns the shipped speed model's prediction per test (for calibration)."""
+def measure(plan: BenchPlan, on_event: Callable[[Event], None] | None = None) -> BenchRun:
+    """Run a checked plan."""
     from slmplan.bench.runner import run_child_benchmark
 
     return run_child_benchmark(plan.model, str(plan.target.path), plan.target.facts, plan.tests, plan.settings,
@@ -117,4 +118,4 @@ def run_benchmark(model: str, options: BenchOptions = BenchOptions(),
     process; with memory, time to first token and the planner's prediction. ``on_event`` sees the
     child's events (each sample as it is measured). A crash before any test finished raises
     ``RuntimeFailure``; a later one returns the run with ``failure`` and ``missing_tests`` set."""
-    return measure(plan_benchmark(model, options), on_event)[0]
+    return measure(plan_benchmark(model, options), on_event)

@@ -1,115 +1,120 @@
-"""`bench --calibrate`: fit the speed model's constants to this machine.
+"""`bench --calibrate`: calibrate this machine's profile on its own benchmarks, with the same fit as
+`slmplan calibrate` (slmplan.device_calibration).
 
-Each calibrating benchmark stores its measurements (with the prediction of the *shipped* constants)
-in ``<cache>/local_measurements.json``; the local constants are then refitted from all of them:
-
-- decode: every time constant of the CPU class is scaled by r_tg = median(measured / predicted) over
-  the stored tg tests (eta_bw and kappa multiplied, c_layer divided), which multiplies every decode
-  prediction by r_tg;
-- prefill: eff_pp is multiplied by r_pp = median over the stored pp tests;
-- low/high bounds: the spread of the stored ratios around the median, widened by 5 points (a single
-  measurement gets +-10%).
-
-The result goes to ``<cache>/local_speed_model.json``, which ``fit/plan --device local`` and later
-benchmarks' residuals use. It is a local calibration, labelled as such wherever it is used.
+The run's complete tests become the same rows `slmplan calibrate` reads from a `slmplan bench -o` JSON; the
+rows of earlier calibrating runs with the same settings (threads, flash attention, KV types) are kept, a test
+measured again replaces its older row, and the whole set is fitted again on the detected 'local' profile. The
+resulting ``calibration:`` block is stored in ``<cache>/local_calibration.json``; ``--device local`` (fit,
+plan, report, later benchmarks' predictions) is the detected profile with it and says "calibrated on N
+measurements from slmplan bench ...".
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from dataclasses import replace
+import sys
+from pathlib import Path
 
-from slmplan.calibration_store import load_measurements, local_constants_path, measurements_path  # noqa: F401
-from slmplan.estimate.speed import load_constants
-from slmplan.errors import SlmplanError
-from slmplan.estimate.speed_constants import MODEL_FILE, SpeedConstants
+from slmplan.calibration_store import load_local_calibration, local_calibration_path
+from slmplan.errors import BadInputError, SlmplanError
 from slmplan.fileio import write_atomic
+from slmplan.importers.llama_bench import BenchRow, rows_from_bench_run
 from slmplan.schema.bench import BenchRun
+from slmplan.schema.calibration import DeviceCalibration
+from slmplan.schema.device import DeviceProfile
+
+_LLAMA_BENCH_BACKEND = {"cpu": "CPU", "cuda": "CUDA", "metal": "Metal", "vulkan": "Vulkan"}
 
 
-def _load_rows() -> list[dict]:
-    return load_measurements()  # malformed rows dropped (and named), never a crash after the run
+def source_name(run: BenchRun) -> str:
+    return f"slmplan bench {Path(run.model_path).name}"
 
 
-def _atomic_json(path, data) -> None:
+def run_rows(run: BenchRun, catalog_path: str | None = None) -> list[BenchRow]:
+    """The run's complete tests as identified rows: the catalog model when the file is one, else the file's own
+    facts (the calibration reads them from the GGUF while it is there)."""
+    from slmplan.importers.identify import identify
+
+    rows, _ = rows_from_bench_run(run, source_name(run))
+    for r in rows:
+        try:
+            r.model_id, r.quant = identify(r, catalog_path)
+        except BadInputError:  # not a catalog model: named by its file
+            r.model_id, r.quant = Path(run.model_path).stem, run.quant
+    return [r for r in rows if r.quant]
+
+
+def _stored_rows(cal: DeviceCalibration) -> list[BenchRow]:
+    """The rows an earlier calibration was fitted on, with the settings it recorded."""
+    return [BenchRow(source=r.source, n_prompt=r.n_prompt, n_gen=r.n_gen, n_depth=r.n_depth,
+                     tokens_per_s=r.measured_tokens_per_s, model_id=r.model, quant=r.quant, gguf_path=r.gguf_path,
+                     threads=cal.threads, backends=_LLAMA_BENCH_BACKEND.get(cal.backend, cal.backend), n_gpu_layers=0,
+                     flash_attn=cal.flash_attn, type_k=cal.type_k, type_v=cal.type_v)
+            for r in cal.residuals]
+
+
+def _same_test(a: BenchRow, b: BenchRow) -> bool:
+    """The same test of the same model (files of one catalog model have its shapes, so its speed)."""
+    return (a.model_id, a.quant, a.n_prompt, a.n_gen, a.n_depth) == (b.model_id, b.quant, b.n_prompt, b.n_gen, b.n_depth)
+
+
+def merged_rows(new: list[BenchRow], old: DeviceCalibration | None) -> tuple[list[BenchRow], list[str], list[str]]:
+    """This run's rows plus the stored ones measured with the same settings that it did not measure again;
+    returns the rows, their sources and notes."""
+    notes: list[str] = []
+    sources = sorted({r.source.rsplit(":results[", 1)[0] for r in new})
+    if old is None or not new:
+        return new, sources, notes
+    n0 = new[0]
+    same = (old.threads, old.flash_attn, old.type_k, old.type_v) == (n0.threads, n0.flash_attn, n0.type_k, n0.type_v)
+    if not same:
+        notes.append(f"the stored calibration measured other settings ({old.threads} threads, fa {old.flash_attn}, "
+                     f"kv {old.type_k}/{old.type_v}): replaced by this run's")
+        return new, sources, notes
+    kept = [r for r in _stored_rows(old) if not any(_same_test(r, n) for n in new)]
+    kept_sources = [f for f in old.files if any(r.source.startswith(f + ":") for r in kept)]
+    return kept + new, kept_sources + [s for s in sources if s not in kept_sources], notes
+
+
+def _has_facts(row: BenchRow, catalog_path: str | None) -> bool:
+    from slmplan.device_calibration import measured_facts
+
+    try:
+        measured_facts(row.model_id or "", catalog_path, row.gguf_path)
+    except BadInputError:
+        return False
+    return True
+
+
+def calibrate_local(run: BenchRun, base: DeviceProfile, catalog_path: str | None = None,
+                    now: str | None = None) -> tuple[DeviceCalibration, list[str]] | None:
+    """Fit ``base`` (the detected local profile, without a calibration) on this run and the stored rows, store the
+    calibration and return it with notes; None when the run has no complete test to calibrate on."""
+    from slmplan.device_calibration import calibrate_rows
+
+    new = run_rows(run, catalog_path)
+    if not new:
+        return None
+    rows, sources, notes = merged_rows(new, load_local_calibration())
+    lost = [r for r in rows if r not in new and not _has_facts(r, catalog_path)]
+    if lost:
+        notes.append(f"dropped {len(lost)} stored measurement(s) of {', '.join(sorted({r.model_id or '?' for r in lost}))}: "
+                     "the file is gone and no catalog entry describes it")
+        rows = [r for r in rows if r not in lost]
+    base = base.model_copy(update={"calibration": None})
+    dev, more = calibrate_rows(rows, base, sources, catalog_path, now)
+    cal = dev.calibration
+    assert cal is not None  # calibrate_rows raises when there is nothing to fit
+    _store(cal)
+    return cal, notes + more
+
+
+def _store(cal: DeviceCalibration) -> None:
+    path = local_calibration_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+        write_atomic(path, json.dumps(cal.model_dump(exclude_none=True), indent=1))
     except (OSError, SlmplanError) as e:  # after a whole benchmark: warn, never lose its results
-        import sys
-
         why = e.message if isinstance(e, SlmplanError) else (e.strerror or str(e))
         sys.stderr.write(f"Warning: could not store the calibration in {path} ({why}); set SLMPLAN_CACHE_DIR "
                          "to a writable folder.\n")
-
-
-def record(run: BenchRun, shipped_predictions: dict[str, float | None]) -> list[dict]:
-    """Add this run's complete tests to the stored measurements (replacing older ones of the same test)."""
-    rows = _load_rows()
-    new = []
-    for r in run.results:
-        pred = shipped_predictions.get(r.test)
-        if not r.complete or not pred or not r.samples:
-            continue
-        new.append({"model_path": run.model_path, "model": run.model, "quant": run.quant, "test": r.test,
-                    "kind": "tg" if r.n_gen > 0 and r.n_prompt == 0 else "pp", "threads": run.threads,
-                    "measured_tokens_per_s": r.tokens_per_s_median, "shipped_predicted_tokens_per_s": pred,
-                    "shipped_model": shipped_fingerprint(), "when": time.strftime("%Y-%m-%d %H:%M")})
-    keys = {(n["model_path"], n["test"], n["threads"]) for n in new}
-    rows = [x for x in rows if (x.get("model_path"), x.get("test"), x.get("threads")) not in keys] + new
-    _atomic_json(measurements_path(), rows)
-    return rows
-
-
-def _bounds(ratios: list[float], med: float) -> tuple[float, float]:
-    if len(ratios) < 2:
-        return 0.9, 1.1
-    rel = [r / med for r in ratios]
-    return round(min(1.0, min(rel)) - 0.05, 3), round(max(1.0, max(rel)) + 0.05, 3)
-
-
-def shipped_fingerprint() -> str:
-    """Identifies the shipped speed model: a ratio to another version's prediction cannot scale this one."""
-    import hashlib
-
-    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16]
-
-
-def fit_local(rows: list[dict]) -> SpeedConstants | None:
-    """Local constants from stored measurements, or None when there is nothing to fit. Measurements
-    whose ratios were taken against another version of the shipped model are not used."""
-    fp = shipped_fingerprint()
-    rows = [r for r in rows if r.get("shipped_model") == fp]
-    tg = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "tg"]
-    pp = [r["measured_tokens_per_s"] / r["shipped_predicted_tokens_per_s"] for r in rows if r["kind"] == "pp"]
-    if not tg and not pp:
-        return None
-    shipped = load_constants()
-    k = shipped.classes["cpu"]
-    fit: dict = {"rows": len(rows), "models": sorted({r["model"] for r in rows})}
-    r_tg = statistics.median(tg) if tg else 1.0
-    r_pp = statistics.median(pp) if pp else 1.0
-    k = k.scaled(decode=r_tg, prefill=r_pp)
-    if tg:
-        lo, hi = _bounds(tg, r_tg)
-        k = replace(k, decode_ratio_low=lo, decode_ratio_high=hi)
-        fit["decode_scale"] = round(r_tg, 4)
-        fit["decode_rows"] = len(tg)
-    if pp:
-        lo, hi = _bounds(pp, r_pp)
-        k = replace(k, prefill_ratio_low=lo, prefill_ratio_high=hi)
-        fit["prefill_scale"] = round(r_pp, 4)
-        fit["prefill_rows"] = len(pp)
-    method = ("local calibration: the shipped CPU constants scaled by the median measured/predicted ratio of "
-              "this machine's benchmarks (slmplan bench --calibrate)")
-    return shipped.with_class("cpu", k, method=method, local_fit=fit, fitted_at=time.strftime("%Y-%m-%d %H:%M"))
-
-
-def calibrate(run: BenchRun, shipped_predictions: dict[str, float | None]) -> SpeedConstants | None:
-    rows = record(run, shipped_predictions)
-    c = fit_local(rows)
-    if c is not None:
-        _atomic_json(local_constants_path(), c.to_dict())
-    return c

@@ -2,8 +2,9 @@
 
 Every bench result carries these next to the measurement, with the ratio measured / predicted. The
 prediction uses the local device profile (``slmplan devices --local``) and the constants the
-planner would use for it: the local calibration when ``bench --calibrate`` has written one, else the
-shipped speed model. Compute throughput is scaled to the threads the benchmark used.
+planner would use for it: the profile's calibration when ``bench --calibrate`` has written one for this
+thread count (``--device local`` is the detected profile with it), else the shipped speed model. Compute
+throughput is scaled to the threads the benchmark used.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Predictor:
     quant: str
     hw: Hardware
     constants: SpeedConstants
-    label: str  # 'shipped' | 'local calibration'
+    label: str  # 'shipped' | 'local calibration' | 'device calibration'
+    calibrated: DeviceProfile | None = None  # predictions go through this profile's calibration block
 
     @property
     def k(self) -> ClassConstants:
@@ -42,6 +44,10 @@ class Predictor:
 
     def tokens_per_s(self, n_prompt: int, n_gen: int, n_depth: int) -> float | None:
         """llama-bench semantics: a test times n_prompt prompt tokens then n_gen generated ones."""
+        if self.calibrated is not None:
+            from slmplan.device_calibration import predict_test
+
+            return predict_test(self.facts, self.quant, self.calibrated, n_prompt, n_gen, n_depth)
         t = 0.0
         if n_prompt > 0:
             pp = prefill_tokens_per_s(self.facts, self.quant, self.hw, n_prompt, self.k, depth=n_depth)
@@ -54,6 +60,9 @@ class Predictor:
         return (n_prompt + n_gen) / t if t > 0 else None
 
     def ttft_s(self, n_prompt: int) -> float | None:
+        if self.calibrated is not None:
+            pp, tg = self.tokens_per_s(n_prompt, 0, 0), self.tokens_per_s(0, 1, n_prompt)
+            return n_prompt / pp + 1 / tg if pp and tg else None
         pp = prefill_tokens_per_s(self.facts, self.quant, self.hw, n_prompt, self.k)
         if not pp:
             return None
@@ -63,16 +72,19 @@ class Predictor:
 
 def make_predictor(facts: ModelFacts, quant: str, device: DeviceProfile, threads: int,
                    constants: SpeedConstants | None = None, label: str | None = None) -> Predictor:
-    from slmplan.planner import hardware, local_constants
+    """The planner's prediction for a benchmark with ``threads`` on ``device``: through the device's calibration
+    when it has one that measured this thread count (and no ``constants`` are forced), else the speed model."""
+    from slmplan.planner import hardware
 
-    if constants is None:
-        local = local_constants(device)
-        constants, label = (local, "local calibration") if local else (load_constants(), "shipped")
     hw = replace(hardware(device), threads=threads)
     cores = device.threads or device.cpu_cores
     if hw.cpu_gflops and cores and threads < cores:
         hw = replace(hw, cpu_gflops=hw.cpu_gflops * threads / cores)
-    return Predictor(facts, quant, hw, constants, label or "given")
+    cal = device.calibration
+    if constants is None and cal is not None and cal.threads in (None, threads):
+        return Predictor(facts, quant, hw, load_constants(), label or (
+            "local calibration" if device.id == "local" else "device calibration"), calibrated=device)
+    return Predictor(facts, quant, hw, constants or load_constants(), label or "shipped")
 
 
 def context_settings(n_ctx: int, n_batch: int, n_ubatch: int, flash_attn_on: bool, type_k: str, type_v: str) -> RuntimeSettings:

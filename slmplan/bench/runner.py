@@ -234,9 +234,8 @@ def _failure_hint(st: _Attempt) -> str:
 def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tests: list[TestSpec], settings: BenchSettings,
                   device: DeviceProfile, ttft_prompt: str | None = DEFAULT_TTFT_PROMPT, ttft_reps: int | None = None,
                   on_event: Callable[[Event], None] | None = None,
-                  runtime: str = "llama.cpp") -> tuple[BenchRun, dict[str, float | None]]:
-    """Measure ``path`` in a child process, as llama-bench does; returns the run and the *shipped*
-    speed model's prediction per test (for calibration).
+                  runtime: str = "llama.cpp") -> BenchRun:
+    """Measure ``path`` in a child process, as llama-bench does, with the planner's prediction per test.
 
     ``settings.repack`` None means llama.cpp's default (extra buffer types on) with one automatic
     rerun with them off if the child dies from an illegal instruction; True/False is what the user
@@ -273,13 +272,8 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         "interrupted" if st.interrupted else "completed"), samples_kept=True))
     after = sysinfo.Snapshot.take()
 
-    from slmplan.estimate.speed import load_constants
-
     planner_pred = make_predictor(facts, quant, device, s.threads) if facts and quant else None
-    shipped = (make_predictor(facts, quant, device, s.threads, constants=load_constants(), label="shipped")
-               if facts and quant else None)
     results: list[TestResult] = []
-    shipped_by_test: dict[str, float | None] = {}
     for t in tests:
         ns = st.samples.get(t.name, [])
         if not ns:
@@ -288,7 +282,6 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         tps = [(t.n_prompt + t.n_gen) / (x / 1e9) for x in ns]
         mean, std, med = _stats(tps)
         pred = planner_pred.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if planner_pred else None
-        shipped_by_test[t.name] = shipped.tokens_per_s(t.n_prompt, t.n_gen, t.n_depth) if shipped else None
         buffers = ContextBuffers()
         fa = None
         inner = (done or {}).get("runtime_ns") or []
@@ -350,8 +343,10 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         prediction = Prediction(
             device=device.id, constants=planner_pred.label, bandwidth_gbs=planner_pred.hw.bandwidth_gbs,
             cpu_gflops=planner_pred.hw.cpu_gflops,
-            method=f"slmplan's estimator for the '{device.id}' profile with the {planner_pred.label} "
-                   f"speed constants, compute scaled to {s.threads} thread(s); an estimate")
+            method=(f"slmplan's estimator for the '{device.id}' profile, {device.calibration.method}; an estimate"
+                    if planner_pred.calibrated is not None and device.calibration is not None else
+                    f"slmplan's estimator for the '{device.id}' profile with the {planner_pred.label} "
+                    f"speed constants, compute scaled to {s.threads} thread(s); an estimate"))
     elif not caps.predicted:
         warnings.append("no prediction: slmplan's speed model describes llama.cpp, not ONNX Runtime")
     run = BenchRun(
@@ -362,7 +357,7 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         missing_tests=missing, attempts=attempts,
         duration_s=round(after.wall - before.wall, 3), prediction=prediction,
     )
-    return run, shipped_by_test
+    return run
 
 
 def _memory_report(mem: dict, loaded: dict, end: dict | None, results: list[TestResult], facts: ModelFacts | None,

@@ -31,7 +31,7 @@ def bench_cmd(
     mmap: Annotated[bool, typer.Option("--mmap/--no-mmap", help="Map the weights from the file (llama.cpp's default).")] = True,
     repack: Annotated[Optional[int], typer.Option("--repack", help="llama.cpp's repacked CPU weights (llama-bench --repack): 1 on, 0 off. Default: on, and measured again with 0 if the CPU dies on an illegal instruction.")] = None,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="For a catalog id: which quant's cached GGUF to use.")] = None,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Store this machine's fitted speed constants; later 'fit/plan --device local' use them.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Calibrate this machine's profile on this run and earlier calibrating ones (the fit of 'slmplan calibrate'); later 'fit/plan --device local' use it.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even if the predicted footprint exceeds the RAM available now.")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table | json | csv | md (default: table, or from -o's extension).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the result to this file (.json/.csv/.md), atomically.")] = None,
@@ -74,16 +74,7 @@ def bench_cmd(
         flash_attn=flash_attn, type_k=cache_type_k, type_v=cache_type_v, ttft=ttft, prompt=prompt, warmup=warmup, mmap=mmap,
         repack=None if repack is None else bool(repack), quant=quant, force=force))
     target = plan.target
-    run_, shipped = _bench_with_progress(plan)
-    if calibrate and not run_.interrupted and not run_.failure:
-        from slmplan.bench.calibrate import calibrate as do_calibrate
-        from slmplan.calibration_store import local_constants_path
-
-        c = do_calibrate(run_, shipped)
-        if c:
-            lf = c.extra["local_fit"]
-            err.print(f"Calibrated: decode x{lf.get('decode_scale', 1):.3f}, prefill x{lf.get('prefill_scale', 1):.3f} "
-                      f"over {lf['rows']} stored measurement(s) -> {local_constants_path()}", markup=False, highlight=False)
+    run_ = _bench_with_progress(plan)
     if output:
         assert file_fmt is not None  # checked against the output's name before the run
         write_atomic(output, R.render(run_, file_fmt), [model, str(target.path)])
@@ -98,11 +89,41 @@ def bench_cmd(
         sys.stdout.write(R.render(run_, shown))
     for w in run_.warnings:
         err.print(f"Warning: {clean(w)}", markup=False, highlight=False, soft_wrap=True)
+    if calibrate and not run_.interrupted and not run_.failure:
+        _calibrate_local(run_)
     if run_.interrupted:
         n = sum(len(r.samples) for r in run_.results)
         err.print(f"Interrupted: kept the {n} sample(s) measured so far.", markup=False, highlight=False)
         raise typer.Exit(130)
     _exit_if_failed(run_)
+
+
+def _calibrate_local(run_) -> None:
+    """Fit this machine's calibration on the run (after its results are out: a failure here loses nothing)."""
+    from slmplan.bench.calibrate import calibrate_local
+    from slmplan.calibration_store import local_calibration_path
+    from slmplan.errors import SlmplanError
+    from slmplan.localdevice import detect_local
+
+    try:
+        got = calibrate_local(run_, detect_local())
+    except SlmplanError as e:
+        err.print(f"Warning: not calibrated: {clean(e.message)}", markup=False, highlight=False, soft_wrap=True)
+        return
+    if got is None:
+        err.print("Warning: not calibrated: no complete test in this run", markup=False, highlight=False)
+        return
+    cal, notes = got
+    for n in notes:
+        err.print(f"note: {clean(n)}", markup=False, highlight=False, soft_wrap=True)
+    parts = []
+    if cal.decode:
+        parts.append(f"decode time per token = {cal.decode.a:.3f} x predicted streaming time + "
+                     f"{cal.decode.b_layer_s * 1e3:.4f} ms x layers")
+    if cal.prefill:
+        parts.append(f"prefill x{cal.prefill.scale:.3f}")
+    err.print(f"Calibrated: {clean(cal.method)} ({'; '.join(parts)}) -> {local_calibration_path()}; "
+              "'fit/plan --device local' use it", markup=False, highlight=False, soft_wrap=True)
 
 
 def _exit_if_failed(run_) -> None:
@@ -161,8 +182,8 @@ def demo_cmd(
     from slmplan.bench import prepare as P
     from slmplan.bench import render as R
     from slmplan.bench.api import BenchOptions, plan_benchmark
+    from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
-    from slmplan.localdevice import detect_local
     from slmplan.planner import plan, recommend
     from slmplan.report.build import build_report
     from slmplan.report.render import render
@@ -176,7 +197,7 @@ def demo_cmd(
 
     for name in (f"bench-{model}.json", "report.html", "report.md", "report.json"):
         check_writable_target(str(d / name))  # before the benchmark, not after it
-    device = detect_local()
+    device = get_device("local")  # with this machine's 'bench --calibrate' calibration when there is one
     q = _query(4096, 300, 200)
     ranked = plan(device, q)
     out.print(_results_table(ranked, f"1/3 Plan for this machine ({for_rich(device.name)}): top 5", limit=5))
@@ -185,7 +206,7 @@ def demo_cmd(
     bench_plan = plan_benchmark(model, BenchOptions(reps=reps))  # pp512, tg128 and TTFT, llama-bench's defaults
     err.print(f"2/3 Benchmarking {bench_plan.target.path.name} with llama.cpp ({reps} repetitions)...", markup=False,
               highlight=False)
-    run_, _ = _bench_with_progress(bench_plan)
+    run_ = _bench_with_progress(bench_plan)
     for t in R.tables(run_):
         out.print(t)
     for w in run_.warnings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,10 @@ class Row:
     threads: int | None = None
     repack: bool = False  # a build whose CPU backend repacks Q4_0/Q4_K/IQ4_NL (llama.cpp from late 2024)
     sgemm: bool = False  # a build with llamafile's tinyBLAS prompt kernels (llamafile 0.7; llama.cpp since 2024-04)
+    model_name: str = ""  # the model as the data set names it (a file name, or a description)
+    runtime: str = ""  # the runtime as the data set names it
+    line: int = 0  # the row's line in its CSV file (1 = the header)
+    tg_tokens: int | None = None  # tokens generated per decode measurement, when the data set says
 
 
 def model_id(name: str) -> str | None:
@@ -90,8 +95,14 @@ def quant_of(q: str) -> str | None:
 
 
 def read_csv(name: str) -> list[dict]:
+    return [r for _, r in read_csv_lines(name)]
+
+
+def read_csv_lines(name: str) -> list[tuple[int, dict]]:
+    """(line of the row in the file, row) for every row of a calibration CSV."""
     with open(CAL / name, newline="") as fh:
-        return list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        return [(reader.line_num, r) for r in reader]
 
 
 def _f(x: str) -> float | None:
@@ -121,7 +132,7 @@ def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
     out = []
-    for r in read_csv("edge_cpu.csv"):
+    for line, r in read_csv_lines("edge_cpu.csv"):
         rt = r["runtime"]
         if "yzma" in rt or not r["memory_bandwidth_gbs"]:
             continue  # prompt+generation mixed together, or no bandwidth figure
@@ -138,19 +149,24 @@ def edge_rows() -> list[Row]:
         out.append(Row("cpu", "cpu", r["device"], mid, q, float(r["memory_bandwidth_gbs"]), peaks[r["device"]], None,
                        None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
-                       repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r)))
+                       repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r), model_name=r["model"],
+                       runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None))
     return out
 
 
-def llmfit_rows(weights_bytes) -> list[Row]:
+def llmfit_rows(weights_bytes, identify: Callable[[str], str | None] = model_id,
+                quant: Callable[[str, str], str | None] | None = None) -> list[Row]:
     """llmfit community results: output tokens/s of llama.cpp on GPUs, many model sizes per device.
 
-    Rows whose weights exceed 90% of the GPU's memory are left out (partly offloaded to the CPU), as are
-    duplicates of one measurement stored twice."""
+    ``identify`` maps the data set's model name to a catalog id (default: the speed fit's MODEL_MAP, where
+    fine-tunes count as their base model), ``quant`` the (model name, quant column) to a quant (default: the
+    quant column). Rows whose weights exceed 90% of the GPU's memory are left out (partly offloaded to the
+    CPU), as are duplicates of one measurement stored twice."""
     out, seen = [], set()
-    for r in read_csv("llmfit_community.csv"):
+    for line, r in read_csv_lines("llmfit_community.csv"):
         dev = LLMFIT_DEVICES.get(r["device"])
-        mid, q = model_id(r["model"]), quant_of(r["quant"])
+        mid = identify(r["model"])
+        q = quant(r["model"], r["quant"]) if quant else quant_of(r["quant"])
         tg = _f(r["tg_tokens_per_s"])
         if not dev or not mid or not q or not tg:
             continue
@@ -161,9 +177,11 @@ def llmfit_rows(weights_bytes) -> list[Row]:
         vram = _f(r["vram_gb"]) if r["hw_class"] == "DISCRETE_GPU" else _f(r["ram_gb"])
         if vram and weights_bytes(mid, q) > 0.9 * vram * 2**30:
             continue
-        depth = int((_f(r["avg_output_tokens"]) or 200) / 2) + 50
+        n_out = _f(r["avg_output_tokens"])
+        depth = int((n_out or 200) / 2) + 50
         out.append(Row("gpu", dev[0], r["device"], mid, q, dev[1], None, None, tg, None, 512, depth,
-                       "llmfit community data, " + r["source_path"]))
+                       "llmfit community data, " + r["source_path"], model_name=r["model"], runtime=r["provider"],
+                       line=line, tg_tokens=int(n_out) if n_out else None))
     return out
 
 

@@ -54,6 +54,7 @@ class BenchRow:
     samples_ns: list[int] = field(default_factory=list)
     model_id: str | None = None  # the catalog model, once identified
     quant: str | None = None
+    gguf_path: str | None = None  # the GGUF file slmplan itself measured (slmplan bench runs): its facts are read from it
 
     @property
     def kind(self) -> str:
@@ -229,6 +230,12 @@ def _from_slmplan(data: dict, name: str):
     except Exception as e:  # pydantic ValidationError: name the first field
         first = str(e).splitlines()[1:2]
         raise BadInputError(f"{name} is not a slmplan bench result ({first[0].strip() if first else e})", FORMATS_HINT) from None
+    return rows_from_bench_run(run, name)
+
+
+def rows_from_bench_run(run, name: str) -> tuple[list[BenchRow], list[str]]:
+    """The complete tests of a slmplan ``BenchRun`` as rows (what `slmplan calibrate` reads from its JSON and
+    `bench --calibrate` from the run it just measured); ``name`` names where they came from."""
     rows: list[BenchRow] = []
     skipped: list[str] = []
     backend = "CPU" if run.runtime.startswith("llama.cpp") else run.runtime
@@ -244,7 +251,7 @@ def _from_slmplan(data: dict, name: str):
             model_size=run.model_size_bytes, model_n_params=run.n_params, threads=run.threads, n_gpu_layers=0,
             backends=backend, flash_attn=r.flash_attn or run.settings.flash_attn, type_k=run.settings.type_k,
             type_v=run.settings.type_v, cpu_info=run.system.get("cpu_model"), samples_ts=list(r.samples),
-            samples_ns=list(r.samples_ns), quant=run.quant), rows, skipped)
+            samples_ns=list(r.samples_ns), quant=run.quant, gguf_path=run.model_path), rows, skipped)
     return rows, skipped
 
 

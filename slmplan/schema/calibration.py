@@ -39,6 +39,8 @@ class Residual(_M):
     n_gen: int
     n_depth: int
     measured_tokens_per_s: float
+    gguf_path: Optional[str] = Field(None, description="the GGUF file slmplan measured (slmplan bench): the model's facts are "
+                                                       "read from it while it is there, else from the catalog entry")
     predicted_tokens_per_s: Optional[float] = Field(None, description="the planner before calibration")
     fitted_tokens_per_s: Optional[float] = Field(None, description="after calibration")
     residual_pct: Optional[float] = Field(None, description="100 * (fitted / measured - 1); null = row not used")
@@ -54,7 +56,11 @@ class DeviceCalibration(_M):
     date: str
     backend: str
     threads: Optional[int] = None
-    predictor: str = Field(description="fingerprint of the speed model these constants correct; refitted from the rows when it changes")
+    flash_attn: Optional[str] = Field(None, description="the rows' flash attention setting (on/off/auto), when they say")
+    type_k: Optional[str] = None
+    type_v: Optional[str] = None
+    predictor: str = Field(description="fingerprint of the speed model and of the profile's hardware figures these constants "
+                                       "correct; refitted from the rows when it changes")
     decode: Optional[DecodeFit] = None
     prefill: Optional[PrefillFit] = None
     residuals: list[Residual] = Field(default_factory=list)
