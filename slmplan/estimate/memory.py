@@ -106,11 +106,26 @@ def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
 
 
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
-    """The graph allocator's peak: the largest of the logits, attention and FFN stages (f32 tensors for
-    one ubatch). Stage sizes fitted term by term on llama.cpp's own compute buffers for synthetic
-    models (tests/test_architectures.py); not modelled: the recurrent-scan stage of Mamba 2 / Gated
-    DeltaNet layers (it can exceed the attention stage at short contexts) and Gemma 3n/4 AltUp / PLE
-    activations."""
+    """llama.cpp's CPU compute buffer: what ggml-alloc reserves for the graph of a worst-case ubatch.
+
+    For the architectures slmplan.estimate.llama_graph rebuilds (one sequence, unquantized KV cache)
+    this is that graph's allocation, replayed exactly; otherwise :func:`compute_bytes_formula`."""
+    from slmplan.estimate.llama_graph import compute_buffer_bytes, supported
+
+    if supported(facts, s.n_seq, s.type_k, s.type_v):
+        full_cells, swa_cells = kv_cells(facts, ctx, s)
+        got = compute_buffer_bytes(facts, full_cells, swa_cells, min(s.n_ubatch, s.n_batch), s.flash_attn,
+                                   s.type_k, s.type_v)
+        if got is not None:
+            return got
+    return compute_bytes_formula(facts, ctx, s)
+
+
+def compute_bytes_formula(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """A coarser estimate of the graph allocator's peak, for architectures without a rebuilt graph: the
+    largest of the logits, attention and FFN stages (f32 tensors for one ubatch). Stage sizes fitted term
+    by term on llama.cpp's own compute buffers for synthetic llama-like models; it does not know the
+    recurrent scans of Mamba 2 / Gated DeltaNet layers nor Gemma 3n/4's AltUp and per-layer inputs."""
     n_ctx = pad(ctx)
     n_ub = min(s.n_ubatch, s.n_batch, n_ctx)
     E = facts.n_embd
