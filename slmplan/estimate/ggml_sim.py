@@ -35,16 +35,35 @@ def _pad(x: int, to: int = ALIGN) -> int:
 
 
 class Tensor:
-    """What ggml-alloc looks at: type, ne/nb, op, sources, view source and flags."""
+    """What ggml-alloc looks at: type, ne/nb, op, sources, view source and flags (plus the allocator's
+    bookkeeping while a graph is allocated)."""
 
-    __slots__ = ("type", "ne", "nb", "op", "src", "view_src", "view_offs", "flags", "external", "name")
+    __slots__ = ("type", "ne", "nb", "op", "src", "view_src", "view_offs", "flags", "external", "name",
+                 "_nbytes", "a_allocated", "a_children", "a_views", "a_offset")
 
     def __init__(self, type_: str, ne, op: str = "NONE", src=(), nb=None, view_src: Tensor | None = None,
                  view_offs: int = 0, external: bool = False, name: str = ""):
-        ne = tuple(int(x) for x in ne) + (1,) * (4 - len(ne))
-        self.type, self.ne, self.op, self.src = type_, ne, op, list(src)
-        self.nb = tuple(nb) if nb is not None else contiguous_nb(type_, ne)
-        self.view_src, self.view_offs, self.flags, self.external, self.name = view_src, view_offs, 0, external, name
+        if len(ne) < 4:
+            ne = (*ne, 1, 1, 1)[:4]
+        elif type(ne) is not tuple:
+            ne = tuple(ne)
+        self.type = type_
+        self.ne = ne
+        self.op = op
+        self.src = src
+        if nb is None:
+            ts = TYPE_SIZE[type_]
+            nb = (ts, ts * ne[0], ts * ne[0] * ne[1], ts * ne[0] * ne[1] * ne[2])
+        self.nb = nb
+        self.view_src = view_src
+        self.view_offs = view_offs
+        self.flags = 0
+        self.external = external
+        self.name = name
+        self._nbytes = -1
+        self.a_allocated = False
+        self.a_children = self.a_views = 0
+        self.a_offset = -1
 
     @property
     def is_view(self) -> bool:
@@ -52,9 +71,16 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        if any(x <= 0 for x in self.ne):
-            return 0
-        return TYPE_SIZE[self.type] + sum((n - 1) * b for n, b in zip(self.ne, self.nb))
+        """ggml_nbytes."""
+        if self._nbytes < 0:
+            ne = self.ne
+            if ne[0] <= 0 or ne[1] <= 0 or ne[2] <= 0 or ne[3] <= 0:
+                self._nbytes = 0
+            else:
+                nb = self.nb
+                self._nbytes = (TYPE_SIZE[self.type] + (ne[0] - 1) * nb[0] + (ne[1] - 1) * nb[1]
+                                + (ne[2] - 1) * nb[2] + (ne[3] - 1) * nb[3])
+        return self._nbytes
 
     def nelements(self) -> int:
         return prod(self.ne)
@@ -105,7 +131,8 @@ def _view(a: Tensor, ne, nb, offs: int, op: str, src=None) -> Tensor:
     vs, vo = a, offs
     if a.view_src is not None:  # ggml_new_tensor_impl: views of views point at the first source
         vs, vo = a.view_src, offs + a.view_offs
-    return Tensor(a.type, ne, op, [a] if src is None else src, nb=nb, view_src=vs, view_offs=vo)
+    return Tensor(a.type, ne, op, [a] if src is None else src, nb=None if nb is None else tuple(nb), view_src=vs,
+                  view_offs=vo)
 
 
 def view_tensor(a: Tensor, op: str, src) -> Tensor:
@@ -372,92 +399,61 @@ class _DynAllocator:
         blocks.insert(k, [off, size])
 
 
-class _Node:
-    __slots__ = ("allocated", "n_children", "n_views", "offset")
-
-    def __init__(self) -> None:
-        self.allocated, self.n_children, self.n_views, self.offset = False, 0, 0, -1
-
-
 def allocate(graph: Graph) -> int:
-    """Bytes of the compute buffer ggml_gallocr reserves for ``graph`` (ggml_gallocr_alloc_graph_impl)."""
-    dyn = _DynAllocator()
-    info: dict[int, _Node] = {}
+    """Bytes of the compute buffer ggml_gallocr reserves for ``graph`` (ggml_gallocr_alloc_graph_impl).
 
-    def h(t: Tensor) -> _Node:
-        n = info.get(id(t))
-        if n is None:
-            n = info[id(t)] = _Node()
-        return n
+    A parent a node could overwrite in place must be allocated by the allocator itself, so a view
+    parent never qualifies (ggml-alloc's branch for it is unreachable) and is not modelled."""
+    dyn = _DynAllocator()
+    for t in graph.leafs + graph.nodes:
+        t.a_allocated, t.a_children, t.a_views, t.a_offset = False, 0, 0, -1
 
     def allocate_node(t: Tensor) -> None:
-        hn = h(t)
-        if t.external or hn.allocated or t.view_src is not None:
+        if t.external or t.a_allocated or t.view_src is not None:
             return
-        hn.allocated = True
+        t.a_allocated = True
         if t.op in INPLACE_OPS:
             for p in t.src:
-                if p is None or not h(p).allocated:
+                if (p is None or not p.a_allocated or p.a_children != 1 or p.a_views != 0
+                        or p.flags & FLAG_OUTPUT or p.type != t.type or p.ne != t.ne or p.nb != t.nb):
                     continue
-                if p.flags & FLAG_OUTPUT or (p.view_src is not None and p.view_src.flags & FLAG_OUTPUT):
-                    continue
-                if p.type != t.type or p.ne != t.ne or p.nb != t.nb:
-                    continue
-                ph = h(p)
-                if ph.n_children != 1 or ph.n_views != 0:
-                    continue
-                if p.view_src is not None:
-                    vh = h(p.view_src)
-                    if not (vh.n_views == 1 and vh.n_children == 0 and p.view_offs == 0):
-                        continue
-                    owner = p.view_src
-                    vh.allocated = False
-                else:
-                    owner = p
-                hn.offset = ph.offset if p.view_src is None else h(owner).offset
-                ph.allocated = False
-                extra = _pad(owner.nbytes) - _pad(t.nbytes)
+                t.a_offset = p.a_offset
+                p.a_allocated = False
+                extra = _pad(p.nbytes) - _pad(t.nbytes)
                 if extra > 0:  # ggml_gallocr_free_extra_space
-                    dyn.free_bytes(hn.offset + _pad(t.nbytes), extra)
+                    dyn.free_bytes(t.a_offset + _pad(t.nbytes), extra)
                 return
-        hn.offset = dyn.alloc(t.nbytes)
-
-    def free_node(t: Tensor) -> None:
-        if t.flags & FLAG_OUTPUT:
-            return
-        hn = h(t)
-        dyn.free_bytes(hn.offset, t.nbytes)
-        hn.allocated = False
+        t.a_offset = dyn.alloc(t.nbytes)
 
     for leaf in graph.leafs:
         allocate_node(leaf)
     for node in graph.nodes:
         if node.view_src is not None and node.op != "NONE":
-            h(node.view_src).n_views += 1
+            node.view_src.a_views += 1
         if node.flags & FLAG_INPUT:
             allocate_node(node)
         for s in node.src:
-            if s is None:
-                continue
-            h(s).n_children += 1
-            if s.flags & FLAG_INPUT:
-                allocate_node(s)
+            if s is not None:
+                s.a_children += 1
+                if s.flags & FLAG_INPUT:
+                    allocate_node(s)
     for node in graph.nodes:
         for p in node.src:
-            if p is not None:
+            if p is not None and not p.a_allocated:
                 allocate_node(p)
         allocate_node(node)
         for p in node.src:
             if p is None:
                 continue
-            ph = h(p)
-            ph.n_children -= 1
-            if ph.n_children == 0 and ph.n_views == 0:
-                if p.view_src is not None:
-                    vh = h(p.view_src)
-                    vh.n_views -= 1
-                    if vh.n_views == 0 and vh.n_children == 0 and vh.allocated:
-                        free_node(p.view_src)
-                elif ph.allocated:
-                    free_node(p)
+            p.a_children -= 1
+            if p.a_children == 0 and p.a_views == 0:
+                vs = p.view_src
+                if vs is not None:
+                    vs.a_views -= 1
+                    if vs.a_views == 0 and vs.a_children == 0 and vs.a_allocated and not vs.flags & FLAG_OUTPUT:
+                        dyn.free_bytes(vs.a_offset, vs.nbytes)
+                        vs.a_allocated = False
+                elif p.a_allocated and not p.flags & FLAG_OUTPUT:
+                    dyn.free_bytes(p.a_offset, p.nbytes)
+                    p.a_allocated = False
     return dyn.max_size

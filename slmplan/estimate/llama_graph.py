@@ -7,7 +7,7 @@ rebuilds those graphs with slmplan.estimate.ggml_sim, transcribing the graph bui
 llama.cpp (llama-cpp-python 0.3.36: src/llama-graph.cpp, src/llama-kv-cache.cpp, src/models/*.cpp)
 call by call, in the same order, since the allocator's result depends on the order of every tensor.
 
-Covered: the dense llama-like decoders ``llama``, ``mistral``, ``qwen3``, ``smollm3`` and the layouts of
+Covered: the dense decoders ``llama``, ``qwen3``, ``smollm3``, ``gemma3`` and the layouts of
 slmplan/arch.py (``qwen3moe``, ``gpt-oss``, ``lfm2``, ``lfm2moe``, ``granitehybrid``, ``qwen35``,
 ``qwen35moe``, ``gemma3n``, ``gemma4``), one sequence, f16/f32 KV cache. Not represented: scalar
 multipliers some files carry (embedding/residual/logit scales, final logit soft-capping) - in-place
@@ -26,11 +26,14 @@ from functools import lru_cache
 from slmplan.estimate import ggml_sim as g
 from slmplan.estimate.ggml_sim import Graph, Tensor, set_input, set_output
 
-DENSE_ARCHS = frozenset({"llama", "mistral", "qwen3", "smollm3"})
-GRAPH_ARCHS = DENSE_ARCHS | {"qwen3moe", "gpt-oss", "lfm2", "lfm2moe", "granitehybrid", "qwen35", "qwen35moe",
-                             "gemma3n", "gemma4"}
+DENSE_ARCHS = frozenset({"llama", "qwen3", "smollm3"})
+GRAPH_ARCHS = DENSE_ARCHS | {"gemma3", "qwen3moe", "gpt-oss", "lfm2", "lfm2moe", "granitehybrid", "qwen35",
+                             "qwen35moe", "gemma3n", "gemma4"}
 GEMMA3N_ALTUP, GEMMA3N_ALTUP_ACT, GEMMA3N_EMBD_ALTUP, GEMMA3N_SPARSE_LAYERS = 4, 0, 256, 10  # llama_hparams / models.h
 GEMMA3N_LAUREL_RANK = 64
+# llama.cpp also reserves the one-token graph; it has the prompt graph's topology with every activation
+# n_tokens times smaller (the recurrent states, the same size), so it only matters for tiny ubatches
+TG_GRAPH_BELOW = 32
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class _Builder:
         self._kv: dict[tuple[str, int], Tensor] = {}
         self._v_max = max((f.kv_dims(i)[1] for i in range(f.n_layers) if not f.is_recurrent(i)), default=0)
         self.iswa = f.architecture in ("gpt-oss", "gemma3n", "gemma4") or (
-            f.architecture in ("lfm2", "lfm2moe") and bool(f.n_swa))
+            f.architecture in ("lfm2", "lfm2moe", "gemma3") and bool(f.n_swa))
         self.inp_attn: dict[str, Tensor] | None = None
         self.inp_rs: dict[str, Tensor] | None = None
 
@@ -367,6 +370,39 @@ def _dense(bd: _Builder) -> Graph:
         cur = bd.build_norm(ffn_inp, bd.w(p + "ffn_norm.weight", E))
         cur = bd.build_ffn(cur, il)
         cur = g.add(cur, ffn_inp)
+        inpL = cur
+    cur = bd.build_norm(cur, bd.w("output_norm.weight", E))
+    embd = cur
+    cur = bd.lm_head(cur)
+    return bd.finish(cur, embd, cur)
+
+
+def _gemma3(bd: _Builder) -> Graph:
+    """src/models/gemma3.cpp: scaled embeddings, q/k norms, post-attention and post-FFN norms, GELU FFN,
+    sliding-window layers in their own cache. (A final logit soft-capping some files ask for is in place.)"""
+    f = bd.f
+    E, hd = f.n_embd, f.head_dim_k
+    inpL = g.scale(bd.build_inp_embd())
+    inp_pos = bd.build_inp_pos()
+    bd.build_attn_inp()
+    out_ids = bd.build_inp_out_ids()
+    cur = inpL
+    for il in range(f.n_layers):
+        p = f"blk.{il}."
+        cur = bd.build_norm(inpL, bd.w(p + "attn_norm.weight", E))
+        q, k, v = bd.build_qkv(il, cur, hd, f.n_head, hd, f.kv_heads(il), f.head_dim_v, f.kv_heads(il))
+        q = g.rope(bd.build_norm(q, bd.w(p + "attn_q_norm.weight", hd)), inp_pos)
+        k = g.rope(bd.build_norm(k, bd.w(p + "attn_k_norm.weight", hd)), inp_pos)
+        q = g.scale(q)
+        cur = bd.build_attn(il, bd.w(p + "attn_output.weight", f.n_head * hd, E), None, q, k, v)
+        if il == f.n_layers - 1:
+            cur, inpL = g.get_rows(cur, out_ids), g.get_rows(inpL, out_ids)
+        cur = bd.build_norm(cur, bd.w(p + "post_attention_norm.weight", E))
+        sa_out = g.add(cur, inpL)
+        cur = bd.build_norm(sa_out, bd.w(p + "ffn_norm.weight", E))
+        cur = bd.build_ffn(cur, il)
+        cur = bd.build_norm(cur, bd.w(p + "post_ffw_norm.weight", E))
+        cur = g.add(cur, sa_out)
         inpL = cur
     cur = bd.build_norm(cur, bd.w("output_norm.weight", E))
     embd = cur
@@ -833,7 +869,7 @@ def _gemma3n(bd: _Builder) -> Graph:
     return bd.finish(cur, embd, cur)
 
 
-BUILDERS = {"qwen3moe": _qwen3moe, "gpt-oss": _gpt_oss, "lfm2": _lfm2, "lfm2moe": _lfm2,
+BUILDERS = {"gemma3": _gemma3, "qwen3moe": _qwen3moe, "gpt-oss": _gpt_oss, "lfm2": _lfm2, "lfm2moe": _lfm2,
             "granitehybrid": _granitehybrid, "qwen35": _qwen35, "qwen35moe": _qwen35, "gemma3n": _gemma3n,
             "gemma4": _gemma4, **{a: _dense for a in DENSE_ARCHS}}
 
@@ -860,13 +896,13 @@ def supported(f, n_seq: int, type_k: str, type_v: str) -> bool:
 def compute_buffer_bytes(f, n_ctx: int, n_ctx_swa: int, n_ubatch: int, flash_attn: bool,
                          type_k: str = "f16", type_v: str = "f16") -> int | None:
     """llama.cpp's CPU compute buffer for ``f`` (one sequence; ``n_ctx`` cells padded as llama.cpp pads them):
-    the larger of the prompt graph (min(n_ctx, n_ubatch) tokens, one output each) and the one-token graph."""
+    the larger of the prompt graph (min(n_ctx, n_ubatch) tokens, one output each) and the one-token graph
+    (built only for ubatches under TG_GRAPH_BELOW tokens, the only ones where it can be the larger)."""
     if not supported(f, 1, type_k, type_v):
         return None
     names = tensor_names(f)
     n_tokens = min(n_ctx, n_ubatch)
-    sizes = []
-    for t, outputs in ((n_tokens, n_tokens), (1, 1)):
-        b = Batch(t, outputs, n_ctx, n_ctx_swa, flash_attn, type_k, type_v)
-        sizes.append(g.allocate(build_graph(f, names, b)))
-    return max(sizes)
+    size = g.allocate(build_graph(f, names, Batch(n_tokens, n_tokens, n_ctx, n_ctx_swa, flash_attn, type_k, type_v)))
+    if n_tokens < TG_GRAPH_BELOW:
+        size = max(size, g.allocate(build_graph(f, names, Batch(1, 1, n_ctx, n_ctx_swa, flash_attn, type_k, type_v))))
+    return size

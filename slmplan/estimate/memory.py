@@ -14,9 +14,13 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
   layers (Gemma 2/3) get only ``n_swa + n_ubatch`` cells (padded) *unless* ``swa_full``:
   llama-cpp-python's default context parameters keep a full-size SWA cache, llama-cli/llama-server
   do not.
-* compute: the graph allocator's peak, the largest of the logits stage (f32 logits for a whole
-  ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch 512), the attention
-  stage (f32 KQ scores for every head unless flash attention is on) and the FFN stage.
+* compute: what ggml-alloc reserves for the graph of a worst-case ubatch. For the architectures of
+  ``slmplan.estimate.llama_graph`` (dense llama-like decoders and the arch.py layouts) the graph is
+  rebuilt as llama.cpp builds it and its allocation replayed (``slmplan.estimate.ggml_sim``): exact on
+  every synthetic file of tests/test_architectures.py. Otherwise the largest of the logits stage (f32
+  logits for a whole ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch
+  512), the attention stage (f32 KQ scores for every head unless flash attention is on) and the FFN
+  stage.
 * output: one f32 logits row per sequence.
 * recurrent state (hybrid models: LFM2, Granite 4 hybrid, Qwen3.5; llama.cpp's ``RS buffer``): per
   recurrent layer and sequence an f32 conv state R and SSM state S (``llama_hparams::n_embd_r/s``),
