@@ -157,6 +157,19 @@ def test_compute_buffer_other_shapes(shapes, case, ctx, flash_attn):
 
 
 @pytest.mark.runtime
+@pytest.mark.parametrize("case", ["llama", "gpt-oss", "granitehybrid", "qwen35", "gemma3n", "gemma4"])
+@pytest.mark.parametrize("type_k,type_v,flash_attn", [("q8_0", "f16", False), ("q4_0", "q4_0", True)])
+def test_compute_buffer_quantized_cache(shapes, case, type_k, type_v, flash_attn):
+    """A quantized KV cache: llama.cpp rotates Q, K (and V) by a Hadamard matrix before storing them."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(shapes[case]))
+    s = RuntimeSettings(repack=False, flash_attn=flash_attn, type_k=type_k, type_v=type_v)
+    est = estimate_memory(f, "F32", 2048, 1 << 34, s)
+    got = llama_cpp_buffers(shapes[case], 2048, flash_attn=flash_attn, type_k=type_k, type_v=type_v)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+
+
+@pytest.mark.runtime
 @pytest.mark.parametrize("case", ["gpt-oss", "gemma3n", "gemma4"])
 @pytest.mark.parametrize("n_ubatch", [128, 1024])
 def test_compute_buffer_window_cache_and_ubatch(shapes, case, n_ubatch):

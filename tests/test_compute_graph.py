@@ -92,10 +92,12 @@ def test_formula_fallback_for_architectures_without_a_graph():
     assert compute_bytes(gemma3, 4096) == compute_bytes_formula(gemma3, 4096)
     qwen3 = facts(get_model(cat, "qwen3-4b"))
     assert lg.supported(qwen3, 1, "f16", "f16")
-    # more sequences or a quantized KV cache change the graph in ways not rebuilt: the formula answers
+    # several sequences (one stream each) are not rebuilt, nor a quantized V cache without flash attention
+    # (which llama.cpp refuses): the formula answers
     assert compute_bytes(qwen3, 4096, RuntimeSettings(n_seq=4)) == compute_bytes_formula(qwen3, 4096, RuntimeSettings(n_seq=4))
     q8 = RuntimeSettings(type_k="q8_0", type_v="q8_0")
     assert compute_bytes(qwen3, 4096, q8) == compute_bytes_formula(qwen3, 4096, q8)
+    assert lg.supported(qwen3, 1, "q8_0", "q8_0", flash_attn=True)
 
 
 def test_logits_dominate_real_vocabularies():

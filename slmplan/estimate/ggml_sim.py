@@ -23,6 +23,10 @@ from math import prod
 
 ALIGN = 32  # ggml-cpu's TENSOR_ALIGNMENT
 TYPE_SIZE = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4, "i64": 8}
+# block types a KV cache may use: (bytes per block, elements per block); their tensors are never in the
+# compute buffer, only views of them are
+BLOCK_TYPES = {"q8_0": (34, 32), "q4_0": (18, 32), "q4_1": (20, 32), "q5_0": (22, 32), "q5_1": (24, 32),
+               "iq4_nl": (18, 32)}
 FLAG_INPUT, FLAG_OUTPUT = 1, 2
 # ggml-alloc.c ggml_op_can_inplace
 INPLACE_OPS = frozenset({"FILL", "SCALE", "DIAG_MASK_ZERO", "DIAG_MASK_INF", "ADD", "ADD_ID", "ADD1", "SUB", "MUL",
@@ -52,8 +56,7 @@ class Tensor:
         self.op = op
         self.src = src
         if nb is None:
-            ts = TYPE_SIZE[type_]
-            nb = (ts, ts * ne[0], ts * ne[0] * ne[1], ts * ne[0] * ne[1] * ne[2])
+            nb = contiguous_nb(type_, ne)
         self.nb = nb
         self.view_src = view_src
         self.view_offs = view_offs
@@ -86,19 +89,31 @@ class Tensor:
         return prod(self.ne)
 
     def esize(self) -> int:
-        return TYPE_SIZE[self.type]
+        """ggml_element_size (a block's bytes for block types)."""
+        return TYPE_SIZE[self.type] if self.type in TYPE_SIZE else BLOCK_TYPES[self.type][0]
 
     def __repr__(self) -> str:
         return f"Tensor({self.name or self.op} {self.type} {list(self.ne)})"
 
 
 def contiguous_nb(type_: str, ne) -> tuple[int, int, int, int]:
-    ts = TYPE_SIZE[type_]
+    ts = TYPE_SIZE.get(type_)
+    if ts is None:  # a block type: nb[0] is the block's size, rows hold ne[0] / block elements
+        ts, r = BLOCK_TYPES[type_][0], row_size(type_, ne[0])
+        return ts, r, r * ne[1], r * ne[1] * ne[2]
     return ts, ts * ne[0], ts * ne[0] * ne[1], ts * ne[0] * ne[1] * ne[2]
 
 
 def row_size(type_: str, n: int) -> int:
+    """ggml_row_size."""
+    if type_ in BLOCK_TYPES:
+        size, block = BLOCK_TYPES[type_]
+        return size * n // block
     return TYPE_SIZE[type_] * n
+
+
+def is_contiguous(t: Tensor) -> bool:
+    return t.nb == contiguous_nb(t.type, t.ne)
 
 
 # -- tensors --------------------------------------------------------------------------------------

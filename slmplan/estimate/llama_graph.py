@@ -9,7 +9,8 @@ call by call, in the same order, since the allocator's result depends on the ord
 
 Covered: the dense decoders ``llama``, ``qwen3``, ``smollm3``, ``gemma3`` and the layouts of
 slmplan/arch.py (``qwen3moe``, ``gpt-oss``, ``lfm2``, ``lfm2moe``, ``granitehybrid``, ``qwen35``,
-``qwen35moe``, ``gemma3n``, ``gemma4``), one sequence, f16/f32 KV cache. Not represented: scalar
+``qwen35moe``, ``gemma3n``, ``gemma4``), one sequence, f16/f32 or quantized KV cache (with the Hadamard
+rotations llama.cpp applies to a quantized cache). Not represented: scalar
 multipliers some files carry (embedding/residual/logit scales, final logit soft-capping) - in-place
 element-wise ops that do not change the buffer - and LoRA adapters. ``compute_buffer_bytes`` returns
 None for anything else, and the caller falls back to a coarser estimate.
@@ -49,6 +50,21 @@ class Batch:
     type_v: str = "f16"
 
 
+def _req(t: Tensor | None) -> Tensor:
+    assert t is not None
+    return t
+
+
+def _hadamard(cur: Tensor, rot: Tensor) -> Tensor:
+    """llama_mul_mat_hadamard (src/llama-impl.h)."""
+    n = rot.ne[0]
+    if g.is_contiguous(cur):
+        res = g.reshape(cur, n, cur.nelements() // n)
+    else:
+        res = g.cont(cur, n, cur.nelements() // n)
+    return g.reshape(g.mul_mat(rot, res), *cur.ne)
+
+
 class _Builder:
     """llm_graph_context for one graph: inputs, attention, FFN, MoE and recurrent-state helpers."""
 
@@ -62,7 +78,7 @@ class _Builder:
         self._v_max = max((f.kv_dims(i)[1] for i in range(f.n_layers) if not f.is_recurrent(i)), default=0)
         self.iswa = f.architecture in ("gpt-oss", "gemma3n", "gemma4") or (
             f.architecture in ("lfm2", "lfm2moe", "gemma3") and bool(f.n_swa))
-        self.inp_attn: dict[str, Tensor] | None = None
+        self.inp_attn: dict[str, Tensor | None] | None = None
         self.inp_rs: dict[str, Tensor] | None = None
 
     # -- weights and caches (outside the compute buffer) --------------------------------------
@@ -120,10 +136,12 @@ class _Builder:
                 "mask" + suffix: set_input(g.new_tensor("f16" if self.b.flash_attn else "f32", n_kv, self.n_tokens,
                                                         name="attn_inp_kq_mask"))}
 
-    def build_attn_inp(self) -> dict[str, Tensor]:
-        inp = self._kv_inputs(self.b.n_kv)
+    def build_attn_inp(self) -> dict[str, Tensor | None]:
+        inp: dict[str, Tensor | None] = {**self._kv_inputs(self.b.n_kv)}
+        inp["k_rot"], inp["v_rot"] = self._rotations("")
         if self.iswa:
             inp.update(self._kv_inputs(self.b.n_kv_swa, "_swa"))
+            inp["k_rot_swa"], inp["v_rot_swa"] = self._rotations("_swa")
         self.inp_attn = inp
         return inp
 
@@ -186,17 +204,35 @@ class _Builder:
     def get_k(self, il: int) -> Tensor:
         k = self.cache("k", il)
         hd, nkv, n = self.f.head_dim(il), self.f.kv_heads(il), k.ne[1]
-        es = k.esize()
-        return g.view_4d(k, hd, nkv, n, 1, es * hd, es * k.ne[0], es * k.ne[0] * n, 0)
+        rs = g.row_size
+        return g.view_4d(k, hd, nkv, n, 1, rs(k.type, hd), rs(k.type, k.ne[0]), rs(k.type, k.ne[0] * n), 0)
 
     def get_v(self, il: int) -> Tensor:
         v = self.cache("v", il)
         nkv = self.f.kv_heads(il)
         hd = self.f.kv_dims(il)[1] // nkv
-        n, es = v.ne[1], v.esize()
+        n, rs = v.ne[1], g.row_size
         if self.b.flash_attn:
-            return g.view_4d(v, hd, nkv, n, 1, es * hd, es * v.ne[0], es * v.ne[0] * n, 0)
-        return g.view_4d(v, n, nkv, hd, 1, es * n * hd, es * n, es * n * v.ne[0], 0)
+            return g.view_4d(v, hd, nkv, n, 1, rs(v.type, hd), rs(v.type, v.ne[0]), rs(v.type, v.ne[0] * n), 0)
+        return g.view_4d(v, n, nkv, hd, 1, rs(v.type, n * hd), rs(v.type, n), rs(v.type, n * v.ne[0]), 0)
+
+    def _rotations(self, suffix: str) -> tuple[Tensor | None, Tensor | None]:
+        """llama_kv_cache::build_input_k_rot / _v_rot: Hadamard rotations of a quantized cache's heads, when
+        every layer of that cache has the same head size (a multiple of 64); LLAMA_ATTN_ROT_DISABLE is not
+        modelled."""
+        f, b = self.f, self.b
+        layers = [i for i in range(f.n_layers) if f.has_kv(i) and (suffix == "_swa") == (self.iswa and f.is_swa_layer(i))]
+        rot: list[Tensor | None] = [None, None]
+        for j, (type_, dims, full) in enumerate(((b.type_k, [f.head_dim(i) for i in layers], f.head_dim_k),
+                                                  (b.type_v, [f.kv_dims(i)[1] // f.kv_heads(i) for i in layers],
+                                                   f.head_dim_v))):
+            if type_ in g.BLOCK_TYPES and dims and len(set(dims)) == 1 and full % 64 == 0:
+                n = 64
+                if j == 0:  # K: the largest power-of-two multiple of 64 dividing the head size; V: 64
+                    while dims[0] % (n * 2) == 0:
+                        n *= 2
+                rot[j] = set_input(g.new_tensor("f32", n, n, name="attn_inp_k_rot" if j == 0 else "attn_inp_v_rot"))
+        return rot[0], rot[1]
 
     def build_attn_mha(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, sinks: Tensor | None) -> Tensor:
         v_trans = v.nb[1] > v.nb[2]
@@ -221,6 +257,13 @@ class _Builder:
         assert inp is not None
         gf = self.gf
         suffix = "_swa" if (self.iswa and self.f.is_swa_layer(il)) else ""
+        k_rot, v_rot = inp["k_rot" + suffix], inp["v_rot" + suffix]
+        if k_rot is not None:
+            q = _hadamard(q, k_rot)
+            if k is not None:
+                k = _hadamard(k, k_rot)
+        if v_rot is not None and v is not None:
+            v = _hadamard(v, v_rot)
         if self.iswa:  # build_attn(llm_graph_input_attn_kv_iswa *): q, k, v
             gf.expand(q)
             if k is not None:
@@ -233,10 +276,12 @@ class _Builder:
             gf.expand(v)
             gf.expand(k)
         if k is not None:
-            gf.expand(self.cpy_k(k, inp["k_idxs" + suffix], il))
+            gf.expand(self.cpy_k(k, _req(inp["k_idxs" + suffix]), il))
         if v is not None:
-            gf.expand(self.cpy_v(v, inp["v_idxs" + suffix], il))
-        cur = self.build_attn_mha(q, self.get_k(il), self.get_v(il), inp["mask" + suffix], sinks)
+            gf.expand(self.cpy_v(v, _req(inp["v_idxs" + suffix]), il))
+        cur = self.build_attn_mha(q, self.get_k(il), self.get_v(il), _req(inp["mask" + suffix]), sinks)
+        if v_rot is not None:
+            cur = _hadamard(cur, v_rot)
         if wo is not None:
             cur = self.mm(wo, cur)
         if wo_b is not None:
@@ -887,9 +932,12 @@ def tensor_names(f) -> frozenset[str]:
     return frozenset(t.name for t in layout(f))
 
 
-def supported(f, n_seq: int, type_k: str, type_v: str) -> bool:
-    return (f.architecture in GRAPH_ARCHS and n_seq == 1 and type_k in ("f16", "f32", "bf16")
-            and type_v in ("f16", "f32", "bf16"))
+def supported(f, n_seq: int, type_k: str, type_v: str, flash_attn: bool = False) -> bool:
+    """The graph is rebuilt for one sequence and f16/f32/bf16 or block-quantized K/V (a quantized V cache
+    needs flash attention: llama.cpp refuses it otherwise)."""
+    plain = ("f16", "f32", "bf16")
+    return (f.architecture in GRAPH_ARCHS and n_seq == 1 and (type_k in plain or type_k in g.BLOCK_TYPES)
+            and (type_v in plain or (type_v in g.BLOCK_TYPES and flash_attn)))
 
 
 @lru_cache(maxsize=512)
@@ -898,7 +946,7 @@ def compute_buffer_bytes(f, n_ctx: int, n_ctx_swa: int, n_ubatch: int, flash_att
     """llama.cpp's CPU compute buffer for ``f`` (one sequence; ``n_ctx`` cells padded as llama.cpp pads them):
     the larger of the prompt graph (min(n_ctx, n_ubatch) tokens, one output each) and the one-token graph
     (built only for ubatches under TG_GRAPH_BELOW tokens, the only ones where it can be the larger)."""
-    if not supported(f, 1, type_k, type_v):
+    if not supported(f, 1, type_k, type_v, flash_attn):
         return None
     names = tensor_names(f)
     n_tokens = min(n_ctx, n_ubatch)

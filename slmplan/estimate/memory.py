@@ -112,11 +112,11 @@ def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
     """llama.cpp's CPU compute buffer: what ggml-alloc reserves for the graph of a worst-case ubatch.
 
-    For the architectures slmplan.estimate.llama_graph rebuilds (one sequence, unquantized KV cache)
-    this is that graph's allocation, replayed exactly; otherwise :func:`compute_bytes_formula`."""
+    For the architectures slmplan.estimate.llama_graph rebuilds (one sequence) this is that graph's
+    allocation, replayed exactly; otherwise :func:`compute_bytes_formula`."""
     from slmplan.estimate.llama_graph import compute_buffer_bytes, supported
 
-    if supported(facts, s.n_seq, s.type_k, s.type_v):
+    if supported(facts, s.n_seq, s.type_k, s.type_v, s.flash_attn):
         full_cells, swa_cells = kv_cells(facts, ctx, s)
         got = compute_buffer_bytes(facts, full_cells, swa_cells, min(s.n_ubatch, s.n_batch), s.flash_attn,
                                    s.type_k, s.type_v)
