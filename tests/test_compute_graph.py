@@ -87,9 +87,9 @@ def test_formula_fallback_for_architectures_without_a_graph():
     from slmplan.catalog import facts, get_model, load_catalog
 
     cat = load_catalog()
-    gemma3 = facts(get_model(cat, "gemma-3-1b"))
-    assert not lg.supported(gemma3, 1, "f16", "f16")
-    assert compute_bytes(gemma3, 4096) == compute_bytes_formula(gemma3, 4096)
+    qwen2 = facts(get_model(cat, "qwen2.5-1.5b"))
+    assert not lg.supported(qwen2, 1, "f16", "f16")
+    assert compute_bytes(qwen2, 4096) == compute_bytes_formula(qwen2, 4096)
     qwen3 = facts(get_model(cat, "qwen3-4b"))
     assert lg.supported(qwen3, 1, "f16", "f16")
     # several sequences (one stream each) are not rebuilt, nor a quantized V cache without flash attention
@@ -100,13 +100,15 @@ def test_formula_fallback_for_architectures_without_a_graph():
     assert lg.supported(qwen3, 1, "q8_0", "q8_0", flash_attn=True)
 
 
-def test_logits_dominate_real_vocabularies():
-    """For a real vocabulary the prompt graph's f32 logits (n_ubatch x n_vocab) set the buffer."""
+@pytest.mark.parametrize("model_id", ["gemma-3n-e2b", "gemma-3-1b", "qwen3.5-0.8b", "granite-4.0-h-1b", "lfm2-350m"])
+def test_logits_dominate_real_vocabularies(model_id):
+    """For a catalog entry's real vocabulary the prompt graph's f32 logits (n_ubatch x n_vocab) set the buffer
+    (at 1024 cells: at long contexts without flash attention the f32 attention scores can be larger)."""
     from slmplan.catalog import facts, get_model, load_catalog
 
-    f = facts(get_model(load_catalog(), "gemma-3n-e2b"))
+    f = facts(get_model(load_catalog(), model_id))
     logits = 4 * 512 * f.n_vocab
-    assert logits <= compute_bytes(f, 4096) < 1.05 * logits
+    assert logits <= compute_bytes(f, 1024) < 1.05 * logits
 
 
 def _rebuilt(f, flash_attn):

@@ -924,12 +924,15 @@ def build_graph(f, names: frozenset[str], b: Batch) -> Graph:
 
 
 def tensor_names(f) -> frozenset[str]:
-    """The weights the graph can use: the file's tensors, else the architecture's layout."""
+    """The weights the graph can use: the file's tensors, else the architecture's layout; a catalog entry of
+    an architecture without one (gemma3) has none of the optional tensors (biases) the graphs ask for."""
     if f.exact_tensors is not None:
         return frozenset(t.name for t in f.exact_tensors)
-    from slmplan.arch import layout
+    from slmplan.arch import has_layout, layout
 
-    return frozenset(t.name for t in layout(f))
+    if has_layout(f.architecture) or f.architecture in DENSE_ARCHS:
+        return frozenset(t.name for t in layout(f))
+    return frozenset()
 
 
 def supported(f, n_seq: int, type_k: str, type_v: str, flash_attn: bool = False) -> bool:
