@@ -76,8 +76,7 @@ class _Builder:
         self._w: dict[str, Tensor] = {}
         self._kv: dict[tuple[str, int], Tensor] = {}
         self._v_max = max((f.kv_dims(i)[1] for i in range(f.n_layers) if not f.is_recurrent(i)), default=0)
-        self.iswa = f.architecture in ("gpt-oss", "gemma3n", "gemma4") or (
-            f.architecture in ("lfm2", "lfm2moe", "gemma3") and bool(f.n_swa))
+        self.iswa = f.architecture in ("gpt-oss", "gemma3n", "gemma4") or (f.architecture == "gemma3" and bool(f.n_swa))
         self.inp_attn: dict[str, Tensor | None] | None = None
         self.inp_rs: dict[str, Tensor] | None = None
 
@@ -668,7 +667,8 @@ def _qwen35(bd: _Builder) -> Graph:
     d_inner = f.ssm_d_inner or hk * nv
     hv = d_inner // nv
     cur = inpL
-    for il in range(f.n_layers):
+    # multi-token-prediction layers (nextn) are loaded but not run in the main graph
+    for il in range(f.n_layer_kv_from_start if f.n_layer_kv_from_start is not None else f.n_layers):
         p = f"blk.{il}."
         inpSA = inpL
         cur = bd.build_norm(inpL, bd.w(p + "attn_norm.weight", E))
@@ -939,6 +939,10 @@ def supported(f, n_seq: int, type_k: str, type_v: str, flash_attn: bool = False)
     """The graph is rebuilt for one sequence and f16/f32/bf16 or block-quantized K/V (a quantized V cache
     needs flash attention: llama.cpp refuses it otherwise)."""
     plain = ("f16", "f32", "bf16")
+    if f.architecture == "gemma4" and f.n_expert:  # Gemma 4's MoE layers (26B-A4B) are not rebuilt
+        return False
+    if f.architecture in ("lfm2", "lfm2moe") and f.n_swa:  # LFM2 with a sliding window: not rebuilt
+        return False
     return (f.architecture in GRAPH_ARCHS and n_seq == 1 and (type_k in plain or type_k in g.BLOCK_TYPES)
             and (type_v in plain or (type_v in g.BLOCK_TYPES and flash_attn)))
 
