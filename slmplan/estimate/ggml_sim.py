@@ -13,8 +13,9 @@ ggml's result shapes and in-place/view semantics; ``Graph.expand`` orders nodes 
 ggml-alloc.c (``ggml_dyn_tallocr_alloc/free`` and ``ggml_gallocr_alloc_graph_impl``, one CPU buffer,
 32-byte alignment). slmplan/estimate/llama_graph.py builds llama.cpp's graphs with it.
 
-Checked against llama.cpp 0.3.36's own allocation: replaying a graph recorded from llama.cpp through
-``allocate`` gives every tensor's offset and the buffer size exactly (tests/test_compute_graph.py).
+Checked against the vendored llama.cpp of llama-cpp-python 0.3.36: the graphs llama_graph rebuilds,
+allocated here, put every tensor at the offset llama.cpp's allocator gave it in the graph it ran, and
+the buffer size is llama.cpp's (tests/test_compute_graph.py, which also tests the allocator alone).
 """
 
 from __future__ import annotations

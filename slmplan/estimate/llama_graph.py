@@ -9,14 +9,17 @@ call by call, in the same order, since the allocator's result depends on the ord
 
 Covered: the dense decoders ``llama``, ``qwen3``, ``smollm3``, ``gemma3`` and the layouts of
 slmplan/arch.py (``qwen3moe``, ``gpt-oss``, ``lfm2``, ``lfm2moe``, ``granitehybrid``, ``qwen35``,
-``qwen35moe``, ``gemma3n``, ``gemma4``), one sequence, f16/f32 or quantized KV cache (with the Hadamard
-rotations llama.cpp applies to a quantized cache). Not represented: scalar
-multipliers some files carry (embedding/residual/logit scales, final logit soft-capping) - in-place
-element-wise ops that do not change the buffer - and LoRA adapters. ``compute_buffer_bytes`` returns
-None for anything else, and the caller falls back to a coarser estimate.
+``qwen35moe``, ``gemma3n``, ``gemma4``), one sequence, an f16/f32 or block-quantized KV cache (with the
+Hadamard rotations llama.cpp applies to a quantized one). Not represented: scalar multipliers some
+files carry (embedding/residual/logit scales, final logit soft-capping of gemma3), in-place element-wise
+ops that do not change the buffer, and LoRA adapters. ``compute_buffer_bytes`` returns None for
+anything else (several sequences, Gemma 4 MoE, LFM2 with a sliding window, other architectures), and
+the caller falls back to a coarser estimate.
 
 Checked against llama.cpp itself: tests/test_architectures.py loads synthetic GGUFs of every covered
-architecture at several context sizes and compares with the compute buffer llama.cpp reports.
+architecture (two sets of dimensions, several context sizes, flash attention on and off, quantized
+caches) and compares with the compute buffer llama.cpp reports; tests/test_compute_graph.py records
+the graph llama.cpp runs and compares it node by node (op, type, shape, offset in the buffer).
 """
 
 from __future__ import annotations
