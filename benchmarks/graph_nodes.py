@@ -105,7 +105,7 @@ def count_nodes(model_id: str, tmp: Path) -> int:
         as_written = replace(g, layer_kv_heads=None)
     if g.architecture == "granite":  # llama.cpp requires Granite's scaling keys
         kv.update({f"{{arch}}.{k}": 1.0 for k in ("logit_scale", "residual_scale", "embedding_scale", "attention.scale")})
-    if g.architecture in ("gemma2", "gemma3", "qwen2", "phi3", "granite"):
+    if g.architecture in ("gemma2", "gemma3", "qwen2", "phi3"):
         synthgguf.layout = lambda f: _dense_layout(f)  # type: ignore[assignment]
         if g.architecture == "phi3":
             kv["{arch}.rope.dimension_count"] = g.head_dim_k

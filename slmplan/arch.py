@@ -307,7 +307,7 @@ def _gemma4(f):
 
 
 def _dense(f):
-    """A llama-like block (llama, qwen3, smollm3), for writing test files; catalog estimates of these
+    """A llama-like block (llama, qwen3, smollm3, granite), for writing test files; catalog estimates of these
     architectures keep the role list of slmplan/model.py."""
     out: list[LayoutTensor] = []
     _head(f, out)

@@ -30,8 +30,9 @@ model = L.llama_model_load_from_file(sys.argv[1].encode(), mp)
 if not model:
     print(json.dumps({"error": "\n".join(cap.lines[-15:])})); sys.exit(0)
 cp = L.llama_context_default_params()
-cp.n_ctx = int(sys.argv[2]); cp.n_batch = 512; cp.n_ubatch = 512; cp.n_seq_max = int(sys.argv[3])
-cp.flash_attn_type = 0; cp.n_threads = 1; cp.n_threads_batch = 1; cp.swa_full = sys.argv[4] == '1'
+cp.n_ctx = int(sys.argv[2]); cp.n_batch = cp.n_ubatch = int(sys.argv[6]); cp.n_seq_max = int(sys.argv[3])
+cp.flash_attn_type = int(sys.argv[5]); cp.n_threads = 1; cp.n_threads_batch = 1; cp.swa_full = sys.argv[4] == '1'
+cp.type_k, cp.type_v = int(sys.argv[7]), int(sys.argv[8])
 ctx = L.llama_init_from_model(model, cp)
 if not ctx:
     print(json.dumps({"error": "\n".join(cap.lines[-15:])})); sys.exit(0)
@@ -125,10 +126,17 @@ def write(path: Path, f, kv: dict) -> Path:
     return path
 
 
-def llama_cpp_buffers(path: Path, ctx: int, n_seq: int = 1, swa_full: bool = True) -> dict[str, float]:
-    """llama.cpp's reported buffers in bytes, e.g. {'CPU_Mapped model': ..., 'CPU KV': ..., 'CPU RS': ...}."""
+GGML_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
+
+
+def llama_cpp_buffers(path: Path, ctx: int, n_seq: int = 1, swa_full: bool = True, flash_attn: bool = False,
+                      n_ubatch: int = 512, type_k: str = "f16", type_v: str = "f16") -> dict[str, float]:
+    """llama.cpp's reported buffers in bytes, e.g. {'CPU_Mapped model': ..., 'CPU KV': ..., 'CPU RS': ...}
+    (n_batch = n_ubatch; flash attention on or off, not auto)."""
     root = Path(__file__).resolve().parent.parent
-    r = subprocess.run([sys.executable, "-c", PROBE, str(path), str(ctx), str(n_seq), "1" if swa_full else "0"], capture_output=True,
+    args = [str(path), str(ctx), str(n_seq), "1" if swa_full else "0", "1" if flash_attn else "0", str(n_ubatch),
+            str(GGML_TYPE_IDS[type_k]), str(GGML_TYPE_IDS[type_v])]
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
                        text=True, timeout=180, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

@@ -3,8 +3,10 @@
 Each case writes a small GGUF of the architecture (real metadata keys, the tensor layout of
 slmplan/arch.py, few layers, small dimensions: tests/synthgguf.py), loads it in llama.cpp through
 llama-cpp-python (no CPU repack buffers) and compares every buffer llama.cpp reports with the estimate
-slmplan makes from the same file's header: model weights, KV cache and recurrent state exactly (to the
-0.01 MiB llama.cpp prints), the compute buffer within 2%.
+slmplan makes from the same file's header: model weights, KV cache, recurrent state and the compute
+buffer exactly (to the 0.01 MiB llama.cpp prints). The compute buffer comes from the ubatch graph
+slmplan rebuilds (slmplan/estimate/llama_graph.py); a second table of other dimensions, with flash
+attention on and off and a window-sized sliding-window cache, keeps it from matching one shape only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from slmplan.model import ModelFacts, facts_from_gguf
 
 MIB = 2**20
 PRINT_RES = 0.005 * MIB + 1  # llama.cpp prints MiB with two decimals
+COMPUTE_RES = 2 * PRINT_RES  # compute and output buffers, each printed to 0.01 MiB
 
 
 def _f(arch, L=6, E=256, **kw):
@@ -64,25 +67,56 @@ CASES = {
                   swa_layers=tuple((i + 1) % 5 != 0 for i in range(10)), n_layer_kv_from_start=5,
                   n_embd_per_layer=64),
                {"{arch}.attention.shared_kv_layers": 5, "{arch}.embedding_length_per_layer_input": 64,
+                "{arch}.rope.dimension_count_swa": 64,  # RoPE over the SWA head, as Gemma 4 files say
                 "{arch}.attention.key_length_swa": 64, "{arch}.attention.value_length_swa": 64,
                 "{arch}.attention.sliding_window_pattern": [(i + 1) % 5 != 0 for i in range(10)]}),
 }
 
 
-# The compute stages slmplan does not model (see estimate/memory.py compute_bytes): the recurrent scan
-# of Mamba 2 / Gated DeltaNet layers at short context, and Gemma 3n/4's AltUp and per-layer inputs.
-# Measured with the vendored llama.cpp (llama-cpp-python 0.3.36), MiB, measured vs estimated:
-# granitehybrid ctx 512: 9.68 vs 8.00; qwen35(moe) ctx 512: 9.04 vs 8.50; gemma3n: 48.02 vs 9.00 (512),
-# 54.02 vs 27.00 (2048); gemma4: 12.02 vs 10.50 (512), 30.02 vs 28.50 (2048). For real models the logits
-# stage (4 x n_ubatch x n_vocab) is larger than these at n_ubatch 512, so totals are unaffected there.
-COMPUTE_NOT_MODELLED = {("granitehybrid", 512), ("qwen35", 512), ("qwen35moe", 512),
-                        ("gemma3n", 512), ("gemma3n", 2048), ("gemma4", 512), ("gemma4", 2048)}
+Q35 = {"{arch}.full_attention_interval": 4, "{arch}.rope.dimension_sections": [8, 12, 12, 0]}
+# Other dimensions of every family (and the dense llama-like decoders): head counts and sizes, FFN and
+# expert widths, SSM state/group/head counts, conv lengths, vocabularies, layer patterns.
+SHAPES = {
+    "llama": (_f("llama", L=4, E=384, n_head=6, n_head_kv=2, n_ff=1024, n_vocab=1024, tied_embeddings=False), {}),
+    "qwen3": (_f("qwen3", L=4, E=512, n_head=8, n_head_kv=4, head_dim_k=128, head_dim_v=128, n_ff=768,
+                 n_vocab=4096), {}),
+    "smollm3": (_f("smollm3", L=8, E=256, n_head=4, n_head_kv=1, n_ff=640), {}),
+    "qwen3moe": (_f("qwen3moe", L=4, E=384, n_head=6, n_head_kv=3, n_vocab=2048, n_expert=16, n_expert_used=4,
+                    n_ff_exp=96), {}),
+    "gpt-oss": (_f("gpt-oss", L=4, E=512, n_head=8, n_head_kv=2, tied_embeddings=False, n_swa=256, swa_pattern=2,
+                   n_expert=4, n_expert_used=1, n_ff_exp=256, n_vocab=1024), {}),
+    "lfm2": (_f("lfm2", L=7, E=768, n_head=6, n_head_kv=2, head_dim_k=128, head_dim_v=128, n_ff=1024,
+                shortconv_l_cache=3, **_hybrid(7, {1, 4, 6})), {}),
+    "lfm2moe": (_f("lfm2moe", L=5, E=384, head_dim_k=96, head_dim_v=96, shortconv_l_cache=4, n_expert=4,
+                   n_expert_used=2, n_ff_exp=192, n_layer_dense_lead=1, n_vocab=2048, **_hybrid(5, {0, 3})), {}),
+    "granitehybrid": (_f("granitehybrid", L=5, E=384, n_head=6, n_head_kv=2, ssm_d_conv=4, ssm_d_inner=768,
+                         ssm_d_state=128, ssm_n_group=2, ssm_dt_rank=12, n_vocab=1024, **_hybrid(5, {1, 4})), {}),
+    "granitehybrid-moe": (_f("granitehybrid", L=4, ssm_d_conv=4, ssm_d_inner=512, ssm_d_state=64, ssm_n_group=1,
+                             ssm_dt_rank=8, n_ff=128, n_expert=8, n_expert_used=2, n_ff_exp=128, n_ff_shexp=256,
+                             **_hybrid(4, {2})), {}),
+    "qwen35": (_f("qwen35", L=8, E=384, ssm_d_conv=4, ssm_d_inner=512, ssm_d_state=128, ssm_n_group=2,
+                  ssm_dt_rank=4, n_vocab=1024, recurrent=tuple((i + 1) % 4 != 0 for i in range(8))), Q35),
+    "qwen35moe": (_f("qwen35moe", L=4, ssm_d_conv=4, ssm_d_inner=256, ssm_d_state=32, ssm_n_group=2, ssm_dt_rank=8,
+                     n_expert=16, n_expert_used=4, n_ff_exp=64, n_ff_shexp=128, n_vocab=3000,
+                     recurrent=tuple((i + 1) % 4 != 0 for i in range(4))), Q35),
+    "gemma3n": (_f("gemma3n", L=24, E=384, n_head=6, n_head_kv=2, n_ff=768, n_vocab=1024, n_swa=256, swa_pattern=4,
+                   n_layer_kv_from_start=20, n_embd_per_layer=256), {}),
+    "gemma4": (_f("gemma4", L=12, E=384, head_dim_k=256, head_dim_v=256, head_dim_swa=128, n_swa=256, n_vocab=2048,
+                  swa_layers=tuple((i + 1) % 6 != 0 for i in range(12)), n_layer_kv_from_start=6,
+                  n_embd_per_layer=32), {"{arch}.rope.dimension_count_swa": 128}),
+}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("arch")
     return {k: write(d / f"{k}.gguf", f, kv) for k, (f, kv) in CASES.items()}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shapes")
+    return {k: write(d / f"{k}.gguf", f, kv) for k, (f, kv) in SHAPES.items()}
 
 
 def _measure(files, arch, ctx):
@@ -96,18 +130,57 @@ def _measure(files, arch, ctx):
 
 @pytest.mark.runtime
 @pytest.mark.parametrize("arch", list(CASES))
-@pytest.mark.parametrize("ctx", [512, 2048])
+@pytest.mark.parametrize("ctx", [512, 2048, 8192])
 def test_buffers_match_llamacpp(files, arch, ctx):
-    """Every buffer llama.cpp reports: model weights, KV cache and recurrent state (RS) exact."""
+    """Every buffer llama.cpp reports: model weights, KV cache, recurrent state (RS) and compute exact."""
     f, est, got = _measure(files, arch, ctx)
     assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
     assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
     assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
     assert ("CPU RS" in got) == bool(f.n_recurrent_layers)  # a state buffer exactly when there are recurrent layers
-    if (arch, ctx) in COMPUTE_NOT_MODELLED:
-        assert est.compute_bytes < got["CPU compute"]  # the gap is an underestimate, documented above
-    else:
-        assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), rel=0.02)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("case", list(SHAPES))
+@pytest.mark.parametrize("ctx,flash_attn", [(512, False), (4096, False), (4096, True)])
+def test_compute_buffer_other_shapes(shapes, case, ctx, flash_attn):
+    """The compute buffer for other dimensions, with and without flash attention (its f16 mask, no f32
+    scores): the graph is rebuilt, not a formula fitted to the shapes above."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(shapes[case]))
+    s = RuntimeSettings(repack=False, flash_attn=flash_attn)
+    est = estimate_memory(f, "F32", ctx, 1 << 34, s)
+    got = llama_cpp_buffers(shapes[case], ctx, flash_attn=flash_attn)
+    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("case", ["llama", "gpt-oss", "granitehybrid", "qwen35", "gemma3n", "gemma4"])
+@pytest.mark.parametrize("type_k,type_v,flash_attn", [("q8_0", "f16", False), ("q4_0", "q4_0", True)])
+def test_compute_buffer_quantized_cache(shapes, case, type_k, type_v, flash_attn):
+    """A quantized KV cache: llama.cpp rotates Q, K (and V) by a Hadamard matrix before storing them."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(shapes[case]))
+    s = RuntimeSettings(repack=False, flash_attn=flash_attn, type_k=type_k, type_v=type_v)
+    est = estimate_memory(f, "F32", 2048, 1 << 34, s)
+    got = llama_cpp_buffers(shapes[case], 2048, flash_attn=flash_attn, type_k=type_k, type_v=type_v)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("case", ["gpt-oss", "gemma3n", "gemma4"])
+@pytest.mark.parametrize("n_ubatch", [128, 1024])
+def test_compute_buffer_window_cache_and_ubatch(shapes, case, n_ubatch):
+    """llama-server's settings: a window-sized SWA cache (its own, smaller mask), other ubatch sizes."""
+    pytest.importorskip("llama_cpp")
+    f = facts_from_gguf(read_gguf(shapes[case]))
+    s = RuntimeSettings(repack=False, swa_full=False, n_ubatch=n_ubatch, n_batch=n_ubatch)
+    est = estimate_memory(f, "F32", 4096, 1 << 34, s)
+    got = llama_cpp_buffers(shapes[case], 4096, swa_full=False, n_ubatch=n_ubatch)
+    assert est.kv_cache_bytes == pytest.approx(got["CPU KV"], abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
 
 
 def test_layer_structure_from_header(files):
@@ -217,6 +290,7 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
     assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
     assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
 
 
 @pytest.mark.parametrize("arch", ["qwen35", "qwen35moe"])
@@ -251,4 +325,5 @@ def test_mtp_block_is_not_loaded_by_llamacpp(tmp_path, arch):
     assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
     assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
     assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
     assert got["CPU_Mapped model"] < f.file_weights_bytes("F32", with_mtp=True) - PRINT_RES  # the block is left out

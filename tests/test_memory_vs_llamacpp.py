@@ -67,7 +67,8 @@ def test_estimate_matches_llamacpp(request, fixture, ctx, repack):
     if not repack:
         assert est.repack_bytes == 0 and not extra
     assert est.kv_cache_bytes == pytest.approx(kv, rel=0.005)
-    assert est.compute_bytes == pytest.approx(comp + out, rel=0.05)
+    # the ubatch graph rebuilt (llama, gemma3): compute and output exact to the 0.01 MiB llama.cpp prints
+    assert est.compute_bytes == pytest.approx(comp + out, abs=2 * (0.005 * 2**20 + 1))
     # llama.cpp's total as it reports it: mapped + extra + KV + compute + output (the process baseline apart)
     reported = mapped + sum(extra.values()) + kv + comp + out
     assert est.total_bytes - est.overhead_bytes == pytest.approx(reported, rel=0.05)

@@ -14,9 +14,13 @@ Checked against llama.cpp's own reported buffer sizes (``tests/test_memory_vs_ll
   layers (Gemma 2/3) get only ``n_swa + n_ubatch`` cells (padded) *unless* ``swa_full``:
   llama-cpp-python's default context parameters keep a full-size SWA cache, llama-cli/llama-server
   do not.
-* compute: the graph allocator's peak, the largest of the logits stage (f32 logits for a whole
-  ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch 512), the attention
-  stage (f32 KQ scores for every head unless flash attention is on) and the FFN stage.
+* compute: what ggml-alloc reserves for the graph of a worst-case ubatch. For the architectures of
+  ``slmplan.estimate.llama_graph`` (dense llama-like decoders and the arch.py layouts) the graph is
+  rebuilt as llama.cpp builds it and its allocation replayed (``slmplan.estimate.ggml_sim``): exact on
+  every synthetic file of tests/test_architectures.py. Otherwise the largest of the logits stage (f32
+  logits for a whole ubatch, which dominates for big vocabularies: Gemma 3 needs 512 MiB at n_ubatch
+  512), the attention stage (f32 KQ scores for every head unless flash attention is on) and the FFN
+  stage.
 * output: one f32 logits row per sequence.
 * recurrent state (hybrid models: LFM2, Granite 4 hybrid, Qwen3.5; llama.cpp's ``RS buffer``): per
   recurrent layer and sequence an f32 conv state R and SSM state S (``llama_hparams::n_embd_r/s``),
@@ -106,11 +110,26 @@ def per_layer_embd_bytes(facts: ModelFacts, quant: str) -> int:
 
 
 def compute_bytes(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
-    """The graph allocator's peak: the largest of the logits, attention and FFN stages (f32 tensors for
-    one ubatch). Stage sizes fitted term by term on llama.cpp's own compute buffers for synthetic
-    models (tests/test_architectures.py); not modelled: the recurrent-scan stage of Mamba 2 / Gated
-    DeltaNet layers (it can exceed the attention stage at short contexts) and Gemma 3n/4 AltUp / PLE
-    activations."""
+    """llama.cpp's CPU compute buffer: what ggml-alloc reserves for the graph of a worst-case ubatch.
+
+    For the architectures slmplan.estimate.llama_graph rebuilds (one sequence) this is that graph's
+    allocation, replayed exactly; otherwise :func:`compute_bytes_formula`."""
+    from slmplan.estimate.llama_graph import compute_buffer_bytes, supported
+
+    if supported(facts, s.n_seq, s.type_k, s.type_v, s.flash_attn):
+        full_cells, swa_cells = kv_cells(facts, ctx, s)
+        got = compute_buffer_bytes(facts, full_cells, swa_cells, min(s.n_ubatch, s.n_batch), s.flash_attn,
+                                   s.type_k, s.type_v)
+        if got is not None:
+            return got
+    return compute_bytes_formula(facts, ctx, s)
+
+
+def compute_bytes_formula(facts: ModelFacts, ctx: int, s: RuntimeSettings = RuntimeSettings()) -> int:
+    """A coarser estimate of the graph allocator's peak, for architectures without a rebuilt graph: the
+    largest of the logits, attention and FFN stages (f32 tensors for one ubatch). Stage sizes fitted term
+    by term on llama.cpp's own compute buffers for synthetic llama-like models; it does not know the
+    recurrent scans of Mamba 2 / Gated DeltaNet layers nor Gemma 3n/4's AltUp and per-layer inputs."""
     n_ctx = pad(ctx)
     n_ub = min(s.n_ubatch, s.n_batch, n_ctx)
     E = facts.n_embd
