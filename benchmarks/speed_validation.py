@@ -7,9 +7,9 @@ Prints, per backend class and backend, leave-one-device-out and leave-one-model-
 decode and prefill tokens/s (median and mean |predicted/measured - 1|, bias = median
 predicted/measured - 1, worst case, and how often the measured value fell inside low/high), the
 NPU runtimes' leave-one-chip-out and leave-one-model-out errors, and with ``--local`` the
-measured/predicted ratios of ``slmplan bench --format json`` results on this machine (median over
-runs, recomputed with the current model; runs where other processes used more than 15% of the CPU
-or whose contention is unknown are left out).
+measured/predicted ratios of ``slmplan bench --format json`` results (median over runs, recomputed
+with the current model from the device figures stored in each result, so nothing is measured again;
+runs where other processes used more than 15% of the CPU or whose contention is unknown are left out).
 """
 
 import json
@@ -54,15 +54,28 @@ def npu_tables() -> None:
                 print(f"| leave-one-{g}-out | {q} | {e['rows']} | {e['median_abs_pct']}% | {e['mean_abs_pct']}% | {e['worst_pct']}% |")
 
 
+def _stored_device(d: dict):
+    """The device figures a result was predicted with (its ``prediction`` block), so that a re-run on
+    another host (or after the host's profile changed) compares with the same inputs; None if absent."""
+    from slmplan.schema.device import DeviceProfile
+
+    p = d.get("prediction") or {}
+    if not p.get("bandwidth_gbs") or not p.get("cpu_gflops"):
+        return None
+    return DeviceProfile(id="local", name=f"the machine of {d.get('started_at', 'this result')}", kind="desktop",
+                         ram_gb=1024, memory_budget_gb=1024, memory_bandwidth_gbs=p["bandwidth_gbs"],
+                         cpu_cores=d["threads"], threads=d["threads"], cpu_gflops=p["cpu_gflops"], backend="cpu",
+                         cpu_features=(d.get("system") or {}).get("cpu_features"))
+
+
 def local(paths: list[str]) -> None:
     from slmplan.bench.predict import make_predictor
     from slmplan.estimate.speed import load_constants
     from slmplan.gguf import read_gguf
-    from slmplan.localdevice import detect_local
     from slmplan.model import facts_from_gguf
 
-    dev = detect_local()
     meas = defaultdict(list)
+    devices = {}
     skipped = 0
     for p in paths:
         try:
@@ -75,14 +88,22 @@ def local(paths: list[str]) -> None:
             skipped += 1
             continue
         for r in d["results"]:
-            meas[(d["model"], d["model_path"], d["quant"], d["threads"], r["test"], r["n_prompt"], r["n_gen"])].append(
-                r["tokens_per_s_median"])
-    print(f"\nThis machine ({dev.name}; {dev.memory_bandwidth_gbs} GB/s, {dev.cpu_gflops} GFLOPS profile), "
-          f"no --calibrate; {skipped} busy run(s) left out")
+            key = (d["model"], d["model_path"], d["quant"], d["threads"], r["test"], r["n_prompt"], r["n_gen"])
+            meas[key].append(r["tokens_per_s_median"])
+            devices.setdefault(key, _stored_device(d))
+    if any(v is None for v in devices.values()):  # results without stored figures: this machine's profile
+        from slmplan.localdevice import detect_local
+
+        here = detect_local()
+        devices = {k: v or here for k, v in devices.items()}
+    figures = sorted({(v.memory_bandwidth_gbs, v.cpu_gflops) for v in devices.values()})
+    print(f"\nLocal results, no --calibrate; device figures as stored with each result (GB/s, GFLOPS): {figures}; "
+          f"{skipped} busy run(s) left out")
     print("| model | quant | test | runs | measured tok/s (median) | predicted | measured/predicted |")
     print("|---|---|---|---|---|---|---|")
-    for (m, path, q, th, test, npp, ng), v in sorted(meas.items()):
-        p = make_predictor(facts_from_gguf(read_gguf(path)), q, dev, th, constants=load_constants(), label="shipped")
+    for key, v in sorted(meas.items()):
+        m, path, q, th, test, npp, ng = key
+        p = make_predictor(facts_from_gguf(read_gguf(path)), q, devices[key], th, constants=load_constants(), label="shipped")
         pred = p.tokens_per_s(npp, ng, 0)
         med = statistics.median(v)
         print(f"| {m} | {q} | {test} | {len(v)} | {med:.1f} | {pred:.1f} | {med / pred:.2f} |")

@@ -1,6 +1,7 @@
 import json
 import statistics
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -10,18 +11,21 @@ from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.fit import (
     Facts,
     fit_all,
-    fit_class,
     fit_quant_decode,
     fit_quant_prefill,
+    held_out_decode_error,
     load_rows,
     predict_tg,
 )
 from slmplan.estimate.speed import (
     MODEL_FILE,
+    ClassConstants,
     Hardware,
     decode_bytes_per_token,
     decode_flops_per_token,
+    decode_time_s,
     estimate_speed,
+    kernel_throughput,
     load_constants,
     predict_times,
     prefill_flops_per_token,
@@ -50,7 +54,8 @@ def test_constants_are_typed_and_round_trip():
 def test_validation_on_devices_not_fitted():
     v = json.loads(MODEL_FILE.read_text())["validation"]
     assert v["metal"]["leave_one_device_out"]["decode"]["median_abs_pct"] < 10
-    assert v["cpu"]["leave_one_device_out"]["decode"]["median_abs_pct"] < 30
+    assert v["cpu"]["leave_one_device_out"]["decode"]["median_abs_pct"] < 25  # roofline; serial: < 20
+    assert v["cpu"]["leave_one_device_out"]["decode"]["mean_abs_pct"] < 40
     for cls in ("metal", "gpu", "cpu"):  # bounds from held-out quantiles hold ~80% of held-out rows
         assert 65 <= v[cls]["leave_one_device_out"]["decode"]["within_low_high_pct"] <= 95
     assert len(load_rows()) > 120
@@ -96,15 +101,90 @@ def test_cpu_prefill_per_type_from_same_device_pairs():
 
 def test_cpu_fixed_cost_grows_with_threads_on_data():
     """TinyLlama Q8_0 on a 96-thread Threadripper decodes far below its bandwidth (measured 60 tok/s):
-    the per-layer barrier cost with 96 threads; a thread-independent fixed cost misses it."""
+    the per-layer barrier cost with 96 threads. The shipped constants with their thread exponent predict
+    it better than the same constants without it (fitted without that device, the per-layer cost is not
+    identified: the other devices run 4-16 threads)."""
     get = Facts()
     rows = [r for r in load_rows(get) if r.cls == "cpu"]
     tr = next(r for r in rows if r.threads == 96 and r.model_id == "tinyllama-1.1b" and r.quant == "Q8_0" and r.tg)
     k = load_constants().classes["cpu"]
-    assert k.thread_exp > 0
-    flat = fit_class([r for r in rows if r.device != tr.device], "cpu", get, k.quant_decode, k.quant_prefill, 0.0)
-    scaled = fit_class([r for r in rows if r.device != tr.device], "cpu", get, k.quant_decode, k.quant_prefill, k.thread_exp)
-    assert abs(predict_tg(tr, scaled, get) / tr.tg - 1) < abs(predict_tg(tr, flat, get) / tr.tg - 1)
+    assert k.thread_exp > 0 and k.c_layer_s > 0
+    flat = replace(k, thread_exp=0.0)
+    assert abs(predict_tg(tr, k, get) / tr.tg - 1) < abs(predict_tg(tr, flat, get) / tr.tg - 1)
+
+
+def test_overlap_of_memory_and_compute_time():
+    """t = max(t_mem, t_cpu) + (1 - overlap) x min(t_mem, t_cpu) + fixed costs: 1 is a roofline, 0 serial."""
+    m, hw = f("llama-3.2-1b"), Hardware("cpu", 20, cpu_gflops=100, threads=4)
+    k = ClassConstants(eta_bw=1.0, c_layer_s=0.0, kappa=0.2)
+    t_mem = decode_bytes_per_token(m, "Q4_K_M", 0) / 20e9
+    t_cpu = decode_flops_per_token(m, "Q4_K_M", 0) / (0.2 * 100e9)
+    assert decode_time_s(m, "Q4_K_M", hw, 0, k)[0] == pytest.approx(max(t_mem, t_cpu))
+    assert decode_time_s(m, "Q4_K_M", hw, 0, replace(k, overlap=0.0))[0] == pytest.approx(t_mem + t_cpu)
+    # a GPU class has no compute term: the overlap changes nothing
+    g = Hardware("metal", 100, gpu_tflops=3.6)
+    assert decode_time_s(m, "Q4_K_M", g, 0, replace(k, overlap=0.0))[0] == pytest.approx(decode_time_s(m, "Q4_K_M", g, 0, k)[0])
+
+
+def test_cpu_overlap_shipped_and_the_serial_alternative():
+    """The shipped CPU fit is a roofline (overlap 1, see fit.CPU_OVERLAPS for why); on the calibration
+    rows alone the serial model (overlap 0) predicts held-out devices better, as the README reports."""
+    from slmplan.estimate.fit import CPU_OVERLAPS
+
+    get = Facts()
+    rows = load_rows(get)
+    k = load_constants().classes["cpu"]
+    assert k.overlap == 1.0 and CPU_OVERLAPS == (1.0,)
+    serial = held_out_decode_error(rows, get, k.quant_decode, k.quant_prefill, k.thread_exp, 0.0)
+    roofline = held_out_decode_error(rows, get, k.quant_decode, k.quant_prefill, k.thread_exp, 1.0)
+    assert serial < 0.9 * roofline
+
+
+def test_types_without_data_take_the_kernel_cost_of_their_dequantization_group():
+    table = {"Q4_0": 0.8, "F16": 0.7, "IQ2_XXS": 0.5, "Q2_K": 0.6}
+    assert kernel_throughput(table, "Q4_0") == 0.8  # its own value
+    assert kernel_throughput(table, "Q4_1") == 0.8 and kernel_throughput(table, "IQ4_NL") == 0.8
+    assert kernel_throughput(table, "BF16") == 0.7 and kernel_throughput(table, "IQ2_XS") == 0.5
+    # no measured member of the group (5-bit blocks, Q3_K), or no group: the reference 1.0
+    assert kernel_throughput(table, "Q5_0") == 1.0 and kernel_throughput(table, "Q3_K") == 1.0
+    assert kernel_throughput(table, "F32") == 1.0 and kernel_throughput(table, "NOPE") == 1.0
+
+
+LOCAL_RESULTS = MODEL_FILE.parent.parent.parent / "benchmarks" / "results" / "local-2026-12-01"
+
+
+def test_q4_1_prefill_on_the_local_measurement():
+    """SmolLM2-135M Q4_1, pp512 measured with slmplan bench on this project's VM (stored result): Q4_1
+    has neither tinyBLAS nor repacked kernels and no calibration row; with Q4_0's plain-kernel cost the
+    prediction from the device figures stored in the result is within 0.8-1.25 of the measurement,
+    with Q8_0's (the reference) it is not."""
+    from slmplan.bench.predict import make_predictor
+    from slmplan.gguf import read_gguf
+    from slmplan.model import facts_from_gguf
+
+    result = LOCAL_RESULTS / "smollm2-135m_a.json"
+    if not result.exists():
+        pytest.skip("benchmarks/results not shipped with an installed package")
+    d = json.loads(result.read_text())
+    path = Path(d["model_path"])
+    if not path.exists():
+        pytest.skip(f"{path} not installed")
+    p = d["prediction"]
+    dev = DeviceProfile(id="vm", name="vm", kind="desktop", ram_gb=16, memory_budget_gb=8, cpu_cores=d["threads"],
+                        memory_bandwidth_gbs=p["bandwidth_gbs"], cpu_gflops=p["cpu_gflops"], threads=d["threads"],
+                        backend="cpu")
+    pp = next(r for r in d["results"] if r["test"] == "pp512")
+    facts_ = facts_from_gguf(read_gguf(str(path)))
+    assert {t.ggml_type for t in facts_.weight_tensors(d["quant"])} >= {"Q4_1"}
+    c = load_constants()
+    k = c.classes["cpu"]
+
+    def ratio(consts):
+        return pp["tokens_per_s_median"] / make_predictor(facts_, d["quant"], dev, d["threads"], consts, "t").tokens_per_s(512, 0, 0)
+
+    assert 0.8 <= ratio(c) <= 1.25
+    no_inherit = c.with_class("cpu", replace(k, quant_prefill={**k.quant_prefill, "Q4_1": 1.0}))
+    assert ratio(no_inherit) < 0.8
 
 
 def test_cache_resident_weights_are_not_dram_bound():

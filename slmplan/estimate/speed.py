@@ -2,18 +2,23 @@
 
 Decode reads every active weight once per token (plus the KV cache of the layers that keep one, up
 to the current depth), so it is bound by memory bandwidth; on phones and SBCs the CPU cannot always
-keep up and it is bound by compute instead. When the weights fit in the last-level cache, DRAM is
-not the limit at all. On top comes a fixed cost per token and per graph node (graph build, kernel
+keep up and compute takes as long as the memory traffic. When the weights fit in the last-level cache,
+DRAM is not the limit at all. On top comes a fixed cost per token and per graph node (graph build, kernel
 launches, thread barriers; counted in Llama layers of 31 nodes, see graph.py) that dominates for tiny
-models and for architectures with many small operations per layer (MoE routing, Gemma 3n's AltUp). Prefill is matrix-matrix work, bound by
-compute; llama.cpp computes the output head for the last prompt token only.
+models and for architectures with many small operations per layer (MoE routing, Gemma 3n's AltUp).
+Prefill is matrix-matrix work, bound by compute; llama.cpp computes the output head for the last prompt
+token only.
 
-    t_token = max(sum_t bytes_t / q_dec[t], ...) / (eta_bw * BW)   (0 when cache-resident)
-              vs  sum_t flops_t / q_dec[t] / (kappa * cpu_flops)          (CPU only)
-              + c_token + c_layer * layer_units   (graph nodes / 31: Llama layers)
+    t_mem = sum_t bytes_t / q_dec[t] / (eta_bw * BW)               (0 when cache-resident)
+    t_cpu = sum_t flops_t / q_dec[t] / (kappa * cpu_flops)         (CPU only)
+    t_token = max(t_mem, t_cpu) + (1 - overlap) * min(t_mem, t_cpu) + c_token + c_layer * layer_units
+              (layer_units = llama.cpp graph nodes per token / 31: the layers of a Llama model)
     prefill = eff_pp * flops / (sum_t flops_t / q_pp[t] + head + attention)
 
-q_dec and q_pp are per-GGML-type kernel throughputs (dequantization cost differs by type). All
+``overlap`` is how much of the shorter of memory and compute time the CPU hides under the longer
+(1 = a roofline; fitted per class). q_dec and q_pp are per-GGML-type kernel throughputs
+(dequantization cost differs by type); a type without its own fitted value takes that of a measured
+type llama.cpp dequantizes the same way (``kernel_throughput``: Q4_1 as Q4_0). All
 constants are fitted per backend class on the published measurements in ``slmplan/data/calibration``
 (``slmplan.estimate.fit``, ``benchmarks/fit_speed_model.py``); low/high bounds are quantiles of
 measured/predicted on devices the fit did not see.
@@ -27,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from slmplan.estimate.graph import layer_units
+from slmplan.estimate.quants import type_bpw
 from slmplan.estimate.speed_constants import (
     BACKEND_CLASS,
     MODEL_FILE,
@@ -34,11 +40,12 @@ from slmplan.estimate.speed_constants import (
     SpeedConstants,
     load_constants,
 )
+from slmplan.ggufconst import GGMLQuantizationType
 from slmplan.model import ModelFacts
 from slmplan.schema.estimate import SpeedEstimate
 
 __all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedConstants", "TokenTimes",
-           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "hardware_for", "load_constants",
+           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "hardware_for", "kernel_throughput", "load_constants",
            "predict_device_times", "predict_times",
            "prefill_flops_per_token", "prefill_tokens_per_s"]
 
@@ -51,6 +58,44 @@ CACHE_FRACTION = 0.8  # weights + KV must fit in this share of the LLC to count 
 # The types every llama.cpp build of 2024-2025 repacks on AVX2 and ARM dot-product CPUs: the builds
 # the prefill data were measured with (newer builds repack more types on ARM; see extra_bufts.py).
 REPACK_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
+
+# Types llama.cpp dequantizes the same way (the same block layout and the same quantized bits per
+# weight; they differ by a scale, an offset or a lookup table): Q4_1 is Q4_0 plus a per-block minimum,
+# IQ4_NL Q4_0 with a non-linear table, BF16 a 16-bit float widened to F32 like F16, IQ2_XS/IQ2_S IQ2_XXS with larger
+# codebooks. A type without its own fitted throughput takes that of a measured type of its group.
+DEQUANT_GROUPS: dict[str, tuple[str, ...]] = {
+    "16-bit float": ("F16", "BF16"),
+    "8-bit, 32-weight blocks": ("Q8_0", "Q8_1"),
+    "5-bit, 32-weight blocks": ("Q5_0", "Q5_1"),
+    "4-bit, 32-weight blocks": ("Q4_0", "Q4_1", "IQ4_NL", "MXFP4"),
+    "2-bit codebooks": ("IQ2_XXS", "IQ2_XS", "IQ2_S"),
+    "3-bit codebooks": ("IQ3_XXS", "IQ3_S"),
+    "1-bit codebooks": ("IQ1_S", "IQ1_M"),
+}
+_GROUP_OF = {t: g for g, ts in DEQUANT_GROUPS.items() for t in ts}
+
+
+def _bpw(name: str) -> float:
+    try:
+        return type_bpw(GGMLQuantizationType[name])
+    except KeyError:
+        return 0.0
+
+
+def kernel_throughput(table: dict[str, float], ggml_type: str) -> float:
+    """The relative kernel throughput of ``ggml_type`` in a fitted per-type ``table``.
+
+    A type the table lists has its own value; a type without data (Q4_1: no calibration row uses it)
+    takes the value of a measured type of its dequantization group (``DEQUANT_GROUPS``; the closest
+    in bits per weight if several are measured); otherwise 1.0, the reference (Q8_0 and F16).
+    """
+    if ggml_type in table:
+        return table[ggml_type]
+    group = DEQUANT_GROUPS.get(_GROUP_OF.get(ggml_type, ""), ())
+    measured = [t for t in group if t in table]
+    if not measured:
+        return 1.0
+    return table[min(measured, key=lambda t: abs(_bpw(t) - _bpw(ggml_type)))]
 
 
 @dataclass(frozen=True)
@@ -98,7 +143,7 @@ def decode_bytes_per_token(facts: ModelFacts, quant: str, depth: int = 0, kv_byt
     """Bytes read to generate one token: active weights, plus K and V of the KV layers at ``depth``.
     With ``q_dec``, each tensor's bytes are divided by its type's kernel throughput (time-equivalent)."""
     q_dec = q_dec or {}
-    w = sum(t.n_bytes * t.active_fraction / q_dec.get(t.ggml_type, 1.0) for t in _read_tensors(facts, quant))
+    w = sum(t.n_bytes * t.active_fraction / kernel_throughput(q_dec, t.ggml_type) for t in _read_tensors(facts, quant))
     per_cell = (facts.n_embd_k_gqa + facts.n_embd_v_gqa) * kv_bytes_per_elt
     return w + per_cell * _kv_cells(facts, depth)
 
@@ -113,7 +158,7 @@ def _matmul(facts: ModelFacts, quant: str, q: dict[str, float] | None, head: boo
         is_head = t.role == "output" or (t.role == "token_embd" and facts.tied_embeddings)
         if is_head and not head:
             continue
-        s += 2 * t.n_elements * t.active_fraction / q.get(t.ggml_type, 1.0)
+        s += 2 * t.n_elements * t.active_fraction / kernel_throughput(q, t.ggml_type)
     return s
 
 
@@ -151,10 +196,11 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: Cl
     if k.thread_exp and hw.backend == "cpu" and hw.threads:
         c_layer *= (hw.threads / THREAD_REF) ** k.thread_exp
     t_fix = k.c_token_s + c_layer * layer_units(facts)
+    t_core = max(t_mem, t_cpu) + (1.0 - k.overlap) * min(t_mem, t_cpu)
     bound = "memory-bandwidth" if t_mem >= t_cpu else ("cache-resident, cpu-compute" if resident else "cpu-compute")
-    if t_fix > max(t_mem, t_cpu):
+    if t_fix > t_core:
         bound = "fixed-overhead"
-    return max(t_mem, t_cpu) + t_fix, bound
+    return t_core + t_fix, bound
 
 
 def peak_flops(hw: Hardware) -> float | None:
@@ -172,12 +218,14 @@ def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: 
     flops = peak_flops(hw)
     if flops is None or not k.eff_pp:
         return None
-    q = dict(k.quant_prefill)
+    # every type of the model resolved first (a type without data inherits a plain-kernel value), then
+    # the build-dependent multipliers of the types those kernels handle
+    q = {t: kernel_throughput(k.quant_prefill, t) for t in {x.ggml_type for x in facts.weight_tensors(quant)}}
     if hw.backend == "cpu":
         for t in SGEMM_TYPES if hw.sgemm else ():
-            q[t] = k.quant_prefill.get(t, 1.0) * k.sgemm_prefill
+            q[t] = kernel_throughput(k.quant_prefill, t) * k.sgemm_prefill
         for t in REPACK_TYPES if hw.repack else ():  # a repacked type uses the repack kernels, not tinyBLAS
-            q[t] = k.quant_prefill.get(t, 1.0) * k.repack_prefill
+            q[t] = kernel_throughput(k.quant_prefill, t) * k.repack_prefill
     return k.eff_pp * flops / prefill_flops_per_token(facts, quant, n_prompt, depth, q)
 
 

@@ -36,6 +36,9 @@ class ClassConstants:
     # CPU: per-layer fixed cost grows with the thread count (every op ends in a barrier of all threads):
     # c_layer x (threads / 4) ** thread_exp; 0 = independent of threads
     thread_exp: float = 0.0
+    # CPU decode: share of the shorter of memory and compute time hidden under the longer one:
+    # t = max(t_mem, t_cpu) + (1 - overlap) x min(t_mem, t_cpu); 1 = a roofline (full overlap), 0 = serial
+    overlap: float = 1.0
     # CPU prefill: throughput multiplier of the types llama.cpp repacks (Q4_0, Q4_K, IQ4_NL) when it does
     repack_prefill: float = 1.0
     # CPU prefill: throughput multiplier of the types llamafile's tinyBLAS kernels handle (in llama.cpp since 2024-04)
