@@ -81,3 +81,16 @@ def test_bundled_gguf_files_have_the_shipped_counts():
 def test_shipped_counts_match_this_llama_cpp(tmp_path, model_id):
     pytest.importorskip("llama_cpp")
     assert _script().count_nodes(model_id, tmp_path) == graph._table()["models"][model_id]
+
+
+def test_speed_method_names_what_is_assumed_of_moe_and_hybrid_models():
+    from slmplan.devices import get_device
+    from slmplan.estimate.speed import estimate_speed
+
+    hw = hardware_for(get_device("pixel-9"))
+    moe = estimate_speed(_f("qwen3-30b-a3b"), "Q4_K_M", hw, 4096).method
+    assert "8 of 128 experts" in moe and "3030 llama.cpp graph nodes" in moe
+    hybrid = estimate_speed(_f("lfm2-1.2b"), "Q4_K_M", hw, 4096).method
+    assert "recurrent layers read a fixed-size state" in hybrid
+    dense = estimate_speed(_f("llama-3.2-1b"), "Q4_K_M", hw, 4096).method
+    assert "experts" not in dense and "graph nodes" not in dense

@@ -262,6 +262,22 @@ def predict_device_times(facts: ModelFacts, quant: str, device, settings=None, n
     return predict_times(facts, quant, hw, n_prompt, depth, constants)
 
 
+def _architecture_note(facts: ModelFacts) -> str:
+    """What the estimate assumes of an architecture whose speed differs from a dense transformer's."""
+    from slmplan.estimate.graph import graph_nodes
+
+    parts = []
+    if facts.n_expert:
+        parts.append(f"mixture of experts: decode reads the {facts.n_expert_used} of {facts.n_expert} experts used "
+                     "per token (routing assumed even across experts)")
+    if facts.n_recurrent_layers:
+        parts.append(f"{facts.n_recurrent_layers} recurrent layers read a fixed-size state instead of a growing KV cache")
+    nodes, how = graph_nodes(facts)
+    if facts.n_expert or facts.n_recurrent_layers or facts.n_embd_per_layer or "assumed" in how:
+        parts.append(f"fixed cost per token from {nodes:.0f} llama.cpp graph nodes ({how})")
+    return "".join(f"; {p}" for p in parts)
+
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -284,6 +300,7 @@ def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prom
         t_first, _ = decode_time_s(facts, quant, hw, n_prompt, k)
         ttft = n_prompt / pp + t_first
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
+    method += _architecture_note(facts)
     return SpeedEstimate(
         prefill_tokens_per_s=_r(pp), decode_tokens_per_s=round(tg, 2),
         decode_tokens_per_s_low=round(tg * k.decode_ratio_low, 2),
