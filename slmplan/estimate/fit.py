@@ -60,7 +60,7 @@ class Facts:
     def __init__(self):
         self.cat = load_catalog()
         self.cache: dict[str, object] = {}
-        self.decode_cache: dict[tuple, tuple[float, float, int]] = {}
+        self.decode_cache: dict[tuple, tuple[float, float, float]] = {}
 
     def __call__(self, mid: str):
         if mid not in self.cache:
