@@ -143,7 +143,8 @@ def test_ctrl_c_keeps_the_samples_measured(smollm2, tmp_path):
     out = tmp_path / "partial.json"
     p = subprocess.Popen([sys.executable, "-m", "slmplan.cli.main", "bench", str(smollm2), "--pp", "0", "--tg", "16",
                           "--reps", "400", "--no-ttft", "--no-warmup", "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     deadline = time.monotonic() + 120
     import psutil
 
@@ -157,7 +158,12 @@ def test_ctrl_c_keeps_the_samples_measured(smollm2, tmp_path):
             pass
         time.sleep(0.2)
     os.killpg(p.pid, signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=60)
+    try:
+        stdout, stderr = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen rarely on a loaded machine: show where the parent waits
+        os.kill(p.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER=1 below: the stack of every thread
+        stdout, stderr = p.communicate(timeout=30)
+        pytest.fail(f"bench did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
     assert p.returncode == 130, stderr
     assert "Interrupted: kept the" in stderr
     d = json.loads(out.read_text())
