@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import signal
 import statistics
+import threading
 import subprocess
 import sys
 import tempfile
@@ -191,13 +193,26 @@ def _attempt(spec: WorkerSpec, on_event: Callable[[Event], None] | None) -> _Att
         if on_event:
             on_event(ev)
 
+    # Ctrl-C: a flag and a stop request to the child, not an exception raised wherever the main thread is
+    # (inside the progress display's locks an asynchronous KeyboardInterrupt can leave its refresh thread
+    # waiting forever). The event loop then ends when the child's output does.
+    def on_sigint(signum, frame) -> None:
+        st.interrupted = True
+        if child.proc.poll() is None:
+            child.proc.terminate()
+
+    prev = None
+    if threading.current_thread() is threading.main_thread():
+        prev = signal.signal(signal.SIGINT, on_sigint)
     try:
         for ev in child.events():
             handle(ev)
         child.proc.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a library caller outside the main thread, or a handler set by the caller
         st.interrupted = True
     finally:
+        if prev is not None:
+            signal.signal(signal.SIGINT, prev)
         child.stop()
     if st.interrupted:  # samples the child wrote before it stopped, still in the pipe: keep them too
         for ev in child.events():
