@@ -92,7 +92,6 @@ def _dense_layout(f):
 
 
 def count_nodes(model_id: str, tmp: Path) -> int:
-    import synthgguf
     from synthgguf import write
 
     from slmplan.catalog import facts, get_model, load_catalog
@@ -105,15 +104,12 @@ def count_nodes(model_id: str, tmp: Path) -> int:
         as_written = replace(g, layer_kv_heads=None)
     if g.architecture == "granite":  # llama.cpp requires Granite's scaling keys
         kv.update({f"{{arch}}.{k}": 1.0 for k in ("logit_scale", "residual_scale", "embedding_scale", "attention.scale")})
+    tensors = None
     if g.architecture in ("gemma2", "gemma3", "qwen2", "phi3"):
-        synthgguf.layout = lambda f: _dense_layout(f)  # type: ignore[assignment]
+        tensors = _dense_layout(g)
         if g.architecture == "phi3":
             kv["{arch}.rope.dimension_count"] = g.head_dim_k
-    else:
-        import slmplan.arch
-
-        synthgguf.layout = slmplan.arch.layout  # type: ignore[assignment]
-    path = write(tmp / f"{model_id}.gguf", as_written, kv)
+    path = write(tmp / f"{model_id}.gguf", as_written, kv, tensors)
     r = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=300,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     path.unlink()

@@ -53,8 +53,9 @@ def _vocab(w: GGUFWriter, n_vocab: int) -> None:
     w.add_eos_token_id(2)
 
 
-def write(path: Path, f, kv: dict) -> Path:
-    """Write facts ``f`` (an architecture with small numbers) as a GGUF; ``kv`` adds arch keys."""
+def write(path: Path, f, kv: dict, tensors: list | None = None) -> Path:
+    """Write facts ``f`` (an architecture with small numbers) as a GGUF; ``kv`` adds arch keys; ``tensors``
+    replaces slmplan/arch.py's layout (for architectures it does not write)."""
     arch = f.architecture
     w = GGUFWriter(str(path), arch)
     a = arch
@@ -117,7 +118,7 @@ def write(path: Path, f, kv: dict) -> Path:
         else:
             w.add_array(key, list(v))
     _vocab(w, f.n_vocab)
-    for t in layout(f) + mtp_layout(f):  # by layer, MTP last (llama-quantize's order)
+    for t in tensors if tensors is not None else layout(f) + mtp_layout(f):  # by layer, MTP last (llama-quantize's order)
         w.add_tensor(t.name, np.zeros(tuple(reversed(t.ne)), dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -262,6 +262,14 @@ def _shrunk(f):
     return replace(f, **kw)
 
 
+def _assert_buffers_match(est, got) -> None:
+    """Model, KV, recurrent-state and compute buffers as llama.cpp printed them."""
+    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
+    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
+    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
+    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+
+
 @pytest.mark.runtime
 @pytest.mark.parametrize("model_id", ["lfm2-350m", "lfm2-2.6b", "gemma-4-e2b", "qwen3-30b-a3b", "gpt-oss-20b",
                                       "gemma-3n-e2b", "gemma-3n-e4b", "gemma-4-e4b", "qwen3.5-0.8b", "qwen3.5-4b",
@@ -287,10 +295,7 @@ def test_catalog_structures_load_in_llamacpp(tmp_path, model_id):
     assert (g.n_kv_layers, g.n_recurrent_layers, g.n_swa_layers) == (f.n_kv_layers, f.n_recurrent_layers, f.n_swa_layers)
     est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))
     got = llama_cpp_buffers(path, 1024)
-    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
-    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
-    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
-    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+    _assert_buffers_match(est, got)
 
 
 @pytest.mark.parametrize("arch", ["qwen35", "qwen35moe"])
@@ -322,8 +327,5 @@ def test_mtp_block_is_not_loaded_by_llamacpp(tmp_path, arch):
     f = facts_from_gguf(read_gguf(path))
     est = estimate_memory(f, "F32", 1024, 1 << 34, RuntimeSettings(repack=False))
     got = llama_cpp_buffers(path, 1024)
-    assert est.weights_bytes == pytest.approx(got["CPU_Mapped model"], abs=PRINT_RES)
-    assert est.kv_cache_bytes == pytest.approx(got.get("CPU KV", 0.0), abs=PRINT_RES)
-    assert est.state_bytes == pytest.approx(got.get("CPU RS", 0.0), abs=PRINT_RES)
-    assert est.compute_bytes == pytest.approx(got["CPU compute"] + got.get("CPU output", 0.0), abs=COMPUTE_RES)
+    _assert_buffers_match(est, got)
     assert got["CPU_Mapped model"] < f.file_weights_bytes("F32", with_mtp=True) - PRINT_RES  # the block is left out

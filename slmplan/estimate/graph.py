@@ -28,38 +28,38 @@ def _table() -> dict:
 
 
 @lru_cache(maxsize=1)
-def _per_layer() -> dict[tuple[str, bool], float]:
-    """Median nodes per layer of the catalog models by (architecture, has experts)."""
+def _catalog_shapes() -> dict[str, tuple[str, bool, int]]:
+    """(architecture, has experts, layers) of each catalog model, read once."""
     from slmplan.catalog import facts, load_catalog
 
+    out = {}
+    for m in load_catalog().models:
+        f = facts(m)
+        out[m.id] = (f.architecture, bool(f.n_expert), f.n_layers)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _per_layer() -> dict[tuple[str, bool], float]:
+    """Median nodes per layer of the catalog models by (architecture, has experts)."""
     counts = _table()["models"]
     groups: dict[tuple[str, bool], list[float]] = {}
-    for m in load_catalog().models:
-        if m.id in counts:
-            f = facts(m)
-            groups.setdefault((f.architecture, bool(f.n_expert)), []).append(counts[m.id] / f.n_layers)
+    for mid, (arch, moe, layers) in _catalog_shapes().items():
+        if mid in counts:
+            groups.setdefault((arch, moe), []).append(counts[mid] / layers)
     return {k: statistics.median(v) for k, v in groups.items()}
 
 
 def graph_nodes(facts) -> tuple[float, str]:
     """(nodes of llama.cpp's decode graph, how it was found) for ``facts``."""
     n = _table()["models"].get(facts.id)
-    if n is not None and _catalog_layers(facts.id) == facts.n_layers:
+    shape = _catalog_shapes().get(facts.id)
+    if n is not None and shape is not None and shape[2] == facts.n_layers:
         return float(n), "counted by llama.cpp for this catalog model"
     per = _per_layer().get((facts.architecture, bool(facts.n_expert)))
     if per is not None:
         return per * facts.n_layers, f"median nodes per layer of the catalog's {facts.architecture} models"
     return float(LLAMA_NODES_PER_LAYER * facts.n_layers), "assumed Llama-like (31 nodes per layer)"
-
-
-@lru_cache(maxsize=256)
-def _catalog_layers(model_id: str) -> int | None:
-    from slmplan.catalog import facts, load_catalog
-
-    for m in load_catalog().models:
-        if m.id == model_id:
-            return facts(m).n_layers
-    return None
 
 
 def layer_units(facts) -> float:
