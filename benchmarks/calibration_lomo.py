@@ -174,23 +174,28 @@ def run(devices: dict) -> tuple[list[dict], list[str], dict]:
     evald = {n: v for n, v in sorted(devices.items()) if len({r.model_id for r in v[1]}) >= 3}
     skipped = [f"{n}: {len({r.model_id for r in v[1]})} catalog model(s)" for n, v in sorted(devices.items()) if n not in evald]
     ratio = {n: layer_over_a(b, rows) for n, (b, rows) in evald.items()}
+    group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
     try:
         for n, (base, rows) in evald.items():
-            cls = "cpu" if base.effective_backend == "cpu" else "gpu"
-            others = [r for m, r in ratio.items() if m != n and r is not None
-                      and ("cpu" if evald[m][0].effective_backend == "cpu" else "gpu") == cls]
-            if cls in saved and others:
-                DC.ONE_MODEL_LAYER_PRIOR_S[cls] = statistics.median(others)
+            g = group[n]
+            others = [r for m, r in ratio.items() if m != n and r is not None and group[m] == g]
+            if not others and g in saved:  # the only device of its group: the median of the class's other devices
+                others = [r for m, r in ratio.items() if m != n and r is not None and group[m] in saved]
+            if g in saved and others:
+                DC.ONE_MODEL_LAYER_PRIOR_S[g] = statistics.median(others)
             res = evaluate_device(base, rows)
-            res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(cls, float("nan")) * 1e3, 4)
+            res["prior_group"] = g
+            res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(g, float("nan")) * 1e3, 4)
             results.append(res)
+            DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
     gpu = {n: r for n, r in ratio.items() if r and evald[n][0].effective_backend != "cpu"}
-    prior = {"gpu_median_b_over_a_ms": round(1e3 * statistics.median(gpu.values()), 4) if gpu else None,
-             "per_device_b_over_a_ms": {n: round(r * 1e3, 4) for n, r in gpu.items()}}
+    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v), 4)
+             for g in sorted({group[n] for n in gpu}) if (v := [r for n, r in gpu.items() if group[n] == g])}
+    prior["per_device_b_over_a_ms"] = {n: round(r * 1e3, 4) for n, r in gpu.items()}
     return results, skipped, prior
 
 
@@ -202,7 +207,8 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
     out = {}
     try:
         for p in priors_ms:
-            DC.ONE_MODEL_LAYER_PRIOR_S["gpu"] = p * 1e-3
+            for g in saved:  # every GPU group the same
+                DC.ONE_MODEL_LAYER_PRIOR_S[g] = p * 1e-3
             out[p] = round(statistics.fmean(evaluate_device(b, rows)["one_model_mean_abs_pct"] for b, rows in gpus.values()), 2)
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
@@ -232,8 +238,10 @@ def main(argv: list[str]) -> int:
                   f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "
                   f"leave one model out {statistics.fmean(r['lomo_mean_abs_pct'] for r in sel):.1f}% "
                   "(mean |predicted/measured - 1| of decode tokens/s)")
-    print(f"prior fixed cost per layer (b/a), GPU devices: {prior['per_device_b_over_a_ms']} ms; median "
-          f"{prior['gpu_median_b_over_a_ms']} ms (shipped: {DC.ONE_MODEL_LAYER_PRIOR_S.get('gpu', 0) * 1e3:g} ms)")
+    medians = "; ".join(f"{k.removesuffix('_median_b_over_a_ms')} {v} ms (shipped "
+                        f"{DC.ONE_MODEL_LAYER_PRIOR_S.get(k.removesuffix('_median_b_over_a_ms'), 0) * 1e3:g} ms)"
+                        for k, v in prior.items() if k.endswith("_median_b_over_a_ms"))
+    print(f"prior fixed cost per layer (b/a), GPU devices: {prior['per_device_b_over_a_ms']} ms; medians by group: {medians}")
     print(f"devices with fewer than 3 catalog models (not evaluated): {'; '.join(skipped)}", file=sys.stderr)
     return 0
 

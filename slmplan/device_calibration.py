@@ -41,9 +41,13 @@ WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
 # model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
-# llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints it; the shipped speed
-# model's own split differs). Other classes: the planner's own split.
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.26e-5}
+# llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints them; the shipped speed
+# model's own split differs), in two groups: CUDA on GPUs before Ampere, which launch every kernel on its own
+# (no CUDA graphs: GTX 1050 Ti, RTX 2080), and the rest (CUDA graphs: GB10, RTX 5070; Vulkan: RX 7900 XT).
+# Other classes: the planner's own split.
+PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
+               "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan"}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 4.91e-5, "gpu-no-graphs": 1.391e-4, "vulkan": 6.01e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
@@ -108,13 +112,28 @@ class Point:
         return self.pred.total_s if self.pred else None
 
 
-def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
-    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
+def prior_group(device: DeviceProfile) -> str:
+    """Which one-model prior applies, by how llama.cpp launches a token's kernels: Vulkan; CUDA without CUDA
+    graphs (a GPU before Ampere, from ``cuda_compute_capability`` or the GPU's name); CUDA with them or of
+    unknown generation ("gpu"); other classes by class."""
+    from slmplan.estimate.speed import hardware_for
     from slmplan.estimate.speed_constants import BACKEND_CLASS
 
     cls = BACKEND_CLASS.get(device.effective_backend, "cpu")
-    if cls in ONE_MODEL_LAYER_PRIOR_S:
-        return ONE_MODEL_LAYER_PRIOR_S[cls]
+    if device.effective_backend == "vulkan":
+        return "vulkan"
+    if cls == "gpu" and hardware_for(device).cuda_graphs is False:
+        return "gpu-no-graphs"
+    return cls
+
+
+def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
+    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
+    group = prior_group(device)
+    if group in ONE_MODEL_LAYER_PRIOR_S:
+        return ONE_MODEL_LAYER_PRIOR_S[group]
+    if group.startswith(("gpu", "vulkan")) and "gpu" in ONE_MODEL_LAYER_PRIOR_S:
+        return ONE_MODEL_LAYER_PRIOR_S["gpu"]
     # no better evidence for this class: the planner's own split between streaming and fixed cost
     return statistics.median((pr.total_s - pr.streaming_s) / layer_units(p.facts) for p, pr in pts)
 
@@ -144,7 +163,8 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         prior = layer_prior_s(device, pairs) if device else 0.0
         w = [x + prior * y for x, y in zip(u, v)]
         a = sum(w) / sum(x * x for x in w)
-        b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer)"
+        label = PRIOR_LABEL.get(prior_group(device), "") if device else ""
+        b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
     ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN

@@ -182,10 +182,29 @@ def _lomo():
     return mod
 
 
-def test_shipped_gpu_layer_prior_is_what_the_published_data_gives():
+def test_shipped_gpu_layer_priors_are_what_the_published_data_gives():
     mod = _lomo()
     _, _, prior = mod.run(mod.llmfit_devices())
-    assert prior["gpu_median_b_over_a_ms"] == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S["gpu"] * 1e3, rel=0.01)
+    groups = {k.removesuffix("_median_b_over_a_ms"): v for k, v in prior.items() if k.endswith("_median_b_over_a_ms")}
+    assert set(groups) == {"gpu", "gpu-no-graphs", "vulkan"}
+    for g, v in groups.items():
+        assert v == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S[g] * 1e3, rel=0.01), g
+    # GPUs before Ampere launch every kernel on its own: a fixed cost per layer well above the others'
+    assert DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"] > 2 * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"]
+
+
+def test_one_model_prior_group_follows_the_gpu_generation():
+    base = get_device("jetson-orin-nano")  # Ampere (compute capability 8.7, from its soc text): CUDA graphs
+    assert DC.prior_group(base) == "gpu"
+    old = base.model_copy(update={"cuda_compute_capability": 7.5})  # a profile saying the GPU is a Turing
+    assert DC.prior_group(old) == "gpu-no-graphs"
+    named = base.model_copy(update={"id": "gtx", "name": "NVIDIA GeForce GTX 1050 Ti", "soc": None})
+    assert DC.prior_group(named) == "gpu-no-graphs"
+    assert DC.prior_group(base.model_copy(update={"backend": "vulkan"})) == "vulkan"
+    m = "qwen2.5-7b"
+    cal = _calibrate(old, [_tg(m, "Q4_K_M", 20.0)]).calibration
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"], rel=1e-3)
+    assert "0.1391 ms" in cal.decode.form
 
 
 def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():

@@ -312,3 +312,36 @@ def test_predict_device_times_matches_the_bench_predictor():
     assert 512 / (512 * t.prefill_s) == pytest.approx(p.tokens_per_s(512, 0, 0), rel=1e-6)
     off = predict_device_times(m, "Q4_K_M", dev, RuntimeSettings(repack=False), n_prompt=512)
     assert off.prefill_s > predict_device_times(m, "Q4_K_M", dev, RuntimeSettings(), n_prompt=512).prefill_s
+
+
+def test_cuda_graphs_follow_the_compute_capability():
+    from slmplan.estimate.cuda_arch import compute_capability_from_name, uses_cuda_graphs
+    from slmplan.estimate.speed import hardware_for
+
+    assert compute_capability_from_name("nvidia-geforce-rtx-2080") == 7.5
+    assert compute_capability_from_name("NVIDIA GeForce GTX 1050 Ti") == 6.1
+    assert compute_capability_from_name("NVIDIA GeForce RTX 4060 Laptop GPU") == 8.9
+    assert compute_capability_from_name("NVIDIA Orin Nano (6x Cortex-A78AE, 1024-core Ampere GPU)") == 8.7
+    assert compute_capability_from_name("GeForce RTX 2050") == 8.6  # an Ampere chip despite its name
+    assert compute_capability_from_name("AMD Radeon RX 7900 XT") is None
+    assert (uses_cuda_graphs(7.5), uses_cuda_graphs(8.0), uses_cuda_graphs(None)) == (False, True, None)
+    dev = get_device("jetson-orin-nano")
+    assert hardware_for(dev).cuda_graphs is True
+    assert hardware_for(dev.model_copy(update={"cuda_compute_capability": 7.2})).cuda_graphs is False
+    assert hardware_for(get_device("pixel-8")).cuda_graphs is None  # not CUDA
+
+
+def test_a_pre_ampere_fixed_cost_is_used_only_where_it_is_fitted():
+    from slmplan.estimate.speed import Hardware, decode_time_s, layer_cost_s, load_constants
+
+    k = load_constants().classes["gpu"]
+    # the shipped fit keeps one fixed cost for every GPU: a split by CUDA graphs raised the held-out error
+    assert k.c_layer_no_graphs_s is None
+    old, new = Hardware("cuda", 448, cuda_graphs=False), Hardware("cuda", 448, cuda_graphs=True)
+    assert layer_cost_s(k, old) == layer_cost_s(k, new) == k.c_layer_s
+    k2 = replace(k, c_layer_no_graphs_s=5 * k.c_layer_s)
+    f = facts(get_model(load_catalog(), "qwen3-1.7b"))
+    t_old, _ = decode_time_s(f, "Q4_K_M", old, 512, k2)
+    t_new, _ = decode_time_s(f, "Q4_K_M", new, 512, k2)
+    assert t_old > t_new
+    assert layer_cost_s(k2, Hardware("vulkan", 448, cuda_graphs=False)) == k2.c_layer_s  # CUDA only

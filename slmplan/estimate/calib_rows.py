@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmplan.estimate.cuda_arch import compute_capability_from_name, uses_cuda_graphs
+
 CAL = Path(__file__).resolve().parent.parent / "data" / "calibration"
 
 # Calibration model names -> catalog ids (same architecture; fine-tunes share the shapes). First match wins.
@@ -79,6 +81,7 @@ class Row:
     runtime: str = ""  # the runtime as the data set names it
     line: int = 0  # the row's line in its CSV file (1 = the header)
     tg_tokens: int | None = None  # tokens generated per decode measurement, when the data set says
+    cuda_graphs: bool | None = None  # CUDA: llama.cpp replays the kernels as a CUDA graph (GPU Ampere or newer)
 
 
 def model_id(name: str) -> str | None:
@@ -181,7 +184,8 @@ def llmfit_rows(weights_bytes, identify: Callable[[str], str | None] = model_id,
         depth = int((n_out or 200) / 2) + 50
         out.append(Row("gpu", dev[0], r["device"], mid, q, dev[1], None, None, tg, None, 512, depth,
                        "llmfit community data, " + r["source_path"], model_name=r["model"], runtime=r["provider"],
-                       line=line, tg_tokens=int(n_out) if n_out else None))
+                       line=line, tg_tokens=int(n_out) if n_out else None,
+                       cuda_graphs=uses_cuda_graphs(compute_capability_from_name(r["device"])) if dev[0] == "cuda" else None))
     return out
 
 

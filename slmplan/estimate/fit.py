@@ -135,11 +135,11 @@ def fit_quant_prefill(rows: list[Row], cls: str) -> dict[str, float]:
 
 def _hw(r: Row) -> Hardware:
     return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack,
-                    sgemm=r.sgemm)
+                    sgemm=r.sgemm, cuda_graphs=r.cuda_graphs)
 
 
 def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]:
-    B, FL, L, BW, G, TG, TH = [], [], [], [], [], [], []
+    B, FL, L, BW, G, TG, TH, NG = [], [], [], [], [], [], [], []
     for r in rows:
         b, fl, n_layers = get.decode_work(r.model_id, r.quant, r.tg_depth, q_dec)
         B.append(b)
@@ -149,42 +149,51 @@ def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]
         G.append((r.cpu_gflops or 0) * 1e9 if r.cls == "cpu" else 0)
         TG.append(r.tg)
         TH.append(r.threads or THREAD_REF)
-    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH"), (B, FL, L, BW, G, TG, TH))}
+        NG.append(1.0 if r.backend == "cuda" and r.cuda_graphs is False else 0.0)  # CUDA without CUDA graphs
+    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH", "NG"),
+                                                            (B, FL, L, BW, G, TG, TH, NG))}
 
 
 def _decode_times(x: dict[str, np.ndarray], cls: str, eta, kappa, c_token, c_layer, thread_exp: float,
-                  overlap: float) -> np.ndarray:
-    """Predicted seconds per token of the rows in ``x`` (the formula of ``speed.decode_time_s``)."""
+                  overlap: float, c_layer_ng: float | None = None) -> np.ndarray:
+    """Predicted seconds per token of the rows in ``x`` (the formula of ``speed.decode_time_s``;
+    ``c_layer_ng``: the per-layer cost of the CUDA rows without CUDA graphs, None = ``c_layer``)."""
     t_mem = x["B"] / (eta * x["BW"])
     if cls == "cpu":
         t_cpu = x["FL"] / (kappa * np.where(x["G"] > 0, x["G"], np.inf))
         t_core = np.maximum(t_mem, t_cpu) + (1.0 - overlap) * np.minimum(t_mem, t_cpu)
     else:
         t_core = t_mem
-    return t_core + c_token + c_layer * x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
+    cl = c_layer if c_layer_ng is None else np.where(x["NG"] > 0, c_layer_ng, c_layer)
+    return t_core + c_token + cl * x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
 
 
 C_ZERO = 1e-8  # a fixed cost this small (10 ns per token) is reported as 0
 
 
 def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: float,
-            overlap: float) -> tuple[float, float, float, float]:
+            overlap: float, split: bool = False) -> tuple[float, float, float, float, float | None]:
     """Pattern search in log space from the best grid point (deterministic): eta <= 1, kappa <= 1,
-    fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons."""
+    fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons.
+    ``split``: with CUDA rows both with and without CUDA graphs, the per-layer cost of the latter is a fifth
+    constant (starting from the shared one); else it is None."""
     logm = np.log(x["TG"])
-    free = [True, cls == "cpu", cls != "metal", True]  # Metal: one model size, per-layer cost alone
-    u = np.log([max(v, C_ZERO) for v in start])
-    hi = np.array([0.0, 0.0, np.log(1.0), np.log(1.0)])
+    split = split and bool(x["NG"].any() and not x["NG"].all())
+    # Metal: one model size, per-layer cost alone
+    free = [True, cls == "cpu", cls != "metal", True, split]
+    u = np.log([max(v, C_ZERO) for v in (*start, start[3])])
+    hi = np.array([0.0, 0.0, np.log(1.0), np.log(1.0), np.log(1.0)])
 
     def loss(v):
-        eta, kappa, ct, cl = np.exp(v)
-        t = _decode_times(x, cls, eta, kappa, ct if free[2] else 0.0, cl, thread_exp, overlap)
+        eta, kappa, ct, cl, cl_ng = np.exp(v)
+        t = _decode_times(x, cls, eta, kappa, ct if free[2] else 0.0, cl, thread_exp, overlap,
+                          cl_ng if split else None)
         return float(np.mean((np.log(1 / t) - logm) ** 2))
 
     best, step = loss(u), 0.25
     while step > 4e-3:  # 0.4% in each constant
         moved = False
-        for i in range(4):
+        for i in range(len(u)):
             if not free[i]:
                 continue
             for d in (step, -step):
@@ -195,12 +204,14 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
                     u, best, moved = v, f, True
         if not moved:
             step /= 2
-    eta, kappa, ct, cl = (float(v) for v in np.exp(u))
-    return eta, kappa, (ct if free[2] and ct > 10 * C_ZERO else 0.0), (cl if cl > 10 * C_ZERO else 0.0)
+    eta, kappa, ct, cl, cl_ng = (float(v) for v in np.exp(u))
+    tidy = lambda c: c if c > 10 * C_ZERO else 0.0  # noqa: E731
+    return eta, kappa, (tidy(ct) if free[2] else 0.0), tidy(cl), (tidy(cl_ng) if split else None)
 
 
 def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
-                thread_exp: float, overlap: float = 1.0) -> tuple[float, float | None, float, float]:
+                thread_exp: float, overlap: float = 1.0, split: bool = False
+                ) -> tuple[float, float | None, float, float, float | None]:
     x = _features([r for r in rows if r.tg], get, q_dec)
     logm = np.log(x["TG"])
     t_mem = x["B"][None, :] / (ETAS[:, None] * x["BW"][None, :])  # (eta, row)
@@ -224,9 +235,9 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
         if err[j] < best[0]:
             best = (float(err[j]), (i, *j))
     i, kk, ct, cl = best[1]
-    eta, kappa, c_tok, c_lay = _refine(x, cls, (float(ETAS[i]), float(kappas[kk]), float(c_token[ct]), float(C_LAYER[cl])),
-                                       thread_exp, overlap)
-    return eta, (kappa if cls == "cpu" else None), c_tok, c_lay
+    eta, kappa, c_tok, c_lay, c_ng = _refine(x, cls, (float(ETAS[i]), float(kappas[kk]), float(c_token[ct]),
+                                                      float(C_LAYER[cl])), thread_exp, overlap, split)
+    return eta, (kappa if cls == "cpu" else None), c_tok, c_lay, c_ng
 
 
 def predict_tg(r: Row, k: ClassConstants, get: Facts) -> float:
@@ -245,10 +256,10 @@ def _pp_ratio(r: Row, k: ClassConstants, get: Facts) -> float | None:
 
 
 def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te: float = 0.0,
-              overlap: float = 1.0) -> ClassConstants:
+              overlap: float = 1.0, split: bool = False) -> ClassConstants:
     rows = [r for r in rows if r.cls == cls]
-    eta, kappa, c_tok, c_layer = _fit_decode(rows, cls, get, q_dec, te, overlap)
-    k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, eff_pp=1.0,
+    eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split)
+    k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng, eff_pp=1.0,
                        quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, overlap=overlap, n_rows=len(rows))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
     # handles, on the builds that have it (a repacked type uses the repack kernels)
@@ -278,19 +289,19 @@ def _borrow_prefill(k: ClassConstants, donor: ClassConstants) -> ClassConstants:
 
 
 def _held_out(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, by: str, te: float = 0.0,
-              overlap: float = 1.0, memo: dict | None = None) -> list[dict]:
+              overlap: float = 1.0, memo: dict | None = None, split: bool = False) -> list[dict]:
     """Predictions for each group (``by`` = "device" or "model_id") from constants fitted without that
     group; ``memo`` keeps results for the same rows and settings (model selection reuses them)."""
-    mkey = (cls, by, te, overlap)
+    mkey = (cls, by, te, overlap, split)
     if memo is not None and mkey in memo:
         return memo[mkey]
-    out = _held_out_run(rows, cls, get, q_dec, q_pp, by, te, overlap)
+    out = _held_out_run(rows, cls, get, q_dec, q_pp, by, te, overlap, split)
     if memo is not None:
         memo[mkey] = out
     return out
 
 
-def _held_out_run(rows, cls, get, q_dec, q_pp, by: str, te: float, overlap: float) -> list[dict]:
+def _held_out_run(rows, cls, get, q_dec, q_pp, by: str, te: float, overlap: float, split: bool = False) -> list[dict]:
     def key(r: Row) -> str:
         return getattr(r, by)
 
@@ -300,7 +311,7 @@ def _held_out_run(rows, cls, get, q_dec, q_pp, by: str, te: float, overlap: floa
         train = [r for r in crow if key(r) != g]
         if not any(r.tg for r in train):
             continue
-        k = fit_class(train, cls, get, q_dec, q_pp, te, overlap)
+        k = fit_class(train, cls, get, q_dec, q_pp, te, overlap, split)
         for r in crow:
             if key(r) == g:
                 out.append({"row": r, "tg_ratio": r.tg / predict_tg(r, k, get) if r.tg else None,
@@ -323,9 +334,9 @@ def summarize(ratios: list[float], low: float | None = None, high: float | None 
 
 
 def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None = None) -> tuple[dict, list[dict]]:
-    te, ov = k.thread_exp, k.overlap
-    lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo)
-    lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo)
+    te, ov, sp = k.thread_exp, k.overlap, k.c_layer_no_graphs_s is not None
+    lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp)
+    lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp)
     val: dict[str, dict] = {}
     for name, h in (("leave_one_device_out", lodo), ("leave_one_model_out", lomo)):
         tg = [x["tg_ratio"] for x in h if x["tg_ratio"]]
@@ -344,10 +355,10 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None 
 
 
 def held_out_decode_error(rows, get, q_dec, q_pp, te: float, overlap: float, cls: str = "cpu",
-                          memo: dict | None = None) -> float:
+                          memo: dict | None = None, split: bool = False) -> float:
     """Mean |log(measured/predicted)| of decode on devices left out of the fit (the mean, not the
     median: with a few rows per device a median jumps when one row crosses it)."""
-    h = _held_out(rows, cls, get, q_dec, q_pp, "device", te, overlap, memo)
+    h = _held_out(rows, cls, get, q_dec, q_pp, "device", te, overlap, memo, split)
     return statistics.fmean(abs(np.log(x["tg_ratio"])) for x in h if x["tg_ratio"])
 
 
@@ -358,6 +369,15 @@ def _pick_cpu_shape(rows, get, q_dec, q_pp, memo: dict | None = None,
     leave-one-device-out decode error."""
     pairs = [(te, ov) for te in THREAD_EXPS for ov in (overlaps or CPU_OVERLAPS)]
     return min(pairs, key=lambda p: held_out_decode_error(rows, get, q_dec, q_pp, p[0], p[1], memo=memo))
+
+
+def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None) -> bool:
+    """Whether CUDA without CUDA graphs (GPUs before Ampere) gets a fixed cost per layer unit of its own:
+    only when that lowers the leave-one-device-out decode error of the GPU class. On the shipped data it
+    does not (README, Speed): the two pre-Ampere GPUs with many rows disagree (GTX 1050 Ti ~2x slower than
+    predicted, RTX 2080 ~1.5x faster), so a constant fitted on one moves the other further away."""
+    err = {sp: held_out_decode_error(rows, get, q_dec, q_pp, 0.0, 1.0, "gpu", memo, sp) for sp in (False, True)}
+    return err[True] < err[False]
 
 
 def _q(xs: list[float], p: float) -> float:
@@ -374,8 +394,9 @@ def fit_all() -> dict:
     for cls in ("metal", "gpu", "cpu"):
         q_pp = fit_quant_prefill(rows, cls)
         te, ov = _pick_cpu_shape(rows, get, q_dec, q_pp, memo) if cls == "cpu" else (0.0, 1.0)
-        k = fit_class(rows, cls, get, q_dec, q_pp, te, ov)
-        lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo)
+        sp = cls == "gpu" and _pick_graph_split(rows, get, q_dec, q_pp, memo)
+        k = fit_class(rows, cls, get, q_dec, q_pp, te, ov, sp)
+        lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp)
         tg = [x["tg_ratio"] for x in lodo if x["tg_ratio"]]
         pp = [x["pp_ratio"] for x in lodo if x["pp_ratio"]]
         # bounds: where the measured value fell on devices the fit had not seen (10th-90th percentile)

@@ -110,6 +110,7 @@ class Hardware:
     threads: int | None = None  # CPU threads llama.cpp runs with
     repack: bool = True  # the CPU backend repacks Q4_0/Q4_K/IQ4_NL weights (llama.cpp default on AVX2/NEON)
     sgemm: bool = True  # llamafile's tinyBLAS prompt kernels (every llama.cpp build since 2024-04)
+    cuda_graphs: bool | None = None  # CUDA: kernels replayed as a CUDA graph (Ampere+); None = unknown or not CUDA
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,13 @@ def _cache_resident(facts: ModelFacts, quant: str, hw: Hardware, depth: int) -> 
     return decode_bytes_per_token(facts, quant, depth) <= CACHE_FRACTION * hw.llc_mb * 2**20
 
 
+def layer_cost_s(k: ClassConstants, hw: Hardware) -> float:
+    """Fixed decode cost per layer unit: CUDA without CUDA graphs (GPUs before Ampere) has its own."""
+    if hw.backend == "cuda" and hw.cuda_graphs is False and k.c_layer_no_graphs_s is not None:
+        return k.c_layer_no_graphs_s
+    return k.c_layer_s
+
+
 def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, str]:
     resident = _cache_resident(facts, quant, hw, depth)
     t_mem = 0.0 if resident else (decode_bytes_per_token(facts, quant, depth, q_dec=k.quant_decode)
@@ -192,7 +200,7 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: Cl
     t_cpu = 0.0
     if hw.backend == "cpu" and hw.cpu_gflops and k.kappa:
         t_cpu = decode_flops_per_token(facts, quant, depth, k.quant_decode) / (k.kappa * hw.cpu_gflops * 1e9)
-    c_layer = k.c_layer_s
+    c_layer = layer_cost_s(k, hw)
     if k.thread_exp and hw.backend == "cpu" and hw.threads:
         c_layer *= (hw.threads / THREAD_REF) ** k.thread_exp
     t_fix = k.c_token_s + c_layer * layer_units(facts)
@@ -246,8 +254,19 @@ def predict_times(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int = 5
 
 def hardware_for(device, repack: bool = True, threads: int | None = None) -> Hardware:
     """The speed model's view of a ``DeviceProfile`` (threads: the profile's, else its cores)."""
-    return Hardware(device.effective_backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
-                    llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack)
+    backend = device.effective_backend
+    graphs = None
+    if backend == "cuda":
+        from slmplan.estimate.cuda_arch import compute_capability_from_name, uses_cuda_graphs
+
+        cc = getattr(device, "cuda_compute_capability", None)
+        if cc is None:
+            cc = compute_capability_from_name(getattr(device, "soc", None), getattr(device, "name", None),
+                                              getattr(device, "id", None))
+        graphs = uses_cuda_graphs(cc)
+    return Hardware(backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
+                    llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack,
+                    cuda_graphs=graphs)
 
 
 def predict_device_times(facts: ModelFacts, quant: str, device, settings=None, n_prompt: int = 512, depth: int = 0,
@@ -278,6 +297,16 @@ def _architecture_note(facts: ModelFacts) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def _cuda_note(hw: Hardware, k: ClassConstants) -> str:
+    if hw.backend != "cuda" or k.c_layer_no_graphs_s is None:
+        return ""
+    if hw.cuda_graphs is None:
+        return ("; GPU compute capability unknown: CUDA graphs assumed (Ampere or newer; set "
+                "cuda_compute_capability in the profile for an older GPU, whose per-kernel launches cost more)")
+    return "; " + ("CUDA graphs (Ampere or newer)" if hw.cuda_graphs else
+                   "no CUDA graphs before Ampere: every kernel launched on its own (a higher fixed cost per token)")
+
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -300,7 +329,7 @@ def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prom
         t_first, _ = decode_time_s(facts, quant, hw, n_prompt, k)
         ttft = n_prompt / pp + t_first
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
-    method += _architecture_note(facts)
+    method += _architecture_note(facts) + _cuda_note(hw, k)
     return SpeedEstimate(
         prefill_tokens_per_s=_r(pp), decode_tokens_per_s=round(tg, 2),
         decode_tokens_per_s_low=round(tg * k.decode_ratio_low, 2),

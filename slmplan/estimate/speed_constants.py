@@ -23,6 +23,9 @@ class ClassConstants:
     eta_bw: float  # achieved share of the memory bandwidth while decoding
     c_layer_s: float  # fixed cost per layer per token (kernel launches, thread barriers)
     c_token_s: float = 0.0  # fixed cost per token (graph build, sampling, scheduling)
+    # CUDA on GPUs older than Ampere (no CUDA graphs: every kernel launched on its own): the fixed cost per
+    # layer unit there; None = the same as c_layer_s (slmplan.estimate.cuda_arch)
+    c_layer_no_graphs_s: float | None = None
     kappa: float | None = None  # achieved share of peak FLOPS in compute-bound decode (CPU)
     eff_pp: float | None = None  # achieved share of peak FLOPS in prefill
     decode_ratio_low: float = 1.0  # measured/predicted quantiles on held-out devices
@@ -57,6 +60,8 @@ class ClassConstants:
         """Every decode time divided by ``decode`` and prefill throughput multiplied by ``prefill``."""
         return replace(self, eta_bw=self.eta_bw * decode, kappa=self.kappa * decode if self.kappa else self.kappa,
                        c_layer_s=self.c_layer_s / decode, c_token_s=self.c_token_s / decode,
+                       c_layer_no_graphs_s=(self.c_layer_no_graphs_s / decode if self.c_layer_no_graphs_s is not None
+                                            else None),
                        eff_pp=self.eff_pp * prefill if self.eff_pp else self.eff_pp)
 
 

@@ -38,6 +38,9 @@ class DeviceProfile(InputModel):
     cpu_features: list[str] | None = Field(
         default=None, description="CPU features llama.cpp is built for on this device (avx2, avx512, amx, dotprod, "
                                   "i8mm, ...): they decide which weights it repacks into an extra copy")
+    cuda_compute_capability: float | None = Field(
+        default=None, ge=3.0, le=20.0, description="NVIDIA GPU compute capability (nvidia-smi --query-gpu=compute_cap "
+        "--format=csv); below 8.0 (Ampere) llama.cpp runs without CUDA graphs. Default: from the GPU's name")
     llc_mb: float | None = Field(default=None, gt=0, le=1_000_000, description="last-level cache (MiB)")
     npu_runtimes: list[str] | None = Field(default=None, description="NPU runtimes with LLM support on this chip (qnn, fastflowlm, openvino-npu, coreml-ane)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
