@@ -338,6 +338,22 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
     return dev, notes
 
 
+def _gpu_generation(rows: list, base: DeviceProfile, backend: str) -> dict:
+    """A CUDA profile that neither states ``cuda_compute_capability`` nor names a known GPU takes it from the
+    GPU llama-bench names (``gpu_info``): it decides the one-model prior (CUDA graphs or not)."""
+    from slmplan.estimate.cuda_arch import SOURCE, compute_capability_from_name
+
+    if backend != "cuda" or base.cuda_compute_capability is not None or \
+            compute_capability_from_name(base.soc, base.name, base.id) is not None:
+        return {}
+    for r in rows:
+        info = getattr(r, "gpu_info", None)
+        if info and (cc := compute_capability_from_name(info)) is not None:
+            return {"cuda_compute_capability": cc,
+                    "sources": {**base.sources, "cuda_compute_capability": f"llama-bench gpu_info '{info}'; {SOURCE}"}}
+    return {}
+
+
 def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_path: str | None = None,
                    now: str | None = None, threads: int | None = None) -> tuple[DeviceProfile, list[str]]:
     """``calibrate`` on identified rows (``BenchRow``) from ``sources`` (file paths, or what else measured them:
@@ -352,6 +368,7 @@ def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_
         notes.append(f"the rows ran on {backend}, the profile said {base.effective_backend}: the calibrated profile uses {backend}")
     if rows[0].threads:
         upd["threads"] = rows[0].threads
+    upd.update(_gpu_generation(rows, base, backend))
     dev = base.model_copy(update=upd)
     points = points_from_rows(rows, dev, catalog_path)
     partial = sorted({p.key.model for p, r in zip(points, rows) if backend != "cpu" and r.n_gpu_layers is not None

@@ -204,7 +204,22 @@ def test_one_model_prior_group_follows_the_gpu_generation():
     m = "qwen2.5-7b"
     cal = _calibrate(old, [_tg(m, "Q4_K_M", 20.0)]).calibration
     assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"], rel=1e-3)
-    assert "0.1391 ms" in cal.decode.form
+    assert "0.1391 ms" in cal.decode.form and "before Ampere" in cal.decode.form
+
+
+def test_a_cuda_profile_of_unknown_gpu_takes_the_generation_from_llama_bench_gpu_info():
+    from dataclasses import replace as dc_replace
+
+    base = get_device("jetson-orin-nano").model_copy(update={"id": "box", "name": "My box", "soc": None})
+    assert DC.prior_group(base) == "gpu"  # unknown generation: CUDA graphs assumed
+    row = dc_replace(_tg("qwen2.5-7b", "Q4_K_M", 20.0, backends="CUDA"), gpu_info="NVIDIA GeForce RTX 2080")
+    new = _calibrate(base, [row])
+    assert new.cuda_compute_capability == 7.5 and "gpu_info" in new.sources["cuda_compute_capability"]
+    assert DC.prior_group(new) == "gpu-no-graphs"
+    assert new.calibration.decode.b_layer_s == pytest.approx(
+        new.calibration.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"], rel=1e-3)
+    stated = base.model_copy(update={"cuda_compute_capability": 8.6})  # a key written in the profile wins
+    assert _calibrate(stated, [row]).cuda_compute_capability == 8.6
 
 
 def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
