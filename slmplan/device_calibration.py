@@ -170,7 +170,8 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
     else:
-        lo, hi = shipped.decode_ratio_low, shipped.decode_ratio_high
+        lo, hi = shipped.decode_bounds(device.effective_backend) if device else (shipped.decode_ratio_low,
+                                                                                  shipped.decode_ratio_high)
         how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
                f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
     return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),

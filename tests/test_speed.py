@@ -345,3 +345,20 @@ def test_a_pre_ampere_fixed_cost_is_used_only_where_it_is_fitted():
     t_new, _ = decode_time_s(f, "Q4_K_M", new, 512, k2)
     assert t_old > t_new
     assert layer_cost_s(k2, Hardware("vulkan", 448, cuda_graphs=False)) == k2.c_layer_s  # CUDA only
+
+
+def test_gpu_bounds_are_per_backend_where_it_has_held_out_rows():
+    from slmplan.estimate.speed import Hardware, estimate_speed, load_constants
+
+    k = load_constants().classes["gpu"]
+    assert set(k.decode_ratio_by_backend) == {"cuda", "vulkan"}  # 66 and 32 held-out rows
+    f = facts(get_model(load_catalog(), "qwen3-1.7b"))
+    for backend in ("cuda", "vulkan"):
+        s = estimate_speed(f, "Q4_K_M", Hardware(backend, 448), 4096)
+        lo, hi = k.decode_ratio_by_backend[backend]
+        assert s.decode_tokens_per_s_low == pytest.approx(s.decode_tokens_per_s * lo, abs=0.01)
+        assert s.decode_tokens_per_s_high == pytest.approx(s.decode_tokens_per_s * hi, abs=0.01)
+    assert k.decode_bounds("metal-or-other") == (k.decode_ratio_low, k.decode_ratio_high)
+    # validation judges each held-out row against its own backend's bounds: about 80% inside
+    v = json.loads(MODEL_FILE.read_text())["validation"]["gpu"]["leave_one_device_out"]
+    assert 70 <= v["decode"]["within_low_high_pct"] <= 90

@@ -339,13 +339,12 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None 
     lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp)
     val: dict[str, dict] = {}
     for name, h in (("leave_one_device_out", lodo), ("leave_one_model_out", lomo)):
-        tg = [x["tg_ratio"] for x in h if x["tg_ratio"]]
         pp = [x["pp_ratio"] for x in h if x["pp_ratio"]]
         by_backend = {b: summarize([x["tg_ratio"] for x in h if x["tg_ratio"] and x["row"].backend == b],
-                                   k.decode_ratio_low, k.decode_ratio_high)
+                                   *k.decode_bounds(b))
                       for b in sorted({x["row"].backend for x in h})}
         val[name] = {"groups": len({(x["row"].device if name.endswith("device_out") else x["row"].model_id) for x in h}),
-                     "decode": summarize(tg, k.decode_ratio_low, k.decode_ratio_high),
+                     "decode": _summarize_by_backend([x for x in h if x["tg_ratio"]], k),
                      "prefill": summarize(pp, k.prefill_ratio_low, k.prefill_ratio_high),
                      "decode_by_backend": by_backend}
     crow = [r for r in rows if r.cls == cls]
@@ -380,6 +379,30 @@ def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None) -> bool:
     return err[True] < err[False]
 
 
+MIN_BACKEND_ROWS = 20  # held-out rows a backend needs for low/high bounds of its own
+
+
+def _bounds_by_backend(lodo: list[dict]) -> dict[str, list[float]]:
+    """Per backend of a class with several (gpu: CUDA, Vulkan), the 10th/90th percentile of its own held-out
+    measured/predicted, where it has MIN_BACKEND_ROWS rows; one backend alone keeps the class's bounds."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for x in lodo:
+        if x["tg_ratio"]:
+            by[x["row"].backend].append(x["tg_ratio"])
+    if len(by) < 2:
+        return {}
+    return {b: [min(1.0, _q(v, 0.1)), max(1.0, _q(v, 0.9))] for b, v in sorted(by.items()) if len(v) >= MIN_BACKEND_ROWS}
+
+
+def _summarize_by_backend(h: list[dict], k: ClassConstants) -> dict:
+    """``summarize`` of held-out decode ratios, each row judged against its own backend's low/high."""
+    out = summarize([x["tg_ratio"] for x in h])
+    if h:
+        inside = [lo <= x["tg_ratio"] <= hi for x in h for lo, hi in [k.decode_bounds(x["row"].backend)]]
+        out["within_low_high_pct"] = round(100 * sum(inside) / len(inside), 1)
+    return out
+
+
 def _q(xs: list[float], p: float) -> float:
     return round(float(np.quantile(xs, p)), 3) if xs else 1.0
 
@@ -401,7 +424,8 @@ def fit_all() -> dict:
         pp = [x["pp_ratio"] for x in lodo if x["pp_ratio"]]
         # bounds: where the measured value fell on devices the fit had not seen (10th-90th percentile)
         k = replace(k, decode_ratio_low=min(1.0, _q(tg, 0.1)), decode_ratio_high=max(1.0, _q(tg, 0.9)),
-                    prefill_ratio_low=min(1.0, _q(pp, 0.1)), prefill_ratio_high=max(1.0, _q(pp, 0.9)))
+                    prefill_ratio_low=min(1.0, _q(pp, 0.1)), prefill_ratio_high=max(1.0, _q(pp, 0.9)),
+                    decode_ratio_by_backend=_bounds_by_backend(lodo))
         if k.eff_pp is None and "metal" in classes:
             k = _borrow_prefill(k, classes["metal"])
         validation[cls], _ = _validate(rows, cls, get, q_dec, q_pp, k, memo)

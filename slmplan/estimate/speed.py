@@ -330,10 +330,11 @@ def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prom
         ttft = n_prompt / pp + t_first
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
     method += _architecture_note(facts) + _cuda_note(hw, k)
+    lo, hi = k.decode_bounds(hw.backend)
     return SpeedEstimate(
         prefill_tokens_per_s=_r(pp), decode_tokens_per_s=round(tg, 2),
-        decode_tokens_per_s_low=round(tg * k.decode_ratio_low, 2),
-        decode_tokens_per_s_high=round(tg * k.decode_ratio_high, 2),
+        decode_tokens_per_s_low=round(tg * lo, 2),
+        decode_tokens_per_s_high=round(tg * hi, 2),
         prefill_tokens_per_s_low=_r(pp and pp * k.prefill_ratio_low),
         prefill_tokens_per_s_high=_r(pp and pp * k.prefill_ratio_high),
         ttft_s=_r(ttft, 4), bound=bound, backend=hw.backend, method=method,

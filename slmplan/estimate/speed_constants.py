@@ -30,6 +30,9 @@ class ClassConstants:
     eff_pp: float | None = None  # achieved share of peak FLOPS in prefill
     decode_ratio_low: float = 1.0  # measured/predicted quantiles on held-out devices
     decode_ratio_high: float = 1.0
+    # the same quantiles per backend of the class where it has enough held-out rows of its own
+    # (gpu: CUDA and Vulkan differ); backends not listed use decode_ratio_low/high
+    decode_ratio_by_backend: dict[str, list[float]] = field(default_factory=dict)
     prefill_ratio_low: float = 1.0
     prefill_ratio_high: float = 1.0
     # relative kernel throughput per GGML type (1.0 = the reference types F16/Q8_0 for decode,
@@ -55,6 +58,11 @@ class ClassConstants:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def decode_bounds(self, backend: str) -> tuple[float, float]:
+        """measured/predicted decode low and high for ``backend`` (10th/90th percentile on held-out devices)."""
+        lo_hi = self.decode_ratio_by_backend.get(backend)
+        return (lo_hi[0], lo_hi[1]) if lo_hi else (self.decode_ratio_low, self.decode_ratio_high)
 
     def scaled(self, decode: float = 1.0, prefill: float = 1.0) -> ClassConstants:
         """Every decode time divided by ``decode`` and prefill throughput multiplied by ``prefill``."""
