@@ -77,7 +77,7 @@ def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     rows: dict[str, list] = defaultdict(list)
     for r in edge_rows():
         if "llama.cpp" in r.runtime and "llamafile" not in r.runtime and r.tg:
-            rows[r.device].append((r, _row(f"edge_cpu.csv:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128)))
+            rows[r.device].append((r, _row(f"{r.source}:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128)))
     out = {}
     for dev, rs in rows.items():
         r0 = rs[0][0]

@@ -60,8 +60,8 @@ def test_one_model_corrects_every_model_and_keeps_wide_bounds():
     for model in ("qwen2.5-3b", "smollm2-360m"):
         (before,), (after,) = fit(model, dev, "Q4_K_M", q), fit(model, new, "Q4_K_M", q)
         # the planner's fixed cost has a per-token and a per-layer part; the calibration carries it per layer,
-        # so a model with another layer count moves by slightly more or less than the 0.8 measured
-        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.03)
+        # so a model with another layer count moves by somewhat more or less than the 0.8 measured
+        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.06)
         assert after.speed.method.startswith("calibrated on 1 measurement from rows.json")
         assert after.speed.decode_tokens_per_s_low < after.speed.decode_tokens_per_s < after.speed.decode_tokens_per_s_high
 

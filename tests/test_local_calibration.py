@@ -100,8 +100,8 @@ def test_later_benchmarks_predict_with_the_calibration_of_their_thread_count():
 
 def test_calibrating_runs_accumulate_and_a_repeated_test_replaces_its_row():
     base = detect_local()
-    calibrate_local(_run("llama-3.2-1b", "Q4_K_M", tg=_tps("llama-3.2-1b", "Q4_K_M", 0, 16, 0.9), pp=120.0), base, now=NOW)
-    cal, notes = calibrate_local(_run("qwen2.5-3b", "Q4_K_M", tg=_tps("qwen2.5-3b", "Q4_K_M", 0, 16)), base, now=NOW)
+    calibrate_local(_run("llama-3.2-1b", "Q4_K_M", tg=_tps("llama-3.2-1b", "Q4_K_M", 0, 16, 0.8), pp=120.0), base, now=NOW)
+    cal, notes = calibrate_local(_run("qwen2.5-3b", "Q4_K_M", tg=_tps("qwen2.5-3b", "Q4_K_M", 0, 16, 0.9)), base, now=NOW)
     assert notes == [] and cal.measurements == 3 and cal.models == ["llama-3.2-1b", "qwen2.5-3b"]
     assert cal.decode.models == 2 and cal.decode.form != "" and not cal.decode.form.startswith("one model size")
     assert len(cal.files) == 2 and cal.method.startswith("calibrated on 3 measurements from slmplan bench Llama")

@@ -135,7 +135,9 @@ def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
     out = []
-    for line, r in read_csv_lines("edge_cpu.csv"):
+    lines = [("edge_cpu.csv", n, r) for n, r in read_csv_lines("edge_cpu.csv")]
+    lines += [("edge_cpu_more.csv", n, r) for n, r in read_csv_lines("edge_cpu_more.csv")]
+    for name, line, r in lines:
         rt = r["runtime"]
         if "yzma" in rt or not r["memory_bandwidth_gbs"]:
             continue  # prompt+generation mixed together, or no bandwidth figure
@@ -148,7 +150,8 @@ def edge_rows() -> list[Row]:
         m = re.search(r"(\d+)", pp_test)
         n_pp = int(m.group(1)) if m and pp_test.startswith(("pp", "prompt eval")) else 512
         m = re.search(r"tg(\d+)", r["tg_test"])
-        depth = int(m.group(1)) // 2 if m else 64
+        d = re.search(r"@ ?d(\d+)", r["tg_test"])  # llama-bench's "tg128 @ d2048": after a context of that depth
+        depth = (int(m.group(1)) // 2 if m else 64) + (int(d.group(1)) if d else 0)
         out.append(Row("cpu", "cpu", r["device"], mid, q, float(r["memory_bandwidth_gbs"]), peaks[r["device"]], None,
                        None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],

@@ -43,13 +43,15 @@ from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
 THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowest held-out error
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
-# The shipped CPU fit keeps the roofline (overlap 1). On the calibration rows alone a serial model
-# (overlap 0) has the lower leave-one-device-out error (README: 16.8% vs 23.2% median), but it fails
-# the two out-of-sample checks there are: this project's own quiet runs (Gemma 3 270M tg128 measured/
-# predicted 1.40 vs 1.17 with the roofline) and published phone/N150 results, which the roofline
-# already predicts ~1.2-1.5x too fast while the serial refit predicts big-core phones 14-27% faster
-# still. ``CPU_OVERLAPS = OVERLAPS`` restores the selection by held-out error.
-CPU_OVERLAPS = (1.0,)
+# The shipped CPU fit hides half of the shorter time (overlap 0.5). With the 2026 rows of
+# edge_cpu_more.csv (Raspberry Pi 5 over 9 models, a Snapdragon 8 Gen 2 phone, Apple M-series CPUs) in the
+# fit, leave-one-device-out decode error (median / mean) is 13.6% / 25.0% at 0.5, 18.5% / 24.2% serial (0)
+# and 18.1% / 30.7% roofline (1); leave-one-model-out 19.7% / 28.1%, 16.3% / 24.3% and 34.8% / 38.1%. The
+# serial model, chosen by held-out error alone, fails the one check outside the published data, this
+# project's own quiet runs (Gemma 3 270M tg128 measured/predicted 1.31, against 1.25 at 0.5 and 1.08 with
+# the roofline); the roofline is far worse on held-out models. ``CPU_OVERLAPS = OVERLAPS`` restores the
+# selection by held-out error.
+CPU_OVERLAPS = (0.5,)
 ETAS = np.round(np.arange(0.3, 1.0001, 0.025), 3)
 KAPPAS = np.geomspace(0.02, 1.0, 30)
 C_TOKEN = np.concatenate([[0.0], np.geomspace(1e-5, 1e-2, 19)])
