@@ -11,6 +11,7 @@ from slmplan.estimate import calib_rows as CR
 from slmplan.estimate.fit import (
     Facts,
     fit_all,
+    fit_class,
     fit_quant_decode,
     fit_quant_prefill,
     held_out_decode_error,
@@ -374,3 +375,39 @@ def test_the_2026_edge_cpu_rows_are_read_with_their_sources():
     phone = [r for r in rows if "S23 Ultra" in r.device]
     assert len(phone) == 3 and {r.tg_depth for r in phone} == {96 + 2048} and {r.threads for r in phone} == {5}
     assert len(rows) == 16
+
+
+def test_more_apple_rows_are_read():
+    """apple_more.csv: 15 llama.cpp Metal rows, device = chip, decode depth = half the tg test."""
+    rows = CR.apple_more_rows()
+    assert len(rows) == 15 and {r.cls for r in rows} == {"metal"}
+    cat = {m.id for m in load_catalog().models}
+    assert all(r.model_id in cat and r.quant in CR.QUANTS and r.tg for r in rows)
+    tiny = [r for r in rows if r.model_id == "tinyllama-1.1b"]
+    assert len(tiny) == 1 and tiny[0].device == "M1 Ultra" and tiny[0].tg == 242.56 and tiny[0].pp == 5587.84
+    assert tiny[0].tg_depth == 64 and tiny[0].bandwidth_gbs == 800 and tiny[0].gpu_tflops == 20.8
+    qwen = [r for r in rows if r.model_id == "qwen3.5-0.8b" and r.quant == "Q4_K_M"]
+    assert qwen[0].tg == 103 and qwen[0].tg_depth == 100 and qwen[0].tg_tokens == 200  # tg200
+    assert {r.tg_depth for r in rows if r.model_id == "llama-3.1-8b"} == {256}  # tg512
+    assert sum(r.gpu_tflops is None for r in rows) == 3  # GPU core count not stated: decode only
+    assert sum(r.cls == "metal" for r in load_rows()) == 45 + 15
+
+
+def test_metal_per_token_cost_only_with_several_model_sizes():
+    """c_token can be fitted only when the rows span several models: on the LLaMA-2 7B sweep alone it stays 0
+    (c_token and c_layer x layers are the same number); with the other sizes it is fitted (nonzero), and the
+    shipped fit keeps it only where it does not raise the leave-one-model-out error (Metal: it does)."""
+    get = Facts()
+    rows = load_rows(get)
+    q_dec = fit_quant_decode(get)
+    metal = [r for r in rows if r.cls == "metal"]
+    q_pp = fit_quant_prefill(metal, "metal")
+    one = CR.apple_rows()
+    assert {r.model_id for r in one} == {"llama-2-7b"}
+    assert fit_class(one, "metal", get, q_dec, q_pp).c_token_s == 0
+    several = fit_class(metal, "metal", get, q_dec, q_pp)
+    assert len({r.model_id for r in metal}) > 2 and several.c_token_s > 0
+    assert fit_class(metal, "metal", get, q_dec, q_pp, free_token=False).c_token_s == 0
+    shipped = json.loads(MODEL_FILE.read_text())
+    assert shipped["c_token_fitted"] == {"cpu": False, "gpu": True, "metal": False}
+    assert all(shipped["classes"][c]["c_token_s"] == 0 for c, fitted in shipped["c_token_fitted"].items() if not fitted)

@@ -125,6 +125,24 @@ def apple_rows() -> list[Row]:
     return out
 
 
+def apple_more_rows() -> list[Row]:
+    """More llama.cpp Metal results (apple_more.csv): other models and chips than the LLaMA-2 7B sweep, all
+    layers on the GPU. ``device`` is the chip, as in apple_rows, so that leaving one device out leaves out
+    every source's rows of that chip. Decode depth is half the decode test (tg200 -> 100, tg512 -> 256);
+    prefill only from pp512 tests. A row without a GPU FLOPS figure (GPU core count not stated) is decode only."""
+    out = []
+    for line, r in read_csv_lines("apple_more.csv"):
+        m = re.fullmatch(r"tg(\d+)", r["tg_test"])
+        n_tg = int(m.group(1)) if m else None
+        pp_ok = r["pp_test"] == "pp512"
+        out.append(Row("metal", "metal", r["chip"], r["model_catalog_id"], r["quant"],
+                       float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
+                       _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
+                       512, n_tg // 2 if n_tg else 64, r["source_url"], model_name=r["model_as_named"],
+                       runtime=r["runtime"], line=line, tg_tokens=n_tg))
+    return out
+
+
 def _repacking_build(r: dict) -> bool:
     """llama-bench builds of 2025 (geerlingguy's issues, llama.rn 0.12) repack; the 2023-2024 ones do not."""
     rt = r["runtime"]
@@ -135,9 +153,7 @@ def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
     out = []
-    lines = [("edge_cpu.csv", n, r) for n, r in read_csv_lines("edge_cpu.csv")]
-    lines += [("edge_cpu_more.csv", n, r) for n, r in read_csv_lines("edge_cpu_more.csv")]
-    for name, line, r in lines:
+    for line, r in read_csv_lines("edge_cpu.csv") + read_csv_lines("edge_cpu_more.csv"):  # line: in its own file
         rt = r["runtime"]
         if "yzma" in rt or not r["memory_bandwidth_gbs"]:
             continue  # prompt+generation mixed together, or no bandwidth figure
