@@ -45,11 +45,12 @@ THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowe
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
 # The shipped CPU fit hides half of the shorter time (overlap 0.5). With the 2026 rows of
 # edge_cpu_more.csv (Raspberry Pi 5 over 9 models, a Snapdragon 8 Gen 2 phone, Apple M-series CPUs) in the
-# fit, leave-one-device-out decode error (median / mean) is 13.6% / 25.0% at 0.5, 18.5% / 24.2% serial (0)
-# and 18.1% / 30.7% roofline (1); leave-one-model-out 19.7% / 28.1%, 16.3% / 24.3% and 34.8% / 38.1%. The
-# serial model, chosen by held-out error alone, fails the one check outside the published data, this
-# project's own quiet runs (Gemma 3 270M tg128 measured/predicted 1.31, against 1.25 at 0.5 and 1.08 with
-# the roofline); the roofline is far worse on held-out models. ``CPU_OVERLAPS = OVERLAPS`` restores the
+# fit, leave-one-device-out decode error (median / mean) is 13.8% / 24.9% at 0.5 (shipped, no per-token
+# cost), 18.5% / 24.2% serial (0) and 18.1% / 30.7% roofline (1) (these two with a per-token cost);
+# leave-one-model-out 19.7% / 28.0%, 16.3% / 24.3% and 34.8% / 38.1%. The serial model, chosen by held-out
+# error alone, fails the one check outside the published data, this project's own quiet runs (Gemma 3 270M
+# tg128 measured/predicted 1.31, against 1.19 at 0.5 and 1.08 with the roofline); the roofline is far worse
+# on held-out models. ``CPU_OVERLAPS = OVERLAPS`` restores the
 # selection by held-out error.
 CPU_OVERLAPS = (0.5,)
 ETAS = np.round(np.arange(0.3, 1.0001, 0.025), 3)
