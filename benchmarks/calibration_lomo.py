@@ -77,7 +77,7 @@ def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     rows: dict[str, list] = defaultdict(list)
     for r in edge_rows():
         if "llama.cpp" in r.runtime and "llamafile" not in r.runtime and r.tg:
-            rows[r.device].append((r, _row(f"{r.source}:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128)))
+            rows[r.device].append((r, _row(f"{r.data_file}:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128)))
     out = {}
     for dev, rs in rows.items():
         r0 = rs[0][0]
@@ -193,7 +193,8 @@ def run(devices: dict) -> tuple[list[dict], list[str], dict]:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
     gpu = {n: r for n, r in ratio.items() if r and evald[n][0].effective_backend != "cpu"}
-    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v), 4)
+    # a group of one device has no median of its own: the median of all GPU devices (as evaluated above)
+    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v if len(v) > 1 else list(gpu.values())), 4)
              for g in sorted({group[n] for n in gpu}) if (v := [r for n, r in gpu.items() if group[n] == g])}
     prior["per_device_b_over_a_ms"] = {n: round(r * 1e3, 4) for n, r in gpu.items()}
     return results, skipped, prior
@@ -232,7 +233,8 @@ def main(argv: list[str]) -> int:
         print(f"| {r['device']} ({r['backend']}, {r['bandwidth_gbs']:g} GB/s) | {r['runtime']} | {r['models']} ({r['rows']}) | "
               f"{r['uncalibrated_mean_abs_pct']}% | {r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
               f"{r['lomo_mean_abs_pct']}% |")
-    for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"])):
+    for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"]),
+                       ("llama.cpp GPUs", [r for r in results if r["runtime"] == "llama.cpp" and r["backend"] != "cpu"])):
         if sel:
             print(f"mean over {label} ({len(sel)}): uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in sel):.1f}%, "
                   f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "

@@ -42,12 +42,13 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
 # model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
 # llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints them; the shipped speed
-# model's own split differs), in two groups: CUDA on GPUs before Ampere, which launch every kernel on its own
-# (no CUDA graphs: GTX 1050 Ti, RTX 2080), and the rest (CUDA graphs: GB10, RTX 5070; Vulkan: RX 7900 XT).
-# Other classes: the planner's own split.
+# model's own split differs), in three groups by how llama.cpp launches a token's kernels: CUDA on GPUs before
+# Ampere, which launch every kernel on its own (no CUDA graphs: GTX 1050 Ti, RTX 2080), CUDA with CUDA graphs
+# (GB10, RTX 5070) and Vulkan. A group of one device (Vulkan: the RX 7900 XT) takes the median of all the GPU
+# devices, as benchmarks/calibration_lomo.py evaluates it. Other classes: the planner's own split.
 PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
                "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan"}
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 4.91e-5, "gpu-no-graphs": 1.391e-4, "vulkan": 6.01e-5}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 4.99e-5, "gpu-no-graphs": 1.413e-4, "vulkan": 6.36e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
@@ -78,7 +79,8 @@ def predicted_token_time_s(facts: ModelFacts, quant: str, device: DeviceProfile,
     k, hw = _constants(device), hardware(device)
     if kind == "tg":
         t, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, k)
-        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, replace(k, c_layer_s=0.0, c_token_s=0.0))
+        stream, _ = decode_time_s(facts, quant, hw, depth + n_tokens // 2, replace(k, c_layer_s=0.0, c_token_s=0.0,
+                                                                                   c_layer_no_graphs_s=None))
         return Predicted(t, stream)
     pp = prefill_tokens_per_s(facts, quant, hw, n_tokens, k, depth=depth)
     return Predicted(1.0 / pp, 1.0 / pp) if pp else None
@@ -132,8 +134,6 @@ def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> 
     group = prior_group(device)
     if group in ONE_MODEL_LAYER_PRIOR_S:
         return ONE_MODEL_LAYER_PRIOR_S[group]
-    if group.startswith(("gpu", "vulkan")) and "gpu" in ONE_MODEL_LAYER_PRIOR_S:
-        return ONE_MODEL_LAYER_PRIOR_S["gpu"]
     # no better evidence for this class: the planner's own split between streaming and fixed cost
     return statistics.median((pr.total_s - pr.streaming_s) / layer_units(p.facts) for p, pr in pts)
 

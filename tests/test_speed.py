@@ -325,6 +325,12 @@ def test_cuda_graphs_follow_the_compute_capability():
     assert compute_capability_from_name("NVIDIA Orin Nano (6x Cortex-A78AE, 1024-core Ampere GPU)") == 8.7
     assert compute_capability_from_name("GeForce RTX 2050") == 8.6  # an Ampere chip despite its name
     assert compute_capability_from_name("AMD Radeon RX 7900 XT") is None
+    # workstation names whose numbers overlap the GeForce ones (Quadro RTX 5000 is a Turing, not a Blackwell)
+    named = {"Quadro RTX 5000": 7.5, "Quadro RTX 4000": 7.5, "RTX 5000 Ada": 8.9, "RTX PRO 6000 Blackwell": 12.0,
+             "NVIDIA RTX A2000": 8.6, "Tesla V100": 7.0, "GeForce MX450": 7.5, "RTX 3050 Laptop GPU": 8.6,
+             "NVIDIA A10": 8.6, "NVIDIA L40S": 8.9, "Tesla T4": 7.5, "Quadro T1000": 7.5, "GeForce GT 1030": 6.1,
+             "GeForce GTX 970": 5.2, "Tesla K80": 3.7, "NVIDIA H100 PCIe": 9.0, "NVIDIA A100-SXM4-80GB": 8.0}
+    assert {n: compute_capability_from_name(n) for n in named} == named
     assert (uses_cuda_graphs(7.5), uses_cuda_graphs(8.0), uses_cuda_graphs(None)) == (False, True, None)
     dev = get_device("jetson-orin-nano")
     assert hardware_for(dev).cuda_graphs is True
@@ -360,21 +366,22 @@ def test_gpu_bounds_are_per_backend_where_it_has_held_out_rows():
         assert s.decode_tokens_per_s_low == pytest.approx(s.decode_tokens_per_s * lo, abs=0.01)
         assert s.decode_tokens_per_s_high == pytest.approx(s.decode_tokens_per_s * hi, abs=0.01)
     assert k.decode_bounds("metal-or-other") == (k.decode_ratio_low, k.decode_ratio_high)
-    # validation judges each held-out row against its own backend's bounds: about 80% inside
-    v = json.loads(MODEL_FILE.read_text())["validation"]["gpu"]["leave_one_device_out"]
-    assert 70 <= v["decode"]["within_low_high_pct"] <= 90
+    # validation judges each held-out row against its own backend's bounds, not the class's
+    v = json.loads(MODEL_FILE.read_text())["validation"]["gpu"]["leave_one_device_out"]["decode_by_backend"]
+    assert v["vulkan"]["within_low_high_pct"] < 100  # inside the class's wide range every Vulkan row fell
 
 
 def test_the_2026_edge_cpu_rows_are_read_with_their_sources():
     rows = [r for r in CR.edge_rows() if "edge-ai-study" in r.source or "issues/26957" in r.source
             or "pull/16993" in r.source or "issues/27078" in r.source]
     pi5 = [r for r in rows if r.device.startswith("Raspberry Pi 5")]
-    assert len(pi5) == 11 and {r.threads for r in pi5} == {4} and {r.bandwidth_gbs for r in pi5} == {17.1}
+    assert len(pi5) == 12 and {r.threads for r in pi5} == {4} and {r.bandwidth_gbs for r in pi5} == {17.1}
+    assert {r.data_file for r in pi5} == {"edge_cpu_more.csv"}
     (q8,) = [r for r in pi5 if r.model_id == "llama-3.1-8b" and r.quant == "Q8_0"]
     assert q8.tg == 1.10 and q8.pp is None  # the OpenBLAS build's prompt speed is not used
     phone = [r for r in rows if "S23 Ultra" in r.device]
-    assert len(phone) == 3 and {r.tg_depth for r in phone} == {96 + 2048} and {r.threads for r in phone} == {5}
-    assert len(rows) == 16
+    assert [(r.tg, r.tg_depth, r.threads) for r in phone] == [(14.26, 96 + 2048, 5)]  # the median of 3 builds
+    assert len(rows) == 15
 
 
 def test_more_apple_rows_are_read():

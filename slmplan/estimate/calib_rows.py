@@ -36,7 +36,7 @@ MODEL_MAP = [
     ("r1-0528-qwen3-8b", "qwen3-8b"), ("qwen3-8b", "qwen3-8b"), ("qwen2.5-7b-instruct", "qwen2.5-7b"),
     ("distill-qwen-7b", "qwen2.5-7b"), ("qwen2.5-coder-7b", "qwen2.5-7b"), ("qwen2.5-coder-3b", "qwen2.5-3b"),
     ("qwen2.5:1.5b", "qwen2.5-1.5b"), ("phi-3.5-mini", "phi-3.5-mini"), ("phi-4-mini", "phi-4-mini"),
-    ("gemma-2-2b", "gemma-2-2b"), ("gemma-3-4b", "gemma-3-4b"), ("smollm2-1.7b", "smollm2-1.7b"),
+    ("gemma-2-2b", "gemma-2-2b"), ("gemma-3-4b", "gemma-3-4b"), ("gemma-3-1b", "gemma-3-1b"), ("smollm2-1.7b", "smollm2-1.7b"),
 ]
 QUANTS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16"}
 
@@ -82,6 +82,7 @@ class Row:
     line: int = 0  # the row's line in its CSV file (1 = the header)
     tg_tokens: int | None = None  # tokens generated per decode measurement, when the data set says
     cuda_graphs: bool | None = None  # CUDA: llama.cpp replays the kernels as a CUDA graph (GPU Ampere or newer)
+    data_file: str = ""  # the CSV file the row comes from (``line`` is its line there)
 
 
 def model_id(name: str) -> str | None:
@@ -153,7 +154,8 @@ def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
     out = []
-    for line, r in read_csv_lines("edge_cpu.csv") + read_csv_lines("edge_cpu_more.csv"):  # line: in its own file
+    lines = [(f, n, r) for f in ("edge_cpu.csv", "edge_cpu_more.csv") for n, r in read_csv_lines(f)]
+    for data_file, line, r in lines:
         rt = r["runtime"]
         if "yzma" in rt or not r["memory_bandwidth_gbs"]:
             continue  # prompt+generation mixed together, or no bandwidth figure
@@ -172,7 +174,7 @@ def edge_rows() -> list[Row]:
                        None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
                        repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r), model_name=r["model"],
-                       runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None))
+                       runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None, data_file=data_file))
     return out
 
 

@@ -20,21 +20,28 @@ SOURCE = "NVIDIA, CUDA GPUs - Compute Capability (https://developer.nvidia.com/c
 
 # (pattern on the lower-cased name, compute capability); first match wins, so specific names come first.
 _NAMES: tuple[tuple[str, float], ...] = (
+    # workstation and data-centre names first: their numbers overlap the GeForce ones
+    (r"\bquadro\s*rtx\b|\btitan\s*rtx\b|\bquadro\s*t\d{3,4}\b|\bt(400|600|1000|1200)\b|\bt4\b", 7.5),
+    (r"\brtx\s*pro\s*\d{4}\b|\bb200\b|\bgb200\b|\bb100\b", 12.0),
+    (r"\brtx\s*\d{4}\s*ada\b|\bl4\b|\bl40s?\b|\bl20\b", 8.9),
+    (r"\brtx\s*a\d{4}\b|\ba10g?\b|\ba16\b|\ba2\b|\ba40\b", 8.6),
+    (r"\ba100\b|\ba800\b|\ba30\b", 8.0),
+    (r"\bh100\b|\bh200\b|\bh800\b|\bgh200\b", 9.0),
     (r"\bgb10\b|dgx spark", 12.1),
-    (r"\brtx\s*pro\s*\d{4}\s*blackwell|\bb200\b|\bgb200\b", 10.0),
-    (r"\brtx\s*50\d0", 12.0),
-    (r"\brtx\s*40\d0|\bl4\b|\bl40s?\b|rtx\s*\d{4}\s*ada", 8.9),
-    (r"\bh100\b|\bh200\b|\bgh200\b", 9.0),
-    (r"\bjetson\b.*\borin\b|\borin\b", 8.7),
-    (r"\brtx\s*2050\b", 8.6),  # laptop RTX 2050: an Ampere chip (GA107)
-    (r"\brtx\s*30\d0|\ba10g?\b|\ba40\b|\ba[246]000\b", 8.6),
-    (r"\ba100\b|\ba30\b", 8.0),
+    (r"\borin\b", 8.7),
     (r"\bxavier\b", 7.2),
-    (r"\brtx\s*20\d0|\bgtx\s*16\d0|\btitan\s*rtx\b|\bquadro\s*rtx\b|\bt4\b", 7.5),
     (r"\bv100\b|\btitan\s*v\b", 7.0),
-    (r"\bgtx\s*10[5-8]0|\btitan\s*xp?\b|\bp40\b|\bp4\b|\bquadro\s*p\d{3,4}\b|\bmx[1-3]\d0\b", 6.1),
     (r"\bp100\b", 6.0),
-    (r"\bjetson\s*nano\b|\bmaxwell\b", 5.3),
+    (r"\bjetson\s*nano\b", 5.3),
+    (r"\b(tesla|quadro)\s*m\d|\bgtx\s*(9\d0|7[5-8]0)\b", 5.2),  # Maxwell
+    (r"\b(tesla|quadro)\s*k\d", 3.7),  # Kepler
+    # GeForce
+    (r"\brtx\s*2050\b", 8.6),  # laptop RTX 2050: an Ampere chip (GA107)
+    (r"\brtx\s*50[5-9]0\b", 12.0),
+    (r"\brtx\s*40[5-9]0\b", 8.9),
+    (r"\brtx\s*30[5-9]0\b", 8.6),
+    (r"\brtx\s*20[6-8]0\b|\bgtx\s*16[5-6]0\b|\bmx\s*[45]50\b", 7.5),
+    (r"\bgtx\s*10[5-8]0\b|\bgt\s*10[13]0\b|\btitan\s*xp?\b|\bp40\b|\bp4\b|\bquadro\s*p\d{3,4}\b|\bmx[1-3]\d0\b", 6.1),
 )
 
 
