@@ -118,15 +118,15 @@ def prior_group(device: DeviceProfile) -> str:
     """Which one-model prior applies, by how llama.cpp launches a token's kernels: Vulkan; CUDA without CUDA
     graphs (a GPU before Ampere, from ``cuda_compute_capability`` or the GPU's name); CUDA with them or of
     unknown generation ("gpu"); other classes by class."""
-    from slmplan.estimate.speed import hardware_for
+    from slmplan.estimate.cuda_arch import profile_compute_capability, uses_cuda_graphs
     from slmplan.estimate.speed_constants import BACKEND_CLASS
 
-    cls = BACKEND_CLASS.get(device.effective_backend, "cpu")
-    if device.effective_backend == "vulkan":
+    backend = device.effective_backend
+    if backend == "vulkan":
         return "vulkan"
-    if cls == "gpu" and hardware_for(device).cuda_graphs is False:
+    if backend == "cuda" and uses_cuda_graphs(profile_compute_capability(device)) is False:
         return "gpu-no-graphs"
-    return cls
+    return BACKEND_CLASS.get(backend, "cpu")
 
 
 def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
@@ -342,10 +342,9 @@ def calibrate(files: list, base: DeviceProfile, catalog_path: str | None = None,
 def _gpu_generation(rows: list, base: DeviceProfile, backend: str) -> dict:
     """A CUDA profile that neither states ``cuda_compute_capability`` nor names a known GPU takes it from the
     GPU llama-bench names (``gpu_info``): it decides the one-model prior (CUDA graphs or not)."""
-    from slmplan.estimate.cuda_arch import SOURCE, compute_capability_from_name
+    from slmplan.estimate.cuda_arch import SOURCE, compute_capability_from_name, profile_compute_capability
 
-    if backend != "cuda" or base.cuda_compute_capability is not None or \
-            compute_capability_from_name(base.soc, base.name, base.id) is not None:
+    if backend != "cuda" or profile_compute_capability(base) is not None:
         return {}
     for r in rows:
         info = getattr(r, "gpu_info", None)

@@ -61,3 +61,13 @@ def compute_capability_from_name(*texts: str | None) -> float | None:
 def uses_cuda_graphs(cc: float | None) -> bool | None:
     """True/False from the compute capability; None when it is unknown."""
     return None if cc is None else cc >= AMPERE
+
+
+def profile_compute_capability(device) -> float | None:
+    """A device profile's compute capability: its ``cuda_compute_capability`` key, else read from the GPU
+    named in its ``soc``, ``name`` or ``id``; None when neither tells."""
+    cc = getattr(device, "cuda_compute_capability", None)
+    if cc is not None:
+        return cc
+    return compute_capability_from_name(getattr(device, "soc", None), getattr(device, "name", None),
+                                        getattr(device, "id", None))

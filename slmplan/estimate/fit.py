@@ -185,11 +185,11 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
     """Pattern search in log space from the best grid point (deterministic): eta <= 1, kappa <= 1,
     fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons.
     ``split``: with CUDA rows both with and without CUDA graphs, the per-layer cost of the latter is a fifth
-    constant (starting from the shared one); else it is None. ``free_token``: the fixed cost per token may be
-    fitted (it is only where the rows span several models, ``_several_models``)."""
+    constant (starting from the shared one); else it is None. ``free_token``: the fixed cost per token is
+    fitted (``_fit_decode`` decides it)."""
     logm = np.log(x["TG"])
     split = split and bool(x["NG"].any() and not x["NG"].all())
-    free = [True, cls == "cpu", free_token and _several_models(x), True, split]
+    free = [True, cls == "cpu", free_token, True, split]
     u = np.log([max(v, C_ZERO) for v in (*start, start[3])])
     hi = np.array([0.0, 0.0, np.log(1.0), np.log(1.0), np.log(1.0)])
 
@@ -233,7 +233,8 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
         kappas = KAPPAS
     else:
         t_core, kappas = t_mem[:, None, :], np.array([1.0])
-    c_token = C_TOKEN if free_token and _several_models(x) else C_TOKEN[:1]
+    free_token = free_token and _several_models(x)  # one model: c_token and c_layer x layers are one number
+    c_token = C_TOKEN if free_token else C_TOKEN[:1]
     lay = x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
     fix = c_token[:, None, None] + C_LAYER[None, :, None] * lay[None, None, :]  # (ct, cl, row)
     best: tuple[float, tuple] = (np.inf, ())
@@ -365,10 +366,11 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None 
 
 
 def held_out_decode_error(rows, get, q_dec, q_pp, te: float, overlap: float, cls: str = "cpu",
-                          memo: dict | None = None, split: bool = False, free_token: bool = True) -> float:
-    """Mean |log(measured/predicted)| of decode on devices left out of the fit (the mean, not the
-    median: with a few rows per device a median jumps when one row crosses it)."""
-    h = _held_out(rows, cls, get, q_dec, q_pp, "device", te, overlap, memo, split, free_token)
+                          memo: dict | None = None, split: bool = False, free_token: bool = True,
+                          by: str = "device") -> float:
+    """Mean |log(measured/predicted)| of decode on devices (``by`` = "model_id": models) left out of the fit
+    (the mean, not the median: with a few rows per group a median jumps when one row crosses it)."""
+    h = _held_out(rows, cls, get, q_dec, q_pp, by, te, overlap, memo, split, free_token)
     return statistics.fmean(abs(np.log(x["tg_ratio"])) for x in h if x["tg_ratio"])
 
 
@@ -401,8 +403,7 @@ def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float
     per-token cost fitted on the LLaMA-2 7B sweep plus 15 other rows predicts the small models slower still)
     do not."""
     def err(free: bool) -> float:
-        h = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, overlap, memo, split, free)
-        return statistics.fmean(abs(np.log(x["tg_ratio"])) for x in h if x["tg_ratio"])
+        return held_out_decode_error(rows, get, q_dec, q_pp, te, overlap, cls, memo, split, free, by="model_id")
 
     x = _features([r for r in rows if r.cls == cls and r.tg], get, q_dec)
     return _several_models(x) and err(True) <= err(False)

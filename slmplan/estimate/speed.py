@@ -257,13 +257,9 @@ def hardware_for(device, repack: bool = True, threads: int | None = None) -> Har
     backend = device.effective_backend
     graphs = None
     if backend == "cuda":
-        from slmplan.estimate.cuda_arch import compute_capability_from_name, uses_cuda_graphs
+        from slmplan.estimate.cuda_arch import profile_compute_capability, uses_cuda_graphs
 
-        cc = getattr(device, "cuda_compute_capability", None)
-        if cc is None:
-            cc = compute_capability_from_name(getattr(device, "soc", None), getattr(device, "name", None),
-                                              getattr(device, "id", None))
-        graphs = uses_cuda_graphs(cc)
+        graphs = uses_cuda_graphs(profile_compute_capability(device))
     return Hardware(backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
                     llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack,
                     cuda_graphs=graphs)
