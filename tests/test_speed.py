@@ -114,6 +114,24 @@ def test_cpu_fixed_cost_grows_with_threads_on_data():
     assert abs(predict_tg(tr, k, get) / tr.tg - 1) < abs(predict_tg(tr, flat, get) / tr.tg - 1)
 
 
+def test_cpu_layer_cost_scales_with_threads_and_core_speed():
+    """The per-layer cost x (threads / 4) ** thread_exp x (50 GFLOPS / per-core peak) ** core_exp, on CPU only;
+    a figure the device does not give leaves its factor at 1."""
+    from slmplan.estimate.speed import cpu_layer_scale
+
+    k = ClassConstants(eta_bw=1.0, c_layer_s=1e-4, thread_exp=0.5, core_exp=1.0)
+    assert cpu_layer_scale(k, Hardware("cpu", 20, cpu_gflops=100, threads=4)) == pytest.approx(2.0)  # 25 GFLOPS a core
+    assert cpu_layer_scale(k, Hardware("cpu", 20, cpu_gflops=400, threads=16)) == pytest.approx(2.0 * 2.0)
+    assert cpu_layer_scale(k, Hardware("cpu", 20, cpu_gflops=None, threads=16)) == pytest.approx(2.0)
+    assert cpu_layer_scale(k, Hardware("cuda", 20, cpu_gflops=100, threads=4)) == 1.0
+    m, hw = f("llama-3.2-1b"), Hardware("cpu", 20, cpu_gflops=100, threads=4)
+    t0, _ = decode_time_s(m, "Q4_K_M", hw, 0, replace(k, c_layer_s=0.0))
+    t1, _ = decode_time_s(m, "Q4_K_M", hw, 0, k)
+    from slmplan.estimate.graph import layer_units
+
+    assert t1 - t0 == pytest.approx(1e-4 * 2.0 * layer_units(m))
+
+
 def test_overlap_of_memory_and_compute_time():
     """t = max(t_mem, t_cpu) + (1 - overlap) x min(t_mem, t_cpu) + fixed costs: 1 is a roofline, 0 serial."""
     m, hw = f("llama-3.2-1b"), Hardware("cpu", 20, cpu_gflops=100, threads=4)

@@ -30,6 +30,7 @@ from slmplan.estimate.calib_rows import Row
 from slmplan.estimate.graph import layer_units
 from slmplan.estimate.quants import FTYPE_BASE
 from slmplan.estimate.speed import (
+    CORE_REF_GFLOPS,
     REPACK_TYPES,
     SGEMM_TYPES,
     THREAD_REF,
@@ -42,6 +43,14 @@ from slmplan.estimate.speed import (
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
 THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowest held-out error
+# CPU: how the fixed cost per layer unit scales with the speed of one core (speed.cpu_layer_scale):
+# 0 = a fixed time, 1 = a fixed number of cycles of one core (per-core peak FLOPS as its speed). Chosen by
+# held-out error alone (CORE_EXPS = (0.0, 0.5, 1.0)), the fit takes 1 with no thread exponent: leave-one-device-out
+# decode error 16.0% / 23.9% (median / mean; 15.6% / 25.3% shipped) and leave-one-model-out 16.5% / 23.5%
+# (20.4% / 28.9%), but with a fixed cost of 1.07 ms per layer unit at 50 GFLOPS per core and kappa 0.98 it
+# predicts this project's own quiet runs (AMD EPYC, 2 threads) far too slow: SmolLM2 135M tg128
+# measured/predicted 2.06 and Gemma 3 270M 1.59, against 1.06 and 1.20 shipped. Not shipped.
+CORE_EXPS = (0.0,)
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
 # The shipped CPU fit hides half of the shorter time (overlap 0.5). With the 2026 rows of
 # edge_cpu_more.csv (Raspberry Pi 5 over 10 models, a Snapdragon 8 Gen 2 phone, Apple M-series CPUs) in the
@@ -141,7 +150,7 @@ def _hw(r: Row) -> Hardware:
 
 
 def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]:
-    B, FL, L, BW, G, TG, TH, NG = [], [], [], [], [], [], [], []
+    B, FL, L, BW, G, TG, TH, NG, PC = [], [], [], [], [], [], [], [], []
     for r in rows:
         b, fl, n_layers = get.decode_work(r.model_id, r.quant, r.tg_depth, q_dec)
         B.append(b)
@@ -151,13 +160,23 @@ def _features(rows: list[Row], get: Facts, q_dec: dict) -> dict[str, np.ndarray]
         G.append((r.cpu_gflops or 0) * 1e9 if r.cls == "cpu" else 0)
         TG.append(r.tg)
         TH.append(r.threads or THREAD_REF)
+        # peak GFLOPS of one core llama.cpp runs on (0 = unknown: the per-layer cost is not scaled by it)
+        PC.append(r.cpu_gflops / r.threads if r.cls == "cpu" and r.cpu_gflops and r.threads else 0.0)
         NG.append(1.0 if r.backend == "cuda" and r.cuda_graphs is False else 0.0)  # CUDA without CUDA graphs
-    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH", "NG"),
-                                                            (B, FL, L, BW, G, TG, TH, NG))}
+    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH", "NG", "PC"),
+                                                            (B, FL, L, BW, G, TG, TH, NG, PC))}
+
+
+def _layer_scale(x: dict[str, np.ndarray], thread_exp: float, core_exp: float) -> np.ndarray:
+    """Each row's multiplier of the per-layer cost (``speed.cpu_layer_scale``): threads and core speed."""
+    s = (x["TH"] / THREAD_REF) ** thread_exp
+    if core_exp:
+        s = s * np.where(x["PC"] > 0, CORE_REF_GFLOPS / np.where(x["PC"] > 0, x["PC"], 1.0), 1.0) ** core_exp
+    return s
 
 
 def _decode_times(x: dict[str, np.ndarray], cls: str, eta, kappa, c_token, c_layer, thread_exp: float,
-                  overlap: float, c_layer_ng: float | None = None) -> np.ndarray:
+                  overlap: float, c_layer_ng: float | None = None, core_exp: float = 0.0) -> np.ndarray:
     """Predicted seconds per token of the rows in ``x`` (the formula of ``speed.decode_time_s``;
     ``c_layer_ng``: the per-layer cost of the CUDA rows without CUDA graphs, None = ``c_layer``)."""
     t_mem = x["B"] / (eta * x["BW"])
@@ -167,7 +186,7 @@ def _decode_times(x: dict[str, np.ndarray], cls: str, eta, kappa, c_token, c_lay
     else:
         t_core = t_mem
     cl = c_layer if c_layer_ng is None else np.where(x["NG"] > 0, c_layer_ng, c_layer)
-    return t_core + c_token + cl * x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
+    return t_core + c_token + cl * x["L"] * _layer_scale(x, thread_exp, core_exp)
 
 
 C_ZERO = 1e-8  # a fixed cost this small (10 ns per token) is reported as 0
@@ -181,7 +200,8 @@ def _several_models(x: dict[str, np.ndarray]) -> bool:
 
 
 def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: float,
-            overlap: float, split: bool = False, free_token: bool = True) -> tuple[float, float, float, float, float | None]:
+            overlap: float, split: bool = False, free_token: bool = True,
+            core_exp: float = 0.0) -> tuple[float, float, float, float, float | None]:
     """Pattern search in log space from the best grid point (deterministic): eta <= 1, kappa <= 1,
     fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons.
     ``split``: with CUDA rows both with and without CUDA graphs, the per-layer cost of the latter is a fifth
@@ -196,7 +216,7 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
     def loss(v):
         eta, kappa, ct, cl, cl_ng = np.exp(v)
         t = _decode_times(x, cls, eta, kappa, ct if free[2] else 0.0, cl, thread_exp, overlap,
-                          cl_ng if split else None)
+                          cl_ng if split else None, core_exp)
         return float(np.mean((np.log(1 / t) - logm) ** 2))
 
     best, step = loss(u), 0.25
@@ -219,8 +239,8 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
 
 
 def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
-                thread_exp: float, overlap: float = 1.0, split: bool = False, free_token: bool = True
-                ) -> tuple[float, float | None, float, float, float | None]:
+                thread_exp: float, overlap: float = 1.0, split: bool = False, free_token: bool = True,
+                core_exp: float = 0.0) -> tuple[float, float | None, float, float, float | None]:
     x = _features([r for r in rows if r.tg], get, q_dec)
     logm = np.log(x["TG"])
     t_mem = x["B"][None, :] / (ETAS[:, None] * x["BW"][None, :])  # (eta, row)
@@ -235,7 +255,7 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
         t_core, kappas = t_mem[:, None, :], np.array([1.0])
     free_token = free_token and _several_models(x)  # one model: c_token and c_layer x layers are one number
     c_token = C_TOKEN if free_token else C_TOKEN[:1]
-    lay = x["L"] * (x["TH"] / THREAD_REF) ** thread_exp
+    lay = x["L"] * _layer_scale(x, thread_exp, core_exp)
     fix = c_token[:, None, None] + C_LAYER[None, :, None] * lay[None, None, :]  # (ct, cl, row)
     best: tuple[float, tuple] = (np.inf, ())
     for i in range(len(ETAS)):
@@ -246,7 +266,8 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
             best = (float(err[j]), (i, *j))
     i, kk, ct, cl = best[1]
     eta, kappa, c_tok, c_lay, c_ng = _refine(x, cls, (float(ETAS[i]), float(kappas[kk]), float(c_token[ct]),
-                                                      float(C_LAYER[cl])), thread_exp, overlap, split, free_token)
+                                                      float(C_LAYER[cl])), thread_exp, overlap, split, free_token,
+                                                core_exp)
     return eta, (kappa if cls == "cpu" else None), c_tok, c_lay, c_ng
 
 
@@ -266,11 +287,11 @@ def _pp_ratio(r: Row, k: ClassConstants, get: Facts) -> float | None:
 
 
 def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te: float = 0.0,
-              overlap: float = 1.0, split: bool = False, free_token: bool = True) -> ClassConstants:
+              overlap: float = 1.0, split: bool = False, free_token: bool = True, ce: float = 0.0) -> ClassConstants:
     rows = [r for r in rows if r.cls == cls]
-    eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token)
+    eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token, ce)
     k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng, eff_pp=1.0,
-                       quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, overlap=overlap, n_rows=len(rows))
+                       quant_decode=q_dec, quant_prefill=q_pp, thread_exp=te, core_exp=ce, overlap=overlap, n_rows=len(rows))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
     # handles, on the builds that have it (a repacked type uses the repack kernels)
     plain = [x for r in rows if not r.repack and not r.sgemm and (x := _pp_ratio(r, k, get))]
@@ -299,20 +320,21 @@ def _borrow_prefill(k: ClassConstants, donor: ClassConstants) -> ClassConstants:
 
 
 def _held_out(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, by: str, te: float = 0.0,
-              overlap: float = 1.0, memo: dict | None = None, split: bool = False, free_token: bool = True) -> list[dict]:
+              overlap: float = 1.0, memo: dict | None = None, split: bool = False, free_token: bool = True,
+              ce: float = 0.0) -> list[dict]:
     """Predictions for each group (``by`` = "device" or "model_id") from constants fitted without that
     group; ``memo`` keeps results for the same rows and settings (model selection reuses them)."""
-    mkey = (cls, by, te, overlap, split, free_token)
+    mkey = (cls, by, te, overlap, split, free_token, ce)
     if memo is not None and mkey in memo:
         return memo[mkey]
-    out = _held_out_run(rows, cls, get, q_dec, q_pp, by, te, overlap, split, free_token)
+    out = _held_out_run(rows, cls, get, q_dec, q_pp, by, te, overlap, split, free_token, ce)
     if memo is not None:
         memo[mkey] = out
     return out
 
 
 def _held_out_run(rows, cls, get, q_dec, q_pp, by: str, te: float, overlap: float, split: bool = False,
-                  free_token: bool = True) -> list[dict]:
+                  free_token: bool = True, ce: float = 0.0) -> list[dict]:
     def key(r: Row) -> str:
         return getattr(r, by)
 
@@ -322,7 +344,7 @@ def _held_out_run(rows, cls, get, q_dec, q_pp, by: str, te: float, overlap: floa
         train = [r for r in crow if key(r) != g]
         if not any(r.tg for r in train):
             continue
-        k = fit_class(train, cls, get, q_dec, q_pp, te, overlap, split, free_token)
+        k = fit_class(train, cls, get, q_dec, q_pp, te, overlap, split, free_token, ce)
         for r in crow:
             if key(r) == g:
                 out.append({"row": r, "tg_ratio": r.tg / predict_tg(r, k, get) if r.tg else None,
@@ -346,9 +368,9 @@ def summarize(ratios: list[float], low: float | None = None, high: float | None 
 
 def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None = None,
               free_token: bool = True) -> tuple[dict, list[dict]]:
-    te, ov, sp = k.thread_exp, k.overlap, k.c_layer_no_graphs_s is not None
-    lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, free_token)
-    lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp, free_token)
+    te, ov, sp, ce = k.thread_exp, k.overlap, k.c_layer_no_graphs_s is not None, k.core_exp
+    lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, free_token, ce)
+    lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp, free_token, ce)
     val: dict[str, dict] = {}
     for name, h in (("leave_one_device_out", lodo), ("leave_one_model_out", lomo)):
         pp = [x["pp_ratio"] for x in h if x["pp_ratio"]]
@@ -367,21 +389,22 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None 
 
 def held_out_decode_error(rows, get, q_dec, q_pp, te: float, overlap: float, cls: str = "cpu",
                           memo: dict | None = None, split: bool = False, free_token: bool = True,
-                          by: str = "device") -> float:
+                          by: str = "device", ce: float = 0.0) -> float:
     """Mean |log(measured/predicted)| of decode on devices (``by`` = "model_id": models) left out of the fit
     (the mean, not the median: with a few rows per group a median jumps when one row crosses it)."""
-    h = _held_out(rows, cls, get, q_dec, q_pp, by, te, overlap, memo, split, free_token)
+    h = _held_out(rows, cls, get, q_dec, q_pp, by, te, overlap, memo, split, free_token, ce)
     return statistics.fmean(abs(np.log(x["tg_ratio"])) for x in h if x["tg_ratio"])
 
 
 def _pick_cpu_shape(rows, get, q_dec, q_pp, memo: dict | None = None,
-                    overlaps: tuple[float, ...] | None = None, free_token: bool = True) -> tuple[float, float]:
-    """How the CPU's per-layer cost grows with threads and how much memory and compute time overlap:
-    the pair of candidates (overlap among ``overlaps``, default CPU_OVERLAPS) with the lowest
-    leave-one-device-out decode error (with or without a per-token cost, ``free_token``)."""
-    pairs = [(te, ov) for te in THREAD_EXPS for ov in (overlaps or CPU_OVERLAPS)]
-    return min(pairs, key=lambda p: held_out_decode_error(rows, get, q_dec, q_pp, p[0], p[1], memo=memo,
-                                                          free_token=free_token))
+                    overlaps: tuple[float, ...] | None = None, free_token: bool = True) -> tuple[float, float, float]:
+    """How the CPU's per-layer cost grows with threads and with the speed of one core, and how much memory and
+    compute time overlap: the (thread exponent, overlap, core exponent) among the candidates (overlap among
+    ``overlaps``, default CPU_OVERLAPS) with the lowest leave-one-device-out decode error (with or without a
+    per-token cost, ``free_token``)."""
+    shapes = [(te, ov, ce) for te in THREAD_EXPS for ov in (overlaps or CPU_OVERLAPS) for ce in CORE_EXPS]
+    return min(shapes, key=lambda p: held_out_decode_error(rows, get, q_dec, q_pp, p[0], p[1], memo=memo,
+                                                           free_token=free_token, ce=p[2]))
 
 
 def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None) -> bool:
@@ -394,7 +417,7 @@ def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None) -> bool:
 
 
 def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float, split: bool,
-                     memo: dict | None = None) -> bool:
+                     memo: dict | None = None, ce: float = 0.0) -> bool:
     """Whether the class fits a fixed cost per token (besides the one per layer unit): only where its rows span
     several models (``_several_models``; with one model the two cannot be told apart) and where that does not
     raise the leave-one-model-out decode error (mean |log(measured/predicted)|): the split between a cost per
@@ -403,7 +426,7 @@ def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float
     per-token cost fitted on the LLaMA-2 7B sweep plus 15 other rows predicts the small models slower still)
     do not."""
     def err(free: bool) -> float:
-        return held_out_decode_error(rows, get, q_dec, q_pp, te, overlap, cls, memo, split, free, by="model_id")
+        return held_out_decode_error(rows, get, q_dec, q_pp, te, overlap, cls, memo, split, free, by="model_id", ce=ce)
 
     x = _features([r for r in rows if r.cls == cls and r.tg], get, q_dec)
     return _several_models(x) and err(True) <= err(False)
@@ -447,13 +470,13 @@ def fit_all() -> dict:
     token_cost: dict[str, bool] = {}
     for cls in ("metal", "gpu", "cpu"):
         q_pp = fit_quant_prefill(rows, cls)
-        te, ov = _pick_cpu_shape(rows, get, q_dec, q_pp, memo) if cls == "cpu" else (0.0, 1.0)
+        te, ov, ce = _pick_cpu_shape(rows, get, q_dec, q_pp, memo) if cls == "cpu" else (0.0, 1.0, 0.0)
         sp = cls == "gpu" and _pick_graph_split(rows, get, q_dec, q_pp, memo)
-        ft = token_cost[cls] = _pick_token_cost(rows, cls, get, q_dec, q_pp, te, ov, sp, memo)
+        ft = token_cost[cls] = _pick_token_cost(rows, cls, get, q_dec, q_pp, te, ov, sp, memo, ce)
         if cls == "cpu" and not ft:  # the shape again, for the model without a per-token cost
-            te, ov = _pick_cpu_shape(rows, get, q_dec, q_pp, memo, free_token=False)
-        k = fit_class(rows, cls, get, q_dec, q_pp, te, ov, sp, ft)
-        lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, ft)
+            te, ov, ce = _pick_cpu_shape(rows, get, q_dec, q_pp, memo, free_token=False)
+        k = fit_class(rows, cls, get, q_dec, q_pp, te, ov, sp, ft, ce)
+        lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, ft, ce)
         tg = [x["tg_ratio"] for x in lodo if x["tg_ratio"]]
         pp = [x["pp_ratio"] for x in lodo if x["pp_ratio"]]
         # bounds: where the measured value fell on devices the fit had not seen (10th-90th percentile)
@@ -468,7 +491,8 @@ def fit_all() -> dict:
         classes=classes, version=2,
         method=("per-type kernel throughputs from same-device quant pairs and the Llama 3.1 8B quant sweep; per class, "
                 "grid search minimising the mean squared log error of decode tok/s (eta_bw, kappa, c_token, c_layer; on CPU "
-                "the thread exponent and the memory/compute overlap chosen by leave-one-device-out error; c_token only where the "
+                "the thread exponent and the memory/compute overlap chosen by leave-one-device-out error (a per-layer cost in cycles of one "
+                "core, the core-speed exponent, is fixed at 0: fit.CORE_EXPS); c_token only where the "
                 "rows span several models and it does not raise the leave-one-model-out error); "
                 "prefill efficiency = median measured/predicted; low/high = 10th/90th percentile of measured/predicted "
                 "on held-out devices (leave-one-device-out); the gpu (CUDA/Vulkan) class has no prefill data and uses the "

@@ -11,7 +11,8 @@ token only.
 
     t_mem = sum_t bytes_t / q_dec[t] / (eta_bw * BW)               (0 when cache-resident)
     t_cpu = sum_t flops_t / q_dec[t] / (kappa * cpu_flops)         (CPU only)
-    t_token = max(t_mem, t_cpu) + (1 - overlap) * min(t_mem, t_cpu) + c_token + c_layer * layer_units
+    s_cpu = (threads / 4) ** thread_exp * (50 GFLOPS / per-core peak) ** core_exp   (CPU; else 1)
+    t_token = max(t_mem, t_cpu) + (1 - overlap) * min(t_mem, t_cpu) + c_token + c_layer * s_cpu * layer_units
               (layer_units = llama.cpp graph nodes per token / 31: the layers of a Llama model)
     prefill = eff_pp * flops / (sum_t flops_t / q_pp[t] + head + attention)
 
@@ -52,6 +53,8 @@ __all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedCo
 # types llamafile's tinyBLAS (ggml-cpu/llamafile/sgemm.cpp) multiplies in prompt processing on x86
 SGEMM_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "IQ4_NL")
 THREAD_REF = 4  # thread count at which c_layer is quoted
+# CPU: the per-core peak FP32 at which c_layer is quoted (a core with two 128-bit FMA units at 3.1 GHz)
+CORE_REF_GFLOPS = 50.0
 CACHE_FRACTION = 0.8  # weights + KV must fit in this share of the LLC to count as cache-resident
 
 
@@ -193,6 +196,21 @@ def layer_cost_s(k: ClassConstants, hw: Hardware) -> float:
     return k.c_layer_s
 
 
+def cpu_layer_scale(k: ClassConstants, hw: Hardware) -> float:
+    """CPU: the multiplier of the fixed cost per layer unit, (threads / 4) ** thread_exp (every op ends in a
+    barrier of all threads) x (50 GFLOPS / peak GFLOPS of one core) ** core_exp (the fixed work of an op runs
+    at the speed of a core: 1 = a fixed number of cycles). A factor whose figure is unknown is 1; other
+    backends 1."""
+    if hw.backend != "cpu":
+        return 1.0
+    s = 1.0
+    if k.thread_exp and hw.threads:
+        s *= (hw.threads / THREAD_REF) ** k.thread_exp
+    if k.core_exp and hw.threads and hw.cpu_gflops:
+        s *= (CORE_REF_GFLOPS / (hw.cpu_gflops / hw.threads)) ** k.core_exp
+    return s
+
+
 def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, str]:
     resident = _cache_resident(facts, quant, hw, depth)
     t_mem = 0.0 if resident else (decode_bytes_per_token(facts, quant, depth, q_dec=k.quant_decode)
@@ -200,9 +218,7 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: Cl
     t_cpu = 0.0
     if hw.backend == "cpu" and hw.cpu_gflops and k.kappa:
         t_cpu = decode_flops_per_token(facts, quant, depth, k.quant_decode) / (k.kappa * hw.cpu_gflops * 1e9)
-    c_layer = layer_cost_s(k, hw)
-    if k.thread_exp and hw.backend == "cpu" and hw.threads:
-        c_layer *= (hw.threads / THREAD_REF) ** k.thread_exp
+    c_layer = layer_cost_s(k, hw) * cpu_layer_scale(k, hw)
     t_fix = k.c_token_s + c_layer * layer_units(facts)
     t_core = max(t_mem, t_cpu) + (1.0 - k.overlap) * min(t_mem, t_cpu)
     bound = "memory-bandwidth" if t_mem >= t_cpu else ("cache-resident, cpu-compute" if resident else "cpu-compute")

@@ -42,6 +42,9 @@ class ClassConstants:
     # CPU: per-layer fixed cost grows with the thread count (every op ends in a barrier of all threads):
     # c_layer x (threads / 4) ** thread_exp; 0 = independent of threads
     thread_exp: float = 0.0
+    # CPU: and with the speed of one core: x (50 / per-core peak GFLOPS) ** core_exp; 0 = independent of it,
+    # 1 = the fixed work is a number of cycles
+    core_exp: float = 0.0
     # CPU decode: share of the shorter of memory and compute time hidden under the longer one:
     # t = max(t_mem, t_cpu) + (1 - overlap) x min(t_mem, t_cpu); 1 = a roofline (full overlap), 0 = serial
     overlap: float = 1.0
