@@ -1,7 +1,8 @@
 """Does one measurement on a device predict the other models on it? Leave-one-model-out on the published data.
 
 For every device in slmplan/data/calibration with decode measurements of 3+ catalog models (llama.cpp rows of
-edge_cpu.csv and llmfit_community.csv, and the NPU runtimes of npu_llm.csv, each SoC + runtime one device):
+edge_cpu.csv / edge_cpu_more.csv, llmfit_community.csv and gpu_more.csv, and the NPU runtimes of npu_llm.csv,
+each SoC + runtime one device):
 
 - uncalibrated: the planner with the shipped constants (and the device's spec bandwidth);
 - one model: `slmplan calibrate` on the rows of ONE model, then `fit` predicts every other model on the
@@ -30,7 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
-from slmplan.estimate.calib_rows import LLMFIT_DEVICES, edge_rows, llmfit_rows, read_csv_lines  # noqa: E402
+from slmplan.estimate.calib_rows import (  # noqa: E402
+    LLMFIT_DEVICES,
+    edge_rows,
+    gpu_more_rows,
+    llmfit_rows,
+    read_csv_lines,
+)
 from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
 from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
 from slmplan.planner import Query, evaluate  # noqa: E402
@@ -85,6 +92,24 @@ def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
                              memory_bandwidth_gbs=r0.bandwidth_gbs, cpu_cores=8, backend="cpu",
                              cpu_gflops=r0.cpu_gflops)
         out[dev] = (prof, [x[1] for x in rs])
+    return out
+
+
+def gpu_more_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """llama-bench results on GPUs (gpu_more.csv, calib_rows.gpu_more_rows): decode alone, one build per device."""
+    rows: dict[str, list] = defaultdict(list)
+    facts = {r["device"]: r for _, r in read_csv_lines("gpu_more.csv")}
+    for r in gpu_more_rows():
+        if r.tg:
+            rows[r.device].append(_row(f"{r.data_file}:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128, r.threads))
+    out = {}
+    for dev, rs in rows.items():
+        f = facts[dev]
+        cc = float(f["cuda_compute_capability"]) if f["cuda_compute_capability"] else None
+        prof = DeviceProfile(id="gpu-bench", name=dev, kind="sbc", ram_gb=64, memory_budget_gb=60,
+                             memory_bandwidth_gbs=float(f["memory_bandwidth_gbs"]), cpu_cores=8, backend=f["backend"],
+                             cuda_compute_capability=cc, sources={"memory_bandwidth_gbs": f["bandwidth_source"]})
+        out[dev] = (prof, rs)
     return out
 
 
@@ -218,7 +243,7 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
 
 
 def main(argv: list[str]) -> int:
-    devices = {**llmfit_devices(), **edge_cpu_devices(), **npu_devices()}
+    devices = {**llmfit_devices(), **gpu_more_devices(), **edge_cpu_devices(), **npu_devices()}
     if "--prior-sweep" in argv:
         for p, e in prior_sweep(devices).items():
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")

@@ -40,15 +40,16 @@ from slmplan.schema.estimate import SpeedEstimate
 WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
-# model size and cannot separate it from the streaming time. GPU: median b/a of the devices in the published
-# llmfit community data with 3+ catalog models (benchmarks/calibration_lomo.py prints them; the shipped speed
-# model's own split differs), in three groups by how llama.cpp launches a token's kernels: CUDA on GPUs before
-# Ampere, which launch every kernel on its own (no CUDA graphs: GTX 1050 Ti, RTX 2080), CUDA with CUDA graphs
-# (GB10, RTX 5070) and Vulkan. A group of one device (Vulkan: the RX 7900 XT) takes the median of all the GPU
-# devices, as benchmarks/calibration_lomo.py evaluates it. Other classes: the planner's own split.
+# model size and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
+# 3+ catalog models (llmfit's community data and the llama-bench rows of gpu_more.csv;
+# benchmarks/calibration_lomo.py prints them; the shipped speed model's own split differs), in three groups by
+# how llama.cpp launches a token's kernels: CUDA on GPUs before Ampere, which launch every kernel on its own
+# (no CUDA graphs: GTX 1050 Ti, RTX 2080), CUDA with CUDA graphs (GB10, RTX 5070, Jetson Orin Nano) and Vulkan.
+# A group of one device (Vulkan: the RX 7900 XT) takes the median of all the GPU devices, as
+# benchmarks/calibration_lomo.py evaluates it. Other classes: the planner's own split.
 PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
                "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan"}
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 4.99e-5, "gpu-no-graphs": 1.413e-4, "vulkan": 6.36e-5}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.68e-5, "gpu-no-graphs": 1.482e-4, "vulkan": 9.83e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------

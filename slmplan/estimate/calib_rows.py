@@ -26,7 +26,8 @@ MODEL_MAP = [
     ("lfm2-1.2b", "lfm2-1.2b"), ("lfm2-2.6b", "lfm2-2.6b"), ("lfm2-8b-a1b", "lfm2-8b-a1b"),
     ("granite-4.0-h-1b", "granite-4.0-h-1b"), ("granite-4.0-h-tiny", "granite-4.0-h-tiny"),
     ("gemma-3n-e2b", "gemma-3n-e2b"), ("gemma-3n-e4b", "gemma-3n-e4b"), ("gemma-4-e2b", "gemma-4-e2b"),
-    ("gemma-4-e4b", "gemma-4-e4b"), ("smollm3-3b", "smollm3-3b"),
+    ("gemma-4-e4b", "gemma-4-e4b"), ("smollm3-3b", "smollm3-3b"), ("gemma-3-270m", "gemma-3-270m"),
+    ("qwen2.5-0.5b", "qwen2.5-0.5b"), ("qwen3-0.6b", "qwen3-0.6b"),
     ("qwen3.5", None), ("qwen2.5-7b-1m", None), ("qwen3-30b", None), ("qwen3-coder", None),
     ("tinyllama", "tinyllama-1.1b"), ("llama-3.2-3b", "llama-3.2-3b"), ("llama3.2:3b", "llama-3.2-3b"),
     ("llama-3.2-1b", "llama-3.2-1b"), ("llama 3.1 8b", "llama-3.1-8b"), ("llama3.1:8b", "llama-3.1-8b"),
@@ -141,6 +142,26 @@ def apple_more_rows() -> list[Row]:
                        _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        512, n_tg // 2 if n_tg else 64, r["source_url"], model_name=r["model_as_named"],
                        runtime=r["runtime"], line=line, tg_tokens=n_tg))
+    return out
+
+
+def gpu_more_rows() -> list[Row]:
+    """llama-bench results on CUDA/Vulkan GPUs (gpu_more.csv): many models per device with one build, all
+    layers on the GPU; unlike llmfit's community figures these time decode alone (tg128). Decode depth is half
+    the decode test. Prefill from pp512 rows the file marks as usable (``pp_used``: not where the source notes a
+    high variance), with the GPU's FP32 peak (``gpu_tflops``)."""
+    out = []
+    for line, r in read_csv_lines("gpu_more.csv"):
+        m = re.fullmatch(r"tg(\d+)", r["tg_test"])
+        n_tg = int(m.group(1)) if m else None
+        cc = _f(r["cuda_compute_capability"])
+        pp_ok = r["pp_test"] == "pp512" and r["pp_used"] == "yes"
+        out.append(Row("gpu", r["backend"], r["device"], r["model_catalog_id"], r["quant"],
+                       float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
+                       _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
+                       512, n_tg // 2 if n_tg else 64, r["source_url"], threads=int(r["threads"]) if r["threads"] else None,
+                       model_name=r["model_as_named"], runtime=r["runtime"], line=line, tg_tokens=n_tg,
+                       cuda_graphs=uses_cuda_graphs(cc) if r["backend"] == "cuda" else None, data_file="gpu_more.csv"))
     return out
 
 

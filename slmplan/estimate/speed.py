@@ -10,7 +10,7 @@ Prefill is matrix-matrix work, bound by compute; llama.cpp computes the output h
 token only.
 
     t_mem = sum_t bytes_t / q_dec[t] / (eta_bw * BW)               (0 when cache-resident)
-    t_cpu = sum_t flops_t / q_dec[t] / (kappa * cpu_flops)         (CPU only)
+    t_cpu = sum_t flops_t / q_cpu[t] / (kappa * cpu_flops)         (CPU only)
     s_cpu = (threads / 4) ** thread_exp * (50 GFLOPS / per-core peak) ** core_exp   (CPU; else 1)
     t_token = max(t_mem, t_cpu) + (1 - overlap) * min(t_mem, t_cpu) + c_token + c_layer * s_cpu * layer_units
               (layer_units = llama.cpp graph nodes per token / 31: the layers of a Llama model)
@@ -18,7 +18,8 @@ token only.
 
 ``overlap`` is how much of the shorter of memory and compute time the CPU hides under the longer
 (1 = a roofline; fitted per class). q_dec and q_pp are per-GGML-type kernel throughputs
-(dequantization cost differs by type); a type without its own fitted value takes that of a measured
+(dequantization cost differs by type); q_cpu is the CPU's own per-weight decode work by type group
+(floats, the types below 8 bits; Q8_0 = 1), fitted on the CPU rows; a type without its own fitted value takes that of a measured
 type llama.cpp dequantizes the same way (``kernel_throughput``: Q4_1 as Q4_0). All
 constants are fitted per backend class on the published measurements in ``slmplan/data/calibration``
 (``slmplan.estimate.fit``, ``benchmarks/fit_speed_model.py``); low/high bounds are quantiles of
@@ -217,7 +218,8 @@ def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: Cl
                                   / (k.eta_bw * hw.bandwidth_gbs * 1e9))
     t_cpu = 0.0
     if hw.backend == "cpu" and hw.cpu_gflops and k.kappa:
-        t_cpu = decode_flops_per_token(facts, quant, depth, k.quant_decode) / (k.kappa * hw.cpu_gflops * 1e9)
+        t_cpu = (decode_flops_per_token(facts, quant, depth, k.quant_cpu or k.quant_decode)
+                 / (k.kappa * hw.cpu_gflops * 1e9))
     c_layer = layer_cost_s(k, hw) * cpu_layer_scale(k, hw)
     t_fix = k.c_token_s + c_layer * layer_units(facts)
     t_core = max(t_mem, t_cpu) + (1.0 - k.overlap) * min(t_mem, t_cpu)

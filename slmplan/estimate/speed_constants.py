@@ -39,6 +39,9 @@ class ClassConstants:
     # Q8_0 for prefill); types not listed use 1.0
     quant_decode: dict[str, float] = field(default_factory=dict)
     quant_prefill: dict[str, float] = field(default_factory=dict)
+    # CPU decode: relative throughput per GGML type in the compute term (t_cpu), Q8_0 = 1 (fitted by type
+    # group: 16/32-bit floats, and the types below 8 bits); empty = quant_decode's values
+    quant_cpu: dict[str, float] = field(default_factory=dict)
     # CPU: per-layer fixed cost grows with the thread count (every op ends in a barrier of all threads):
     # c_layer x (threads / 4) ** thread_exp; 0 = independent of threads
     thread_exp: float = 0.0
