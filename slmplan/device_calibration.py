@@ -49,7 +49,7 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # benchmarks/calibration_lomo.py evaluates it. Other classes: the planner's own split.
 PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
                "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan"}
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.68e-5, "gpu-no-graphs": 1.482e-4, "vulkan": 9.83e-5}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.73e-5, "gpu-no-graphs": 1.494e-4, "vulkan": 9.91e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------

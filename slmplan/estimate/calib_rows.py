@@ -149,7 +149,8 @@ def gpu_more_rows() -> list[Row]:
     """llama-bench results on CUDA/Vulkan GPUs (gpu_more.csv): many models per device with one build, all
     layers on the GPU; unlike llmfit's community figures these time decode alone (tg128). Decode depth is half
     the decode test. Prefill from pp512 rows the file marks as usable (``pp_used``: not where the source notes a
-    high variance), with the GPU's FP32 peak (``gpu_tflops``)."""
+    high variance), with the GPU's FP32 peak (``gpu_tflops``); decode where ``tg_used`` says so (not a model
+    whose weights exceed 90% of the board's memory, the rule llmfit_rows applies)."""
     out = []
     for line, r in read_csv_lines("gpu_more.csv"):
         m = re.fullmatch(r"tg(\d+)", r["tg_test"])
@@ -158,7 +159,8 @@ def gpu_more_rows() -> list[Row]:
         pp_ok = r["pp_test"] == "pp512" and r["pp_used"] == "yes"
         out.append(Row("gpu", r["backend"], r["device"], r["model_catalog_id"], r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
-                       _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
+                       _f(r["tg_tokens_per_s"]) if n_tg and r["tg_used"] == "yes" else None,
+                       _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        512, n_tg // 2 if n_tg else 64, r["source_url"], threads=int(r["threads"]) if r["threads"] else None,
                        model_name=r["model_as_named"], runtime=r["runtime"], line=line, tg_tokens=n_tg,
                        cuda_graphs=uses_cuda_graphs(cc) if r["backend"] == "cuda" else None, data_file="gpu_more.csv"))

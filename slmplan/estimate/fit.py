@@ -46,10 +46,10 @@ THREAD_EXPS = (0.0, 0.5, 1.0)  # candidates; the fit keeps the one with the lowe
 # CPU: how the fixed cost per layer unit scales with the speed of one core (speed.cpu_layer_scale):
 # 0 = a fixed time, 1 = a fixed number of cycles of one core (per-core peak FLOPS as its speed). Evaluated
 # before the Pi 4 rows and the per-type CPU rates were added: chosen by held-out error alone (CORE_EXPS = (0.0, 0.5, 1.0)), the fit takes 1 with no thread exponent: leave-one-device-out
-# decode error 16.0% / 23.9% (median / mean; 15.6% / 25.3% shipped) and leave-one-model-out 16.5% / 23.5%
+# decode error 16.0% / 23.9% (median / mean; 15.6% / 25.3% shipped then) and leave-one-model-out 16.5% / 23.5%
 # (20.4% / 28.9%), but with a fixed cost of 1.07 ms per layer unit at 50 GFLOPS per core and kappa 0.98 it
 # predicts this project's own quiet runs (AMD EPYC, 2 threads) far too slow: SmolLM2 135M tg128
-# measured/predicted 2.06 and Gemma 3 270M 1.59, against 1.06 and 1.20 shipped. Not shipped.
+# measured/predicted 2.06 and Gemma 3 270M 1.59, against 1.06 and 1.20 shipped then. Not shipped; not re-run since.
 CORE_EXPS = (0.0,)
 # CPU decode: the compute term's per-weight throughput of two type groups relative to Q8_0 (speed's q_cpu):
 # (16/32-bit floats, types below 8 bits), candidates chosen with the thread exponent by leave-one-device-out
@@ -59,6 +59,11 @@ CPU_FLOAT_RATES = (0.5, 0.7, 1.0)
 CPU_LOWBIT_RATES = (1.0, 1.4, 1.6, 1.8, 2.0)
 FLOAT_TYPES = ("F32", "F16", "BF16")
 EIGHT_BIT_TYPES = ("Q8_0", "Q8_1", "Q8_K")
+# the sub-8-bit types the CPU rows measure (Q4_0; the Q4_K/Q5_K/Q6_K of the Q4_K_M and Q4_K_S mixes; Q5_0/Q5_1,
+# llama.cpp's fallback for tensors whose rows are not a multiple of 256), with the types llama.cpp dequantizes
+# like Q4_0 (speed.DEQUANT_GROUPS); every other sub-8-bit type keeps its quant sweep cost relative to Q4_K on top
+# of the fitted rate (Q2_K, Q3_K, IQ types: no CPU row to say otherwise)
+CPU_RATED_TYPES = ("Q4_0", "Q4_1", "IQ4_NL", "MXFP4", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1")
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
 # The shipped CPU fit hides half of the shorter time (overlap 0.5). On the rows of this version (57 CPU decode
 # rows on 16 devices: the 2026 Raspberry Pi 4 and 5 llama-bench sweeps included) and with the per-type CPU
@@ -158,20 +163,26 @@ def _hw(r: Row) -> Hardware:
                     sgemm=r.sgemm, cuda_graphs=r.cuda_graphs)
 
 
-def cpu_rates_table(rates: tuple) -> dict[str, float]:
-    """q_cpu of a (float rate, sub-8-bit rate) candidate: every GGML weight type but the 8-bit ones (Q8_0 = 1);
-    () = none (q_dec is used)."""
+def cpu_rates_table(rates: tuple, q_dec: dict[str, float]) -> dict[str, float]:
+    """q_cpu of a (float rate, sub-8-bit rate) candidate: floats at the first, the measured sub-8-bit types
+    (CPU_RATED_TYPES) at the second, every other block-quantized type below 8 bits at the second times its quant
+    sweep cost relative to Q4_K (``q_dec``); the 8-bit types are the reference (Q8_0 = 1). () = none (q_dec
+    is used)."""
     if not rates:
         return {}
     fl, lb = rates
+    from slmplan.estimate.speed import kernel_throughput
     from slmplan.ggufconst import GGML_QUANT_SIZES
 
+    ref = kernel_throughput(q_dec, "Q4_K")
     out = {}
     for t in GGML_QUANT_SIZES:
         if t.name in FLOAT_TYPES:
             out[t.name] = fl
-        elif t.name not in EIGHT_BIT_TYPES and GGML_QUANT_SIZES[t][0] > 1:  # block-quantized below 8 bits
+        elif t.name in CPU_RATED_TYPES:
             out[t.name] = lb
+        elif t.name not in EIGHT_BIT_TYPES and GGML_QUANT_SIZES[t][0] > 1:  # block-quantized below 8 bits
+            out[t.name] = round(lb * kernel_throughput(q_dec, t.name) / ref, 4)
     return out
 
 
@@ -317,7 +328,7 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
               qc: tuple = ()) -> ClassConstants:
     """One class's constants; ``qc`` = the CPU's (float, sub-8-bit) per-weight decode rates (cpu_rates_table)."""
     rows = [r for r in rows if r.cls == cls]
-    q_cpu = cpu_rates_table(qc) if cls == "cpu" else {}
+    q_cpu = cpu_rates_table(qc, q_dec) if cls == "cpu" else {}
     eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token, ce, q_cpu)
     k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng, eff_pp=1.0,
                        quant_decode=q_dec, quant_prefill=q_pp, quant_cpu=q_cpu, thread_exp=te, core_exp=ce,
@@ -351,8 +362,8 @@ def _one_device_prefill(k: ClassConstants) -> ClassConstants:
 
 
 def _borrow_prefill(k: ClassConstants, donor: ClassConstants) -> ClassConstants:
-    """No CUDA/Vulkan prefill in the calibration data: the Apple Metal efficiency, with its held-out
-    bounds doubled in width (an assumption, labelled as such in the method)."""
+    """A class without prefill rows (none in the shipped data since the Jetson rows; the gpu class used it
+    before): the Apple Metal efficiency, with its held-out bounds doubled in width (an assumption)."""
     lo, hi = donor.prefill_ratio_low, donor.prefill_ratio_high
     return replace(k, eff_pp=donor.eff_pp, prefill_ratio_low=round(1 - 2 * (1 - lo), 3),
                    prefill_ratio_high=round(1 + 2 * (hi - 1), 3))
@@ -474,15 +485,14 @@ def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float
     """Whether the class fits a fixed cost per token (besides the one per layer unit): only where its rows span
     several models (``_several_models``; with one model the two cannot be told apart) and where that does not
     raise the leave-one-model-out decode error (mean |log(measured/predicted)|): the split between a cost per
-    token and one per layer is what carries over to model sizes the fit has not seen. On the shipped data no
-    class keeps it: GPU 0.2809 vs 0.2808 without (it kept it before the Jetson Orin rows, 0.2604 vs 0.2605),
-    CPU 0.2062 vs 0.2050, Metal 0.115 vs 0.089 (a per-token cost fitted on the LLaMA-2 7B sweep plus 15 other
-    rows predicts the small models slower still)."""
+    token and one per layer is what carries over to model sizes the fit has not seen. On the shipped data the
+    GPU class keeps it (0.2826 vs 0.2830 without; it comes out at 0) and CPU (0.2062 vs 0.2050) and Metal (0.115 vs 0.089: a per-token cost fitted on the LLaMA-2 7B sweep plus 15 other
+    rows predicts the small models slower still) do not."""
     def err(free: bool) -> float:
         return held_out_decode_error(rows, get, q_dec, q_pp, te, overlap, cls, memo, split, free, by="model_id", ce=ce,
                                      qc=qc)
 
-    x = _features([r for r in rows if r.cls == cls and r.tg], get, q_dec, cpu_rates_table(qc))
+    x = _features([r for r in rows if r.cls == cls and r.tg], get, q_dec, cpu_rates_table(qc, q_dec))
     return _several_models(x) and err(True) <= err(False)
 
 
