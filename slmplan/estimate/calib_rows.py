@@ -127,6 +127,14 @@ def apple_rows() -> list[Row]:
     return out
 
 
+def _decode_test(tg_test: str) -> tuple[int | None, int]:
+    """(tokens generated, decode depth) of a llama-bench decode test ("tg128" -> (128, 64)); (None, 64) for
+    anything else (the row has no decode figure)."""
+    m = re.fullmatch(r"tg(\d+)", tg_test)
+    n_tg = int(m.group(1)) if m else None
+    return n_tg, n_tg // 2 if n_tg else 64
+
+
 def apple_more_rows() -> list[Row]:
     """More llama.cpp Metal results (apple_more.csv): other models and chips than the LLaMA-2 7B sweep, all
     layers on the GPU. ``device`` is the chip, as in apple_rows, so that leaving one device out leaves out
@@ -134,13 +142,12 @@ def apple_more_rows() -> list[Row]:
     prefill only from pp512 tests. A row without a GPU FLOPS figure (GPU core count not stated) is decode only."""
     out = []
     for line, r in read_csv_lines("apple_more.csv"):
-        m = re.fullmatch(r"tg(\d+)", r["tg_test"])
-        n_tg = int(m.group(1)) if m else None
+        n_tg, depth = _decode_test(r["tg_test"])
         pp_ok = r["pp_test"] == "pp512"
         out.append(Row("metal", "metal", r["chip"], r["model_catalog_id"], r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
                        _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
-                       512, n_tg // 2 if n_tg else 64, r["source_url"], model_name=r["model_as_named"],
+                       512, depth, r["source_url"], model_name=r["model_as_named"],
                        runtime=r["runtime"], line=line, tg_tokens=n_tg))
     return out
 
@@ -153,15 +160,14 @@ def gpu_more_rows() -> list[Row]:
     whose weights exceed 90% of the board's memory, the rule llmfit_rows applies)."""
     out = []
     for line, r in read_csv_lines("gpu_more.csv"):
-        m = re.fullmatch(r"tg(\d+)", r["tg_test"])
-        n_tg = int(m.group(1)) if m else None
+        n_tg, depth = _decode_test(r["tg_test"])
         cc = _f(r["cuda_compute_capability"])
         pp_ok = r["pp_test"] == "pp512" and r["pp_used"] == "yes"
         out.append(Row("gpu", r["backend"], r["device"], r["model_catalog_id"], r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
                        _f(r["tg_tokens_per_s"]) if n_tg and r["tg_used"] == "yes" else None,
                        _f(r["pp_tokens_per_s"]) if pp_ok else None,
-                       512, n_tg // 2 if n_tg else 64, r["source_url"], threads=int(r["threads"]) if r["threads"] else None,
+                       512, depth, r["source_url"], threads=int(r["threads"]) if r["threads"] else None,
                        model_name=r["model_as_named"], runtime=r["runtime"], line=line, tg_tokens=n_tg,
                        cuda_graphs=uses_cuda_graphs(cc) if r["backend"] == "cuda" else None, data_file="gpu_more.csv"))
     return out
