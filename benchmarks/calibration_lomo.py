@@ -17,6 +17,8 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py            # table on stdout
     PYTHONPATH=. python benchmarks/calibration_lomo.py --json     # the numbers as JSON
     PYTHONPATH=. python benchmarks/calibration_lomo.py --prior-sweep   # one shared GPU prior b/a, several values
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --no-groups     # one prior group for every GPU
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --own           # each GPU's own b/a (a lower bound)
 """
 
 from __future__ import annotations
@@ -192,23 +194,35 @@ def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
     return d.b_layer_s / d.a if d and d.form == "a and b fitted" else None
 
 
-def run(devices: dict) -> tuple[list[dict], list[str], dict]:
+PRIOR_MODES = ("groups", "no-groups", "own")
+
+
+def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dict]:
     """Every device with 3+ catalog models. For the one-model case the prior b/a of a device's class is the
-    median over the OTHER devices (leave one device out), so no device is predicted with its own data."""
+    median over the OTHER devices (leave one device out), so no device is predicted with its own data.
+    ``mode`` "no-groups": one group for every GPU (the median of all other GPUs); "own": each GPU's own b/a,
+    which a one-model calibration cannot know (a lower bound for any prior)."""
     results, skipped = [], []
     evald = {n: v for n, v in sorted(devices.items()) if len({r.model_id for r in v[1]}) >= 3}
     skipped = [f"{n}: {len({r.model_id for r in v[1]})} catalog model(s)" for n, v in sorted(devices.items()) if n not in evald]
     ratio = {n: layer_over_a(b, rows) for n, (b, rows) in evald.items()}
-    group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
+    group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
+    if mode != "groups":  # every GPU in one group
+        group = {n: "gpu" if g in saved else g for n, g in group.items()}
     try:
         for n, (base, rows) in evald.items():
             g = group[n]
             others = [r for m, r in ratio.items() if m != n and r is not None and group[m] == g]
+            if mode == "own" and ratio[n] is not None:
+                others = [ratio[n]]
             if not others and g in saved:  # the only device of its group: the median of the class's other devices
                 others = [r for m, r in ratio.items() if m != n and r is not None and group[m] in saved]
             if g in saved and others:
-                DC.ONE_MODEL_LAYER_PRIOR_S[g] = statistics.median(others)
+                value = statistics.median(others)
+                # calibrate looks the group up again (DC.prior_group): with one group, every GPU group gets it
+                for key in (saved if mode != "groups" else (g,)):
+                    DC.ONE_MODEL_LAYER_PRIOR_S[key] = value
             res = evaluate_device(base, rows)
             res["prior_group"] = g
             res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(g, float("nan")) * 1e3, 4)
@@ -248,7 +262,8 @@ def main(argv: list[str]) -> int:
         for p, e in prior_sweep(devices).items():
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
         return 0
-    results, skipped, prior = run(devices)
+    mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "groups")
+    results, skipped, prior = run(devices, mode)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
         return 0
