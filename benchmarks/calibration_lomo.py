@@ -1,7 +1,7 @@
 """Does one measurement on a device predict the other models on it? Leave-one-model-out on the published data.
 
 For every device in slmplan/data/calibration with decode measurements of 3+ catalog models (llama.cpp rows of
-edge_cpu.csv / edge_cpu_more.csv, llmfit_community.csv and gpu_more.csv, and the NPU runtimes of npu_llm.csv,
+edge_cpu.csv / edge_cpu_more.csv, llmfit_community.csv, gpu_more.csv and the Apple Metal files, and the NPU runtimes of npu_llm.csv,
 each SoC + runtime one device):
 
 - uncalibrated: the planner with the shipped constants (and the device's spec bandwidth);
@@ -35,6 +35,8 @@ import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
 from slmplan.estimate.calib_rows import (  # noqa: E402
     LLMFIT_DEVICES,
+    apple_more_rows,
+    apple_rows,
     edge_rows,
     gpu_more_rows,
     llmfit_rows,
@@ -113,6 +115,22 @@ def gpu_more_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
                              cuda_compute_capability=cc, sources={"memory_bandwidth_gbs": f["bandwidth_source"]})
         out[dev] = (prof, rs)
     return out
+
+
+def apple_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """llama.cpp Metal results (apple_m1_m2_llama2_7b.csv and apple_more.csv, calib_rows.apple_rows /
+    apple_more_rows), one device per chip as the speed fit groups them (GPU-core variants and sources of a chip
+    together: decode is bound by the chip's bandwidth, which the variants share)."""
+    rows: dict[str, list] = defaultdict(list)
+    bw: dict[str, float] = {}
+    for r in apple_rows() + apple_more_rows():
+        if r.tg:
+            rows[r.device].append(_row(f"{r.data_file}:{r.line}", r.model_id, r.quant, r.tg, r.tg_tokens or 128))
+            bw[r.device] = r.bandwidth_gbs
+    return {f"Apple {chip} (Metal)": (DeviceProfile(id="apple", name=f"Apple {chip} (Metal)", kind="laptop", ram_gb=64,
+                                                    memory_budget_gb=60, memory_bandwidth_gbs=bw[chip], cpu_cores=8,
+                                                    backend="metal"), rs)
+            for chip, rs in rows.items()}
 
 
 # 4-bit weights with 16-bit activations (Qualcomm w4a16, FastFlowLM Q4NX): no GGUF type; the planner's
@@ -195,6 +213,7 @@ def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
 
 
 PRIOR_MODES = ("groups", "no-groups", "own")
+GPU_GROUPS = ("gpu", "gpu-no-graphs", "vulkan")  # the CUDA/Vulkan prior groups (--no-groups and --prior-sweep join them; Metal stays apart)
 
 
 def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dict]:
@@ -209,19 +228,19 @@ def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dic
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
     group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
     if mode != "groups":  # every GPU in one group
-        group = {n: "gpu" if g in saved else g for n, g in group.items()}
+        group = {n: "gpu" if g in GPU_GROUPS else g for n, g in group.items()}
     try:
         for n, (base, rows) in evald.items():
             g = group[n]
             others = [r for m, r in ratio.items() if m != n and r is not None and group[m] == g]
             if mode == "own" and ratio[n] is not None:
                 others = [ratio[n]]
-            if not others and g in saved:  # the only device of its group: the median of the class's other devices
-                others = [r for m, r in ratio.items() if m != n and r is not None and group[m] in saved]
+            if not others and g in GPU_GROUPS:  # the only device of its group: the median of the other CUDA/Vulkan GPUs
+                others = [r for m, r in ratio.items() if m != n and r is not None and group[m] in GPU_GROUPS]
             if g in saved and others:
                 value = statistics.median(others)
                 # calibrate looks the group up again (DC.prior_group): with one group, every GPU group gets it
-                for key in (saved if mode != "groups" else (g,)):
+                for key in (GPU_GROUPS if mode != "groups" and g in GPU_GROUPS else (g,)):
                     DC.ONE_MODEL_LAYER_PRIOR_S[key] = value
             res = evaluate_device(base, rows)
             res["prior_group"] = g
@@ -231,9 +250,10 @@ def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dic
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
-    gpu = {n: r for n, r in ratio.items() if r and evald[n][0].effective_backend != "cpu"}
-    # a group of one device has no median of its own: the median of all GPU devices (as evaluated above)
-    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v if len(v) > 1 else list(gpu.values())), 4)
+    gpu = {n: r for n, r in ratio.items() if r and group[n] in saved}
+    pool = [r for n, r in gpu.items() if group[n] in GPU_GROUPS]
+    # a CUDA/Vulkan group of one device has no median of its own: the median of all CUDA/Vulkan GPUs (as above)
+    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v if len(v) > 1 or g not in GPU_GROUPS else pool), 4)
              for g in sorted({group[n] for n in gpu}) if (v := [r for n, r in gpu.items() if group[n] == g])}
     prior["per_device_b_over_a_ms"] = {n: round(r * 1e3, 4) for n, r in gpu.items()}
     return results, skipped, prior
@@ -242,12 +262,12 @@ def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dic
 def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 0.09, 0.1166, 0.14, 0.18, 0.25)) -> dict:
     """The GPU devices' one-model error with ONE shared prior b/a for all of them (chosen on these devices
     themselves, so a lower bound for any shared prior): where the shipped median stands among them."""
-    gpus = {n: v for n, v in sorted(devices.items()) if v[0].effective_backend != "cpu" and len({r.model_id for r in v[1]}) >= 3}
+    gpus = {n: v for n, v in sorted(devices.items()) if v[0].effective_backend in ("cuda", "vulkan") and len({r.model_id for r in v[1]}) >= 3}
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
     out = {}
     try:
         for p in priors_ms:
-            for g in saved:  # every GPU group the same
+            for g in GPU_GROUPS:  # every CUDA/Vulkan group the same
                 DC.ONE_MODEL_LAYER_PRIOR_S[g] = p * 1e-3
             out[p] = round(statistics.fmean(evaluate_device(b, rows)["one_model_mean_abs_pct"] for b, rows in gpus.values()), 2)
     finally:
@@ -257,7 +277,7 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
 
 
 def main(argv: list[str]) -> int:
-    devices = {**llmfit_devices(), **gpu_more_devices(), **edge_cpu_devices(), **npu_devices()}
+    devices = {**llmfit_devices(), **gpu_more_devices(), **apple_devices(), **edge_cpu_devices(), **npu_devices()}
     if "--prior-sweep" in argv:
         for p, e in prior_sweep(devices).items():
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
@@ -274,7 +294,8 @@ def main(argv: list[str]) -> int:
               f"{r['uncalibrated_mean_abs_pct']}% | {r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
               f"{r['lomo_mean_abs_pct']}% |")
     for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"]),
-                       ("llama.cpp GPUs", [r for r in results if r["runtime"] == "llama.cpp" and r["backend"] != "cpu"])):
+                       ("llama.cpp GPUs", [r for r in results if r["runtime"] == "llama.cpp" and r["backend"] != "cpu"]),
+                       ("CUDA/Vulkan GPUs", [r for r in results if r["backend"] in ("cuda", "vulkan")])):
         if sel:
             print(f"mean over {label} ({len(sel)}): uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in sel):.1f}%, "
                   f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "

@@ -184,13 +184,21 @@ def _lomo():
 
 def test_shipped_gpu_layer_priors_are_what_the_published_data_gives():
     mod = _lomo()
-    _, _, prior = mod.run({**mod.llmfit_devices(), **mod.gpu_more_devices()})
+    _, _, prior = mod.run({**mod.llmfit_devices(), **mod.gpu_more_devices(), **mod.apple_devices()})
     groups = {k.removesuffix("_median_b_over_a_ms"): v for k, v in prior.items() if k.endswith("_median_b_over_a_ms")}
-    assert set(groups) == {"gpu", "gpu-no-graphs", "vulkan"}
+    assert set(groups) == {"gpu", "gpu-no-graphs", "vulkan", "metal"}
     for g, v in groups.items():
         assert v == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S[g] * 1e3, rel=0.01), g
     # GPUs before Ampere launch every kernel on its own: a fixed cost per layer well above the others'
     assert DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"] > 2 * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"]
+
+
+def test_a_metal_profile_calibrated_on_one_model_takes_the_metal_prior():
+    base = get_device("mac-mini-m4")
+    assert DC.prior_group(base) == "metal"
+    cal = _calibrate(base, [_tg("qwen2.5-7b", "Q4_K_M", 20.0)]).calibration
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["metal"], rel=1e-3)
+    assert "Metal" in cal.decode.form
 
 
 def test_one_model_prior_group_follows_the_gpu_generation():

@@ -119,11 +119,12 @@ def _f(x: str) -> float | None:
 
 def apple_rows() -> list[Row]:
     out = []
-    for r in read_csv("apple_m1_m2_llama2_7b.csv"):
+    for line, r in read_csv_lines("apple_m1_m2_llama2_7b.csv"):
         fam = "M2" if r["chip"].startswith("M2") else "M1"
         out.append(Row("metal", "metal", r["chip"], "llama-2-7b", r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, int(r["gpu_cores"]) * APPLE_TFLOPS_PER_CORE[fam],
-                       float(r["tg128_tokens_per_s"]), float(r["pp512_tokens_per_s"]), 512, 64, r["source"]))
+                       float(r["tg128_tokens_per_s"]), float(r["pp512_tokens_per_s"]), 512, 64, r["source"],
+                       line=line, tg_tokens=128, data_file="apple_m1_m2_llama2_7b.csv"))
     return out
 
 
@@ -148,7 +149,7 @@ def apple_more_rows() -> list[Row]:
                        float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
                        _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        512, depth, r["source_url"], model_name=r["model_as_named"],
-                       runtime=r["runtime"], line=line, tg_tokens=n_tg))
+                       runtime=r["runtime"], line=line, tg_tokens=n_tg, data_file="apple_more.csv"))
     return out
 
 
