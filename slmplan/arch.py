@@ -405,7 +405,7 @@ def _ggml_type(q: str, t: LayoutTensor, f, v_index: tuple[int, int] | None = Non
     layer, n = v_index if v_index is not None else (t.layer, n_layer_all or f.n_layers)
     # untied: the output tensor exists; tied: token_embd (and Gemma's per-layer table, the same
     # category in llama-quant.cpp) is quantized like the output
-    gt = ggml_type_for(q, TensorRole(role, layer, n, t.ne[0], t.n_elements),
+    gt = ggml_type_for(q, TensorRole(role, layer, n, t.ne[0], t.n_elements, len(t.ne) >= 3 and t.ne[2] > 1),
                        f.tied_embeddings and t.role in ("token_embd", "per_layer_embd"))
     if f.n_expert == 8 and base not in (T.F32, T.F16, T.BF16):
         gt = _eight_experts(q, role, gt)

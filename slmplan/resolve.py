@@ -7,7 +7,7 @@ from pathlib import Path
 
 from slmplan.catalog import facts, get_model, get_variant, load_catalog
 from slmplan.errors import BadInputError
-from slmplan.estimate.quants import FTYPE_BASE, is_gguf_quant
+from slmplan.estimate.quants import FTYPE_BASE, canonical_quant, is_gguf_quant
 from slmplan.model import ModelFacts
 
 
@@ -44,8 +44,9 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
     cat = load_catalog(catalog_path)
     m = get_model(cat, spec)
     f = facts(m)
-    if quant and not any(v.quant.upper() == quant.upper() for v in m.variants) and is_gguf_quant(quant):
+    quant = canonical_quant(quant) if quant else quant
+    if quant and not any(v.quant.upper() == quant for v in m.variants) and is_gguf_quant(quant):
         # any llama.cpp file type can be built for a catalog architecture: computed, not published
-        return [Candidate(f, next(q for q in FTYPE_BASE if q == quant.upper()), computed=True)]
+        return [Candidate(f, next(q for q in FTYPE_BASE if q == quant), computed=True)]
     variants = [get_variant(m, quant)] if quant else list(m.variants)
     return [Candidate(f, v.quant) for v in variants]

@@ -84,3 +84,34 @@ def test_dense_weight_bytes_match_llama_quantize(tmp_path, arch):
     for q, got in got_all.items():
         assert got is not None, f"llama.cpp could not quantize the {arch} file to {q}"
         assert f.weights_bytes(q) == got["bytes"], q
+
+
+def test_gpt_oss_mxfp4_moe_weights_are_what_llama_bench_prints():
+    """llama.cpp's MXFP4_MOE (experts MXFP4, every other quantized tensor Q8_0, llama-quant.cpp): llama-bench
+    prints 'gpt-oss 20B MXFP4 MoE | 11.27 GiB | 20.91 B' for ggml-org's file (kyuz0/amd-r9700-ai-toolboxes log)."""
+    from collections import Counter
+
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    f = facts(get_model(load_catalog(), "gpt-oss-20b"))
+    ts = f.weight_tensors("MXFP4_MOE")
+    assert round(sum(t.n_bytes for t in ts) / 2**30, 2) == 11.27
+    assert round(sum(t.n_elements for t in ts) / 1e9, 2) == 20.91
+    kinds = Counter(t.ggml_type for t in ts if t.n_elements > 10**6)
+    assert set(kinds) == {"MXFP4", "Q8_0"} and kinds["MXFP4"] == 3 * f.n_layers  # gate/up/down experts per layer
+    assert all(t.ggml_type == "MXFP4" for t in ts if "_exps" in t.name and not t.name.endswith("bias"))
+    # the requantized standard types are larger: Q4_K falls back to Q5_0 on the 2880-wide rows
+    assert f.weights_bytes("Q4_K_M") > 1.25 * f.weights_bytes("MXFP4_MOE")
+
+
+def test_mxfp4_is_an_alias_of_llama_cpps_file_type(cli):
+    from slmplan.estimate.quants import canonical_quant, is_gguf_quant
+    from slmplan.importers.identify import quant_from_name, quant_from_type
+
+    assert canonical_quant("mxfp4") == "MXFP4_MOE" and is_gguf_quant("MXFP4")
+    assert canonical_quant(quant_from_type("gpt-oss 20B MXFP4 MoE")) == "MXFP4_MOE"
+    assert canonical_quant(quant_from_name("gpt-oss-20b-mxfp4.gguf")) == "MXFP4_MOE"
+    code, out, err = cli("fit", "gpt-oss-20b", "--device", "mac-mini-m4", "--quant", "mxfp4", "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["quant"] == "MXFP4_MOE" and not row["memory"]["weights_method"].startswith("computed")

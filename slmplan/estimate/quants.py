@@ -43,6 +43,9 @@ FTYPE_BASE: dict[str, T] = {
     "Q3_K_L": T.Q3_K, "Q3_K_M": T.Q3_K, "Q3_K_S": T.Q3_K,
     "IQ3_XXS": T.IQ3_XXS, "IQ3_M": T.IQ3_S, "IQ3_S": T.IQ3_S,
     "Q2_K": T.Q2_K, "Q2_K_S": T.Q2_K, "IQ2_XXS": T.IQ2_XXS, "IQ2_XS": T.IQ2_XS, "IQ2_M": T.IQ2_S,
+    # llama.cpp's MXFP4_MOE (llama-bench prints "MXFP4 MoE"): expert tensors MXFP4, every other quantized
+    # tensor Q8_0, the file type OpenAI's gpt-oss weights ship in
+    "MXFP4_MOE": T.MXFP4,
 }
 
 # When a K-quant tensor's row length is not a multiple of 256, llama.cpp falls back to these.
@@ -65,8 +68,19 @@ def tensor_bytes(t: T, n_elements: int) -> int:
     return (n_elements // block) * size
 
 
+# Names of a file type other than llama.cpp's own: MXFP4 (file names like gpt-oss-20b-mxfp4.gguf, llama.cpp's
+# description "MXFP4 MoE") is its one MXFP4 file type, MXFP4_MOE
+QUANT_ALIASES = {"MXFP4": "MXFP4_MOE", "MXFP4_MOE": "MXFP4_MOE"}
+
+
+def canonical_quant(name: str) -> str:
+    """``name`` upper-cased, an alias replaced by the llama.cpp file-type name (MXFP4 -> MXFP4_MOE)."""
+    q = name.upper()
+    return QUANT_ALIASES.get(q, q)
+
+
 def is_gguf_quant(name: str) -> bool:
-    return name.upper() in FTYPE_BASE
+    return canonical_quant(name) in FTYPE_BASE
 
 
 def _use_more_bits(i: int, n: int) -> bool:
@@ -83,6 +97,7 @@ class TensorRole:
     n_layers: int
     row: int  # ne[0], the row length the quant block runs along
     n_elements: int
+    expert: bool = False  # a 3-D tensor of all experts (ne[2] = n_expert > 1)
 
 
 def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
@@ -93,6 +108,8 @@ def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
         return T.F32
     if base in (T.F32, T.F16, T.BF16):
         return base
+    if ftype == "MXFP4_MOE":  # llama-quant.cpp: MoE tensors -> MXFP4, other tensors (output included) -> Q8_0
+        return T.MXFP4 if t.expert else T.Q8_0
     new: T = base
     is_output = t.role == "output" or (tied and t.role == "token_embd")
     if is_output:
@@ -158,5 +175,6 @@ def quant_quality_rank(quant: str) -> float:
         "ONNX-INT4": 0.94, "Q4_1": 0.94, "Q4_0": 0.93, "Q3_K_L": 0.9, "Q3_K_M": 0.88,
         "IQ3_M": 0.88, "IQ3_S": 0.87, "Q3_K_S": 0.84, "IQ3_XXS": 0.84, "Q2_K": 0.75,
         "Q2_K_S": 0.72, "IQ2_M": 0.74, "IQ2_S": 0.72, "IQ2_XS": 0.7, "IQ2_XXS": 0.65,
+        "MXFP4_MOE": 0.96,  # 4.25-bit experts (gpt-oss is trained and released so), the rest Q8_0
     }
     return table.get(q, 0.9)

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from slmplan.errors import BadInputError
-from slmplan.estimate.quants import is_gguf_quant
+from slmplan.estimate.quants import canonical_quant, is_gguf_quant
 
 # llama.cpp's llama_model_ftype_name() descriptions that differ from the file-type names
 _KSIZE = {"small": "S", "medium": "M", "large": "L"}
@@ -110,7 +110,7 @@ def identify(row, catalog_path: str | None = None, model: str | None = None, qua
         mid = get_model(load_catalog(catalog_path), model).id
     else:
         mid = _identify_id(row, label, catalog_path)
-    q = (quant or quant_from_type(row.model_type) or quant_from_name(row.model_filename) or row.quant or "").upper()
+    q = canonical_quant(quant or quant_from_type(row.model_type) or quant_from_name(row.model_filename) or row.quant or "")
     if not q:
         raise BadInputError(f"{row.source}: cannot tell the quant of '{label}'", "Name it with --quant, e.g. --quant Q4_K_M")
     if not is_gguf_quant(q):
