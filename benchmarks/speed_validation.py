@@ -38,6 +38,8 @@ def model_tables() -> None:
             print(_row(f"{cls} decode, {split.replace('_', '-')} ({s['groups']} groups)", s["decode"]))
             if s["prefill"].get("rows"):
                 print(_row(f"{cls} prefill, {split.replace('_', '-')}", s["prefill"]))
+            if s.get("decode_builds_2025_on"):
+                print(_row(f"  {cls} decode {split.split('_')[2]}-out, builds of 2025 on", s["decode_builds_2025_on"]))
             if len(s["decode_by_backend"]) > 1:
                 for b, e in s["decode_by_backend"].items():
                     print(_row(f"  {cls} decode {split.split('_')[2]}-out, {b}", e))

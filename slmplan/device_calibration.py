@@ -47,12 +47,11 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # (no CUDA graphs: GTX 1050 Ti, RTX 2080), CUDA with CUDA graphs (GB10, RTX 5070, Jetson Orin Nano) and Vulkan.
 # A group of one device (Vulkan: the RX 7900 XT) takes the median of all the CUDA/Vulkan devices, as
 # benchmarks/calibration_lomo.py evaluates it. Metal: the median of the two Apple chips with 3+ catalog models
-# (M2 Ultra and M4, apple_m1_m2_llama2_7b.csv + apple_more.csv), 0.105 ms, below the Metal speed model's own
-# 0.154 ms per layer (the M4's 2026 builds run small models faster than the 2023-2024 builds the Metal fit
-# rests on). Other classes (CPU, and NPU runtimes): the planner's own split.
+# (M2 Ultra and M4, apple_m1_m2_llama2_7b.csv + apple_more.csv), 0.085 ms, below the Metal speed model's own
+# 0.114 ms per layer. Other classes (CPU, and NPU runtimes): the planner's own split.
 PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
                "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan", "metal": ", Apple Metal"}
-ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.73e-5, "gpu-no-graphs": 1.494e-4, "vulkan": 9.91e-5, "metal": 1.054e-4}
+ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.73e-5, "gpu-no-graphs": 1.494e-4, "vulkan": 9.91e-5, "metal": 8.48e-5}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------

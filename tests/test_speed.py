@@ -405,9 +405,9 @@ def test_the_2026_edge_cpu_rows_are_read_with_their_sources():
 
 
 def test_more_apple_rows_are_read():
-    """apple_more.csv: 15 llama.cpp Metal rows, device = chip, decode depth = half the tg test."""
+    """apple_more.csv: 16 llama.cpp Metal rows, device = chip, decode depth = half the tg test."""
     rows = CR.apple_more_rows()
-    assert len(rows) == 15 and {r.cls for r in rows} == {"metal"}
+    assert len(rows) == 16 and {r.cls for r in rows} == {"metal"}
     cat = {m.id for m in load_catalog().models}
     assert all(r.model_id in cat and r.quant in CR.QUANTS and r.tg for r in rows)
     tiny = [r for r in rows if r.model_id == "tinyllama-1.1b"]
@@ -416,8 +416,36 @@ def test_more_apple_rows_are_read():
     qwen = [r for r in rows if r.model_id == "qwen3.5-0.8b" and r.quant == "Q4_K_M"]
     assert qwen[0].tg == 103 and qwen[0].tg_depth == 100 and qwen[0].tg_tokens == 200  # tg200
     assert {r.tg_depth for r in rows if r.model_id == "llama-3.1-8b"} == {256}  # tg512
-    assert sum(r.gpu_tflops is None for r in rows) == 3  # GPU core count not stated: decode only
-    assert sum(r.cls == "metal" for r in load_rows()) == 45 + 15
+    assert sum(r.gpu_tflops is None for r in rows) == 4  # GPU core count not stated: decode only
+    assert sum(r.cls == "metal" for r in load_rows()) == 45 + 16
+    (m2u,) = [r for r in rows if r.model_id == "qwen3-0.6b" and r.device == "M2 Ultra"]
+    assert (m2u.tg, m2u.tg_tokens, m2u.tg_depth, m2u.build_year) == (240.02, 32, 16, 2026)  # PR 26570's master column
+    assert {r.build_year for r in CR.apple_rows()} == {2023}  # discussion 4167's benchmark of November 2023
+    assert sorted({r.build_year for r in rows}) == [2024, 2025, 2026]
+
+
+def test_metal_builds_before_2025_get_a_per_layer_cost_of_their_own():
+    """The 2026 rows (M1 Ultra TinyLlama, M2 Ultra Qwen3 0.6B, the M4's Qwen3.5 sizes) decode small models faster
+    than the 2023-2024 builds the LLaMA-2 7B sweep was measured with: the Metal fit gives builds before 2025 a
+    per-layer cost of their own (chosen by leave-one-device-out error) and predicts with the current one."""
+    from slmplan.estimate.fit import _own_layer_cost
+
+    k = load_constants().classes["metal"]
+    assert k.c_layer_old_builds_s is not None and k.c_layer_old_builds_s > 1.3 * k.c_layer_s
+    rows = load_rows()
+    old = [r for r in rows if r.cls == "metal" and _own_layer_cost(r)]
+    assert len(old) == 45 + 8 and all(r.build_year < 2025 for r in old)
+    assert not any(_own_layer_cost(r) for r in rows if r.cls == "cpu")
+    get = Facts()
+    r = next(r for r in old if r.device == "M2 Ultra" and r.quant == "Q4_0")  # 800 GB/s: the fixed cost matters
+    slower = predict_tg(r, k, get)  # the row's own (old) build
+    current = predict_tg(replace(r, build_year=2026), k, get)
+    assert current > 1.05 * slower
+    # the planner's own formula predicts current builds: the same as the row read as a 2026 build
+    t, _ = decode_time_s(get(r.model_id), r.quant, Hardware("metal", r.bandwidth_gbs), r.tg_depth, k)
+    assert 1 / t == pytest.approx(current, rel=1e-9)
+    v = json.loads(MODEL_FILE.read_text())["validation"]["metal"]
+    assert v["leave_one_model_out"]["decode"]["mean_abs_pct"] < 8.5  # 9.0% with one per-layer cost for every build
 
 
 def test_metal_per_token_cost_only_with_several_model_sizes():

@@ -84,6 +84,7 @@ class Row:
     tg_tokens: int | None = None  # tokens generated per decode measurement, when the data set says
     cuda_graphs: bool | None = None  # CUDA: llama.cpp replays the kernels as a CUDA graph (GPU Ampere or newer)
     data_file: str = ""  # the CSV file the row comes from (``line`` is its line there)
+    build_year: int | None = None  # the year of the llama.cpp build that measured it, where the data set says
 
 
 def model_id(name: str) -> str | None:
@@ -124,8 +125,20 @@ def apple_rows() -> list[Row]:
         out.append(Row("metal", "metal", r["chip"], "llama-2-7b", r["quant"],
                        float(r["memory_bandwidth_gbs"]), None, int(r["gpu_cores"]) * APPLE_TFLOPS_PER_CORE[fam],
                        float(r["tg128_tokens_per_s"]), float(r["pp512_tokens_per_s"]), 512, 64, r["source"],
-                       line=line, tg_tokens=128, data_file="apple_m1_m2_llama2_7b.csv"))
+                       line=line, tg_tokens=128, data_file="apple_m1_m2_llama2_7b.csv", build_year=APPLE_SWEEP_YEAR))
     return out
+
+
+# ggml-org/llama.cpp discussion 4167 ("Performance of llama.cpp on Apple Silicon M-series"): the benchmark run
+# in November 2023 (llama.cpp issue #4358 of 2023-12-07: "Recently, we did a performance benchmark of llama.cpp
+# for Apple Silicon M-series chips: .../discussions/4167")
+APPLE_SWEEP_YEAR = 2023
+
+
+def _year(text: str) -> int | None:
+    """The year a build_or_date field names (the first 20xx in it), None if none."""
+    m = re.search(r"\b(20\d\d)\b", text)
+    return int(m.group(1)) if m else None
 
 
 def _decode_test(tg_test: str) -> tuple[int | None, int]:
@@ -149,7 +162,8 @@ def apple_more_rows() -> list[Row]:
                        float(r["memory_bandwidth_gbs"]), None, _f(r["gpu_tflops"]),
                        _f(r["tg_tokens_per_s"]) if n_tg else None, _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        512, depth, r["source_url"], model_name=r["model_as_named"],
-                       runtime=r["runtime"], line=line, tg_tokens=n_tg, data_file="apple_more.csv"))
+                       runtime=r["runtime"], line=line, tg_tokens=n_tg, data_file="apple_more.csv",
+                       build_year=_year(r["build_or_date"])))
     return out
 
 

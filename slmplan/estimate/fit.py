@@ -199,9 +199,22 @@ def _features(rows: list[Row], get: Facts, q_dec: dict, q_cpu: dict | None = Non
         TH.append(r.threads or THREAD_REF)
         # peak GFLOPS of one core llama.cpp runs on (0 = unknown: the per-layer cost is not scaled by it)
         PC.append(r.cpu_gflops / r.threads if r.cls == "cpu" and r.cpu_gflops and r.threads else 0.0)
-        NG.append(1.0 if r.backend == "cuda" and r.cuda_graphs is False else 0.0)  # CUDA without CUDA graphs
+        NG.append(1.0 if _own_layer_cost(r) else 0.0)
     return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH", "NG", "PC"),
                                                             (B, FL, L, BW, G, TG, TH, NG, PC))}
+
+
+OLD_BUILD_BEFORE = 2025  # Metal builds before this year get a per-layer cost of their own (the split)
+
+
+def _old_metal_build(r: Row) -> bool:
+    return r.cls == "metal" and r.build_year is not None and r.build_year < OLD_BUILD_BEFORE
+
+
+def _own_layer_cost(r: Row) -> bool:
+    """Rows whose fixed cost per layer unit is a constant of its own when the class is split: CUDA without
+    CUDA graphs (GPUs before Ampere) in the gpu class, builds before 2025 in the Metal class."""
+    return (r.backend == "cuda" and r.cuda_graphs is False) or _old_metal_build(r)
 
 
 def _layer_scale(x: dict[str, np.ndarray], thread_exp: float, core_exp: float) -> np.ndarray:
@@ -241,8 +254,9 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
             core_exp: float = 0.0) -> tuple[float, float, float, float, float | None]:
     """Pattern search in log space from the best grid point (deterministic): eta <= 1, kappa <= 1,
     fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons.
-    ``split``: with CUDA rows both with and without CUDA graphs, the per-layer cost of the latter is a fifth
-    constant (starting from the shared one); else it is None. ``free_token``: the fixed cost per token is
+    ``split``: with rows both with and without a per-layer cost of their own (``_own_layer_cost``: CUDA without
+    CUDA graphs, Metal builds before 2025), theirs is a fifth constant (starting from the shared one); else it
+    is None. ``free_token``: the fixed cost per token is
     fitted (``_fit_decode`` decides it)."""
     logm = np.log(x["TG"])
     split = split and bool(x["NG"].any() and not x["NG"].all())
@@ -278,7 +292,7 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
 def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
                 thread_exp: float, overlap: float = 1.0, split: bool = False, free_token: bool = True,
                 core_exp: float = 0.0, q_cpu: dict | None = None) -> tuple[float, float | None, float, float, float | None]:
-    x = _features([r for r in rows if r.tg], get, q_dec, q_cpu)
+    x = _features([r for r in rows if r.tg], get, q_dec, q_cpu)  # x["NG"]: the rows of _own_layer_cost
     logm = np.log(x["TG"])
     t_mem = x["B"][None, :] / (ETAS[:, None] * x["BW"][None, :])  # (eta, row)
     if cls == "cpu":
@@ -309,6 +323,10 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
 
 
 def predict_tg(r: Row, k: ClassConstants, get: Facts) -> float:
+    """Predicted decode tokens/s of the row; a Metal row of a build before 2025 with the per-layer cost of those
+    builds where the class has one (the planner itself predicts current builds)."""
+    if k.c_layer_old_builds_s is not None and _old_metal_build(r):
+        k = replace(k, c_layer_s=k.c_layer_old_builds_s)
     t, _ = decode_time_s(get(r.model_id), r.quant, _hw(r), r.tg_depth, k)
     return 1.0 / t
 
@@ -330,7 +348,10 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
     rows = [r for r in rows if r.cls == cls]
     q_cpu = cpu_rates_table(qc, q_dec) if cls == "cpu" else {}
     eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token, ce, q_cpu)
-    k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng, eff_pp=1.0,
+    c_old = c_ng if cls == "metal" else None  # the split's second constant: old Metal builds, or CUDA without graphs
+    c_ng = None if cls == "metal" else c_ng
+    k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng,
+                       c_layer_old_builds_s=c_old, eff_pp=1.0,
                        quant_decode=q_dec, quant_prefill=q_pp, quant_cpu=q_cpu, thread_exp=te, core_exp=ce,
                        overlap=overlap, n_rows=len(rows))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
@@ -418,7 +439,8 @@ def summarize(ratios: list[float], low: float | None = None, high: float | None 
 
 def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None = None,
               free_token: bool = True) -> tuple[dict, list[dict]]:
-    te, ov, sp, ce = k.thread_exp, k.overlap, k.c_layer_no_graphs_s is not None, k.core_exp
+    te, ov, ce = k.thread_exp, k.overlap, k.core_exp
+    sp = k.c_layer_no_graphs_s is not None or k.c_layer_old_builds_s is not None
     qc = rates_of(k.quant_cpu)
     lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, free_token, ce, qc)
     lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp, free_token, ce, qc)
@@ -432,6 +454,9 @@ def _validate(rows, cls, get, q_dec, q_pp, k: ClassConstants, memo: dict | None 
                      "decode": _summarize_by_backend([x for x in h if x["tg_ratio"]], k),
                      "prefill": summarize(pp, k.prefill_ratio_low, k.prefill_ratio_high),
                      "decode_by_backend": by_backend}
+        if k.c_layer_old_builds_s is not None:  # the rows of current builds, the ones the planner predicts
+            val[name]["decode_builds_2025_on"] = summarize(
+                [x["tg_ratio"] for x in h if x["tg_ratio"] and not _old_metal_build(x["row"])], *k.decode_bounds("metal"))
     crow = [r for r in rows if r.cls == cls]
     val["train"] = {"decode": summarize([r.tg / predict_tg(r, k, get) for r in crow if r.tg]),
                     "prefill": summarize([x for r in crow if k.eff_pp and (x := _pp_ratio(r, k, get))])}
@@ -471,12 +496,14 @@ def _pick_cpu_shape(rows, get, q_dec, q_pp, memo: dict | None = None,
                                                            free_token=free_token, ce=p[2], qc=p[3]))
 
 
-def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None) -> bool:
-    """Whether CUDA without CUDA graphs (GPUs before Ampere) gets a fixed cost per layer unit of its own:
-    only when that lowers the leave-one-device-out decode error of the GPU class. On the shipped data it
-    does not (README, Speed): the two pre-Ampere GPUs with many rows disagree (GTX 1050 Ti ~2x slower than
-    predicted, RTX 2080 ~1.5x faster), so a constant fitted on one moves the other further away."""
-    err = {sp: held_out_decode_error(rows, get, q_dec, q_pp, 0.0, 1.0, "gpu", memo, sp) for sp in (False, True)}
+def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None, cls: str = "gpu") -> bool:
+    """Whether some rows of the class get a fixed cost per layer unit of their own (``_own_layer_cost``): only
+    when that lowers the leave-one-device-out decode error of the class (each held-out row predicted with the
+    constant of its own kind). gpu: CUDA without CUDA graphs (GPUs before Ampere); on the shipped data it does
+    not (README, Speed): the two pre-Ampere GPUs with many rows disagree (GTX 1050 Ti ~2x slower than
+    predicted, RTX 2080 ~1.5x faster), so a constant fitted on one moves the other further away. metal: builds
+    before 2025, whose per-layer cost the 2026 rows of the M1 Ultra, M2 Ultra and M4 show to be higher."""
+    err = {sp: held_out_decode_error(rows, get, q_dec, q_pp, 0.0, 1.0, cls, memo, sp) for sp in (False, True)}
     return err[True] < err[False]
 
 
@@ -535,7 +562,7 @@ def fit_all() -> dict:
     for cls in ("metal", "gpu", "cpu"):
         q_pp = fit_quant_prefill(rows, cls)
         te, ov, ce, qc = _pick_cpu_shape(rows, get, q_dec, q_pp, memo) if cls == "cpu" else (0.0, 1.0, 0.0, ())
-        sp = cls == "gpu" and _pick_graph_split(rows, get, q_dec, q_pp, memo)
+        sp = cls in ("gpu", "metal") and _pick_graph_split(rows, get, q_dec, q_pp, memo, cls)
         ft = token_cost[cls] = _pick_token_cost(rows, cls, get, q_dec, q_pp, te, ov, sp, memo, ce, qc)
         if cls == "cpu" and not ft:  # the shape again, for the model without a per-token cost
             te, ov, ce, qc = _pick_cpu_shape(rows, get, q_dec, q_pp, memo, free_token=False)

@@ -26,6 +26,10 @@ class ClassConstants:
     # CUDA on GPUs older than Ampere (no CUDA graphs: every kernel launched on its own): the fixed cost per
     # layer unit there; None = the same as c_layer_s (slmplan.estimate.cuda_arch)
     c_layer_no_graphs_s: float | None = None
+    # Metal: the fixed cost per layer unit of llama.cpp builds before 2025 (before the Metal backend's op
+    # fusion and concurrent dispatch), fitted so that those rows do not pull c_layer_s, which is the cost of
+    # current builds; not used in predictions (the planner predicts current llama.cpp); None = not split
+    c_layer_old_builds_s: float | None = None
     kappa: float | None = None  # achieved share of peak FLOPS in compute-bound decode (CPU)
     eff_pp: float | None = None  # achieved share of peak FLOPS in prefill
     decode_ratio_low: float = 1.0  # measured/predicted quantiles on held-out devices
@@ -76,6 +80,8 @@ class ClassConstants:
                        c_layer_s=self.c_layer_s / decode, c_token_s=self.c_token_s / decode,
                        c_layer_no_graphs_s=(self.c_layer_no_graphs_s / decode if self.c_layer_no_graphs_s is not None
                                             else None),
+                       c_layer_old_builds_s=(self.c_layer_old_builds_s / decode if self.c_layer_old_builds_s is not None
+                                             else None),
                        eff_pp=self.eff_pp * prefill if self.eff_pp else self.eff_pp)
 
 
