@@ -516,3 +516,12 @@ def test_cpu_decode_rates_by_type_group_on_the_pi_sweeps():
                (("rates", k), ("flat", flat))}
         better += err["rates"] < err["flat"]
     assert better == 5
+
+
+def test_gpt_oss_mxfp4_rows_are_read_and_the_memory_rule_uses_the_spec_where_llmfit_leaves_it_blank():
+    rows = [r for r in load_rows() if r.model_id == "gpt-oss-20b"]
+    # the RX 7900 XT (20 GB) runs it on the GPU; the 8 GB RTX 5070 Laptop GPU (memory blank in llmfit's
+    # result, 8 GB by NVIDIA's spec) cannot hold its 11.27 GiB and is left out, as the 8 GB RTX 2080
+    assert [(r.device, r.quant) for r in rows] == [("amd-radeon-rx-7900-xt", "MXFP4_MOE")]
+    assert CR.quant_of("MXFP4") == "MXFP4_MOE"
+    assert set(CR.LLMFIT_VRAM_SPEC) <= set(CR.LLMFIT_DEVICES)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmplan.estimate.cuda_arch import compute_capability_from_name, uses_cuda_graphs
+from slmplan.estimate.quants import canonical_quant
 
 CAL = Path(__file__).resolve().parent.parent / "data" / "calibration"
 
@@ -27,7 +28,7 @@ MODEL_MAP = [
     ("granite-4.0-h-1b", "granite-4.0-h-1b"), ("granite-4.0-h-tiny", "granite-4.0-h-tiny"),
     ("gemma-3n-e2b", "gemma-3n-e2b"), ("gemma-3n-e4b", "gemma-3n-e4b"), ("gemma-4-e2b", "gemma-4-e2b"),
     ("gemma-4-e4b", "gemma-4-e4b"), ("smollm3-3b", "smollm3-3b"), ("gemma-3-270m", "gemma-3-270m"),
-    ("qwen2.5-0.5b", "qwen2.5-0.5b"), ("qwen3-0.6b", "qwen3-0.6b"),
+    ("qwen2.5-0.5b", "qwen2.5-0.5b"), ("qwen3-0.6b", "qwen3-0.6b"), ("gpt-oss-20b", "gpt-oss-20b"),
     ("qwen3.5", None), ("qwen2.5-7b-1m", None), ("qwen3-30b", None), ("qwen3-coder", None),
     ("tinyllama", "tinyllama-1.1b"), ("llama-3.2-3b", "llama-3.2-3b"), ("llama3.2:3b", "llama-3.2-3b"),
     ("llama-3.2-1b", "llama-3.2-1b"), ("llama 3.1 8b", "llama-3.1-8b"), ("llama3.1:8b", "llama-3.1-8b"),
@@ -39,7 +40,7 @@ MODEL_MAP = [
     ("qwen2.5:1.5b", "qwen2.5-1.5b"), ("phi-3.5-mini", "phi-3.5-mini"), ("phi-4-mini", "phi-4-mini"),
     ("gemma-2-2b", "gemma-2-2b"), ("gemma-3-4b", "gemma-3-4b"), ("gemma-3-1b", "gemma-3-1b"), ("smollm2-1.7b", "smollm2-1.7b"),
 ]
-QUANTS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16"}
+QUANTS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16", "MXFP4_MOE"}
 
 # Memory bandwidth of the llmfit community devices (the data set does not state it): vendor
 # specifications, memory data rate x bus width.
@@ -55,6 +56,13 @@ LLMFIT_DEVICES = {
     "nvidia-geforce-rtx-5070-laptop-gpu": ("cuda", 384, "NVIDIA spec: 24 Gbps GDDR7 x 128-bit"),
     "nvidia-geforce-rtx-5090-laptop-gpu": ("cuda", 896, "NVIDIA spec: 28 Gbps GDDR7 x 256-bit"),
     "intel-arc-graphics-130v-140v-integrated": ("vulkan", 136.5, "Intel ark: LPDDR5X-8533 x 128-bit"),
+}
+# GPU memory of the llmfit devices whose results leave it blank (vendor specifications, GB as GiB as the
+# data set's own figures are): needed for the 90%-of-memory rule of llmfit_rows.
+LLMFIT_VRAM_SPEC = {
+    "nvidia-geforce-gtx-1080-ti": (11.0, "NVIDIA spec: 11 GB GDDR5X"),
+    "nvidia-geforce-rtx-4060-laptop-gpu": (8.0, "NVIDIA spec: 8 GB GDDR6"),
+    "nvidia-geforce-rtx-5070-laptop-gpu": (8.0, "NVIDIA spec: 8 GB GDDR7"),
 }
 # Apple GPU FP32 per core: M1 8-core 2.6 TFLOPS, M2 10-core 3.6 TFLOPS (Apple announcements).
 APPLE_TFLOPS_PER_CORE = {"M1": 2.6 / 8, "M2": 3.6 / 10}
@@ -96,7 +104,7 @@ def model_id(name: str) -> str | None:
 
 
 def quant_of(q: str) -> str | None:
-    q = q.split(" ")[0].upper()
+    q = canonical_quant(q.split(" ")[0])  # MXFP4 (gpt-oss's files) is llama.cpp's MXFP4_MOE
     return q if q in QUANTS else None
 
 
@@ -229,7 +237,8 @@ def llmfit_rows(weights_bytes, identify: Callable[[str], str | None] = model_id,
     ``identify`` maps the data set's model name to a catalog id (default: the speed fit's MODEL_MAP, where
     fine-tunes count as their base model), ``quant`` the (model name, quant column) to a quant (default: the
     quant column). Rows whose weights exceed 90% of the GPU's memory are left out (partly offloaded to the
-    CPU), as are duplicates of one measurement stored twice."""
+    CPU; the memory from the spec where the data leaves it blank, LLMFIT_VRAM_SPEC), as are duplicates of
+    one measurement stored twice."""
     out, seen = [], set()
     for line, r in read_csv_lines("llmfit_community.csv"):
         dev = LLMFIT_DEVICES.get(r["device"])
@@ -243,6 +252,8 @@ def llmfit_rows(weights_bytes, identify: Callable[[str], str | None] = model_id,
             continue
         seen.add(key)
         vram = _f(r["vram_gb"]) if r["hw_class"] == "DISCRETE_GPU" else _f(r["ram_gb"])
+        if not vram and r["device"] in LLMFIT_VRAM_SPEC:
+            vram = LLMFIT_VRAM_SPEC[r["device"]][0]
         if vram and weights_bytes(mid, q) > 0.9 * vram * 2**30:
             continue
         n_out = _f(r["avg_output_tokens"])
