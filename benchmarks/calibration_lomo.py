@@ -237,6 +237,8 @@ def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dic
                 others = [ratio[n]]
             if not others and g in GPU_GROUPS:  # the only device of its group: the median of the other CUDA/Vulkan GPUs
                 others = [r for m, r in ratio.items() if m != n and r is not None and group[m] in GPU_GROUPS]
+            if g in saved and not others:  # no other device of the group: the planner's own split, not a
+                DC.ONE_MODEL_LAYER_PRIOR_S.pop(g)  # shipped prior computed with this very device
             if g in saved and others:
                 value = statistics.median(others)
                 # calibrate looks the group up again (DC.prior_group): with one group, every GPU group gets it

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmplan.errors import BadInputError, GGUFError, MissingExtraError, RuntimeFailure
+from slmplan.estimate.quants import canonical_quant
 from slmplan.fileio import read_state, set_aside, write_atomic
 from slmplan.gguf import GGUFHeader, read_header
 from slmplan.hubguard import HostileResponse, content_key, hub_timeout, is_timeout, safe_name, set_timeouts
@@ -26,7 +27,7 @@ from slmplan.textsafe import clean, has_controls
 
 BLOCK = 1 << 20  # range-read granularity: a header of a 262k-vocabulary model is a few MiB
 QUANT_IN_NAME = re.compile(
-    r"(?i)(?:^|[-_.])((?:I?Q[1-8](?:_[0-9A-Z]+)*)|F16|BF16|F32|FP16|FP32)(?=[-_.]|$)")
+    r"(?i)(?:^|[-_.])((?:I?Q[1-8](?:_[0-9A-Z]+)*)|F16|BF16|F32|FP16|FP32|MXFP4(?:_MOE)?)(?=[-_.]|$)")
 SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 
 
@@ -79,7 +80,7 @@ def offline() -> bool:
 
 def quant_fromsafe_name(name: str) -> str | None:
     m = QUANT_IN_NAME.findall(Path(name).name.replace(".gguf", ""))
-    return m[-1].upper() if m else None
+    return canonical_quant(m[-1]) if m else None
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -306,7 +307,7 @@ def list_gguf_files(repo_id: str, revision: str | None = None) -> tuple[list[Rep
 # ---------------------------------------------------------------------------------------- download
 def pick_file(files: list[RepoFile], quant: str) -> list[RepoFile]:
     """The file(s) of ``quant`` (all parts of a split model), preferring non-split single files."""
-    q = quant.upper()
+    q = canonical_quant(quant)
     match = [f for f in files if f.quant == q]
     if not match:
         have = sorted({f.quant for f in files if f.quant})

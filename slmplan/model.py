@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from slmplan.errors import GGUFError
-from slmplan.estimate.quants import NON_GGUF_FORMATS, TensorRole, ggml_type_for, tensor_bytes
+from slmplan.estimate.quants import NON_GGUF_FORMATS, TensorRole, canonical_quant, ggml_type_for, tensor_bytes
 from slmplan.gguf import ArrayValue, GGUFHeader
 from slmplan.ggufconst import Keys
 
@@ -212,7 +212,7 @@ class ModelFacts:
         entry (as llama.cpp's converter writes the model: with its MTP blocks, which are not loaded)."""
         if self.exact_tensors is not None:
             return self.exact_tensors
-        return tuple(t for t in _synthesize(self, quant.upper(), self.n_layer_nextn > 0) if t.layer < self.n_layers)
+        return tuple(t for t in _synthesize(self, canonical_quant(quant), self.n_layer_nextn > 0) if t.layer < self.n_layers)
 
     def mtp_tensors(self, quant: str) -> tuple[WeightTensor, ...]:
         """The MTP blocks' tensors (in the file, skipped at load): exact for a GGUF file, else synthesized."""
@@ -220,7 +220,7 @@ class ModelFacts:
             return self.exact_mtp_tensors or ()
         if not self.n_layer_nextn:
             return ()
-        return tuple(t for t in _synthesize(self, quant.upper(), True) if t.layer >= self.n_layers)
+        return tuple(t for t in _synthesize(self, canonical_quant(quant), True) if t.layer >= self.n_layers)
 
     def mtp_bytes(self, quant: str) -> int:
         return sum(t.n_bytes for t in self.mtp_tensors(quant))
@@ -230,7 +230,7 @@ class ModelFacts:
         Without them the quantizer sees fewer layers, which can shift a few tensor types."""
         if self.exact_tensors is not None:
             return self.weights_bytes(quant) + (self.mtp_bytes(quant) if with_mtp else 0)
-        return sum(t.n_bytes for t in _synthesize(self, quant.upper(), with_mtp and self.n_layer_nextn > 0))
+        return sum(t.n_bytes for t in _synthesize(self, canonical_quant(quant), with_mtp and self.n_layer_nextn > 0))
 
     def _synthesize(self, q: str, with_mtp: bool = False) -> tuple[WeightTensor, ...]:
         from slmplan.arch import has_layout, synthesize

@@ -37,7 +37,7 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
 
         f = facts_from_gguf(read_gguf(spec))
         fq = f.file_quant or "unknown"
-        if quant and quant.upper() != fq.upper():
+        if quant and canonical_quant(quant) != canonical_quant(fq):
             raise BadInputError(f"{spec} is a {fq} file; quant={quant} does not apply",
                                 "Drop quant for a .gguf file", params=("quant",))
         return [Candidate(f, fq)]

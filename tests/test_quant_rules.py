@@ -115,3 +115,14 @@ def test_mxfp4_is_an_alias_of_llama_cpps_file_type(cli):
     assert code == 0, err
     (row,) = json.loads(out)
     assert row["quant"] == "MXFP4_MOE" and not row["memory"]["weights_method"].startswith("computed")
+
+
+def test_an_mxfp4_variant_in_a_catalog_and_on_the_hub_is_llama_cpps_mxfp4_moe():
+    from slmplan.hub import RepoFile, pick_file, quant_fromsafe_name
+    from slmplan.schema.catalog import CatalogVariant
+
+    assert CatalogVariant(quant="mxfp4", format="GGUF").quant == "MXFP4_MOE"
+    assert CatalogVariant(quant="Q4_K_M", format="GGUF").quant == "Q4_K_M"
+    assert quant_fromsafe_name("gpt-oss-20b-mxfp4.gguf") == "MXFP4_MOE"
+    files = [RepoFile("gpt-oss-20b-mxfp4.gguf", 12_100_000_000, "MXFP4_MOE", None)]
+    assert pick_file(files, "mxfp4") == files == pick_file(files, "MXFP4_MOE")

@@ -444,8 +444,17 @@ def test_metal_builds_before_2025_get_a_per_layer_cost_of_their_own():
     # the planner's own formula predicts current builds: the same as the row read as a 2026 build
     t, _ = decode_time_s(get(r.model_id), r.quant, Hardware("metal", r.bandwidth_gbs), r.tg_depth, k)
     assert 1 / t == pytest.approx(current, rel=1e-9)
-    v = json.loads(MODEL_FILE.read_text())["validation"]["metal"]
-    assert v["leave_one_model_out"]["decode"]["mean_abs_pct"] < 8.5  # 9.0% with one per-layer cost for every build
+    # the split is what the held-out error chooses, and the current-build rows are what it improves
+    from slmplan.estimate.fit import _held_out, _old_metal_build
+
+    q_dec, q_pp = fit_quant_decode(get), fit_quant_prefill(rows, "metal")
+    err = {sp: held_out_decode_error(rows, get, q_dec, q_pp, 0.0, 1.0, "metal", None, sp, False) for sp in (False, True)}
+    assert err[True] < 0.95 * err[False]  # 0.073 vs 0.083 (mean |log ratio|, device-out)
+    for by in ("device", "model_id"):
+        new = {sp: statistics.fmean(abs(1 / x["tg_ratio"] - 1) for x in _held_out(rows, "metal", get, q_dec, q_pp, by, 0.0, 1.0,
+                                                                                   None, sp, False)
+                                    if x["tg_ratio"] and not _old_metal_build(x["row"])) for sp in (False, True)}
+        assert new[True] < 0.75 * new[False], by  # 8.8% vs 14.1% device-out, 8.5% vs 12.6% model-out
 
 
 def test_metal_per_token_cost_only_with_several_model_sizes():
@@ -464,7 +473,7 @@ def test_metal_per_token_cost_only_with_several_model_sizes():
     assert len({r.model_id for r in metal}) > 2 and several.c_token_s > 0
     assert fit_class(metal, "metal", get, q_dec, q_pp, free_token=False).c_token_s == 0
     shipped = json.loads(MODEL_FILE.read_text())
-    assert shipped["c_token_fitted"] == {"cpu": False, "gpu": True, "metal": False}
+    assert shipped["c_token_fitted"] == {"cpu": False, "gpu": False, "metal": False}
     assert all(shipped["classes"][c]["c_token_s"] == 0 for c, fitted in shipped["c_token_fitted"].items() if not fitted)
 
 

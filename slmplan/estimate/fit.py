@@ -228,7 +228,8 @@ def _layer_scale(x: dict[str, np.ndarray], thread_exp: float, core_exp: float) -
 def _decode_times(x: dict[str, np.ndarray], cls: str, eta, kappa, c_token, c_layer, thread_exp: float,
                   overlap: float, c_layer_ng: float | None = None, core_exp: float = 0.0) -> np.ndarray:
     """Predicted seconds per token of the rows in ``x`` (the formula of ``speed.decode_time_s``;
-    ``c_layer_ng``: the per-layer cost of the CUDA rows without CUDA graphs, None = ``c_layer``)."""
+    ``c_layer_ng``: the per-layer cost of the rows of ``_own_layer_cost`` (x["NG"]: CUDA without CUDA graphs,
+    Metal builds before 2025), None = ``c_layer``)."""
     t_mem = x["B"] / (eta * x["BW"])
     if cls == "cpu":
         t_cpu = x["FL"] / (kappa * np.where(x["G"] > 0, x["G"], np.inf))
@@ -502,7 +503,8 @@ def _pick_graph_split(rows, get, q_dec, q_pp, memo: dict | None = None, cls: str
     constant of its own kind). gpu: CUDA without CUDA graphs (GPUs before Ampere); on the shipped data it does
     not (README, Speed): the two pre-Ampere GPUs with many rows disagree (GTX 1050 Ti ~2x slower than
     predicted, RTX 2080 ~1.5x faster), so a constant fitted on one moves the other further away. metal: builds
-    before 2025, whose per-layer cost the 2026 rows of the M1 Ultra, M2 Ultra and M4 show to be higher."""
+    before 2025, whose per-layer cost is higher than what the 2025-2026 rows (the M2 Ultra's Qwen3 0.6B, the
+    M4's Qwen3.5 sizes) show; the M1 Ultra's 2026 TinyLlama row is the exception (README, Speed)."""
     err = {sp: held_out_decode_error(rows, get, q_dec, q_pp, 0.0, 1.0, cls, memo, sp) for sp in (False, True)}
     return err[True] < err[False]
 
@@ -512,9 +514,10 @@ def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float
     """Whether the class fits a fixed cost per token (besides the one per layer unit): only where its rows span
     several models (``_several_models``; with one model the two cannot be told apart) and where that does not
     raise the leave-one-model-out decode error (mean |log(measured/predicted)|): the split between a cost per
-    token and one per layer is what carries over to model sizes the fit has not seen. On the shipped data the
-    GPU class keeps it (0.2826 vs 0.2830 without; it comes out at 0) and CPU (0.2062 vs 0.2050) and Metal (0.115 vs 0.089: a per-token cost fitted on the LLaMA-2 7B sweep plus 15 other
-    rows predicts the small models slower still) do not."""
+    token and one per layer is what carries over to model sizes the fit has not seen. On the shipped data no
+    class keeps it: GPU 0.2804 with and without (it came out at 0 while it was kept), CPU 0.2062 vs 0.2050,
+    Metal 0.092 vs 0.072 (with the old-builds split; a per-token cost fitted on the LLaMA-2 7B sweep plus the
+    other sizes predicts the small models slower still)."""
     def err(free: bool) -> float:
         return held_out_decode_error(rows, get, q_dec, q_pp, te, overlap, cls, memo, split, free, by="model_id", ce=ce,
                                      qc=qc)

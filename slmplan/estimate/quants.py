@@ -15,6 +15,7 @@ from functools import cache
 
 from slmplan.ggufconst import GGML_QUANT_SIZES
 from slmplan.ggufconst import GGMLQuantizationType as T
+from slmplan.schema.catalog import QUANT_ALIASES
 
 # Formats other than GGUF: (bits per weight of quantized linear layers, bits of embeddings/lm_head).
 # AWQ/GPTQ (group 128) keep embeddings and lm_head in FP16; 4-bit weight + FP16 scale + 4-bit zero per
@@ -68,11 +69,6 @@ def tensor_bytes(t: T, n_elements: int) -> int:
     return (n_elements // block) * size
 
 
-# Names of a file type other than llama.cpp's own: MXFP4 (file names like gpt-oss-20b-mxfp4.gguf, llama.cpp's
-# description "MXFP4 MoE") is its one MXFP4 file type, MXFP4_MOE
-QUANT_ALIASES = {"MXFP4": "MXFP4_MOE", "MXFP4_MOE": "MXFP4_MOE"}
-
-
 def canonical_quant(name: str) -> str:
     """``name`` upper-cased, an alias replaced by the llama.cpp file-type name (MXFP4 -> MXFP4_MOE)."""
     q = name.upper()
@@ -102,7 +98,7 @@ class TensorRole:
 
 def ggml_type_for(ftype: str, t: TensorRole, tied: bool) -> T:
     """The GGML type llama.cpp's quantizer gives tensor ``t`` under file type ``ftype``."""
-    ftype = ftype.upper()
+    ftype = canonical_quant(ftype)
     base = FTYPE_BASE[ftype]
     if t.role == "norm":
         return T.F32
@@ -167,7 +163,7 @@ def quant_quality_rank(quant: str) -> float:
     Ordered by bits per weight, with the knee llama.cpp's perplexity tables show: little loss down
     to ~5 bits, noticeable at 4, steep below 3.5.
     """
-    q = quant.upper()
+    q = canonical_quant(quant)
     table = {
         "F32": 1.0, "F16": 1.0, "BF16": 1.0, "Q8_0": 0.995, "INT8": 0.99, "Q6_K": 0.99,
         "Q5_K_M": 0.98, "Q5_K_S": 0.975, "Q5_0": 0.97, "Q5_1": 0.972, "Q4_K_M": 0.96,

@@ -26,9 +26,10 @@ class ClassConstants:
     # CUDA on GPUs older than Ampere (no CUDA graphs: every kernel launched on its own): the fixed cost per
     # layer unit there; None = the same as c_layer_s (slmplan.estimate.cuda_arch)
     c_layer_no_graphs_s: float | None = None
-    # Metal: the fixed cost per layer unit of llama.cpp builds before 2025 (before the Metal backend's op
-    # fusion and concurrent dispatch), fitted so that those rows do not pull c_layer_s, which is the cost of
-    # current builds; not used in predictions (the planner predicts current llama.cpp); None = not split
+    # Metal: the fixed cost per layer unit of llama.cpp builds before 2025 (a year boundary, roughly before the
+    # Metal backend's op fusion and concurrent dispatch of 2025), fitted so that those rows do not pull
+    # c_layer_s, the cost of current builds; not used in predictions (the planner predicts current llama.cpp);
+    # None = not split
     c_layer_old_builds_s: float | None = None
     kappa: float | None = None  # achieved share of peak FLOPS in compute-bound decode (CPU)
     eff_pp: float | None = None  # achieved share of peak FLOPS in prefill

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from slmplan.schema.base import InputModel as Strict
 
@@ -12,12 +12,21 @@ Format = Literal["GGUF", "AWQ", "GPTQ", "INT8", "ONNX"]
 # Hugging Face config.json layer_types values; conv/mamba/linear_attention layers keep a recurrent state
 LayerType = Literal["full_attention", "sliding_attention", "attention", "conv", "mamba", "linear_attention"]
 RECURRENT_LAYER_TYPES = ("conv", "mamba", "linear_attention")
+# Names of a file type other than llama.cpp's own: MXFP4 (file names like gpt-oss-20b-mxfp4.gguf, llama.cpp's
+# description "MXFP4 MoE") is its one MXFP4 file type, MXFP4_MOE (slmplan.estimate.quants.canonical_quant)
+QUANT_ALIASES = {"MXFP4": "MXFP4_MOE", "MXFP4_MOE": "MXFP4_MOE"}
 
 
 class CatalogVariant(Strict):
     """One quantized file of a model: its quant name, format and (with a source) published size."""
 
     quant: str = Field(min_length=1, description="llama.cpp file type (Q4_K_M, ...) or AWQ-INT4/GPTQ-INT4/INT8/ONNX-INT4")
+
+    @field_validator("quant")
+    @classmethod
+    def _llama_cpp_name(cls, v: str) -> str:
+        """An alias (MXFP4) becomes llama.cpp's file-type name (MXFP4_MOE); other names are kept as written."""
+        return QUANT_ALIASES.get(v.upper(), v)
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
     file: str | None = None
