@@ -8,7 +8,7 @@ from typing import Any
 
 from slmplan.arch import DENSE, LAYOUTS, MTP_LAYOUTS, is_modelled
 from slmplan.errors import CatalogError, UnknownIdError
-from slmplan.estimate.quants import NON_GGUF_FORMATS, is_gguf_quant
+from slmplan.estimate.quants import NON_GGUF_FORMATS, canonical_quant, is_gguf_quant
 from slmplan.model import KV_FROM_START_BY_ARCH, ModelFacts
 from slmplan.schema.catalog import (
     RECURRENT_LAYER_TYPES,
@@ -63,7 +63,7 @@ def get_model(cat: Catalog, model_id: str) -> CatalogModel:
 
 def get_variant(m: CatalogModel, quant: str) -> CatalogVariant:
     for v in m.variants:
-        if v.quant.upper() == quant.upper():
+        if canonical_quant(v.quant) == canonical_quant(quant):
             return v
     raise UnknownIdError(f"model '{m.id}' has no quant '{quant}'",
                          f"Available: {', '.join(v.quant for v in m.variants)}, or any llama.cpp type "

@@ -45,7 +45,7 @@ def resolve(spec: str, quant: str | None = None, catalog_path: str | None = None
     m = get_model(cat, spec)
     f = facts(m)
     quant = canonical_quant(quant) if quant else quant
-    if quant and not any(v.quant.upper() == quant for v in m.variants) and is_gguf_quant(quant):
+    if quant and not any(canonical_quant(v.quant) == quant for v in m.variants) and is_gguf_quant(quant):
         # any llama.cpp file type can be built for a catalog architecture: computed, not published
         return [Candidate(f, next(q for q in FTYPE_BASE if q == quant), computed=True)]
     variants = [get_variant(m, quant)] if quant else list(m.variants)

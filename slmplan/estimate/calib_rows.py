@@ -126,6 +126,12 @@ def _f(x: str) -> float | None:
         return None
 
 
+# ggml-org/llama.cpp discussion 4167 ("Performance of llama.cpp on Apple Silicon M-series"): the benchmark run
+# in November 2023 (llama.cpp issue #4358 of 2023-12-07: "Recently, we did a performance benchmark of llama.cpp
+# for Apple Silicon M-series chips: .../discussions/4167")
+APPLE_SWEEP_YEAR = 2023
+
+
 def apple_rows() -> list[Row]:
     out = []
     for line, r in read_csv_lines("apple_m1_m2_llama2_7b.csv"):
@@ -135,12 +141,6 @@ def apple_rows() -> list[Row]:
                        float(r["tg128_tokens_per_s"]), float(r["pp512_tokens_per_s"]), 512, 64, r["source"],
                        line=line, tg_tokens=128, data_file="apple_m1_m2_llama2_7b.csv", build_year=APPLE_SWEEP_YEAR))
     return out
-
-
-# ggml-org/llama.cpp discussion 4167 ("Performance of llama.cpp on Apple Silicon M-series"): the benchmark run
-# in November 2023 (llama.cpp issue #4358 of 2023-12-07: "Recently, we did a performance benchmark of llama.cpp
-# for Apple Silicon M-series chips: .../discussions/4167")
-APPLE_SWEEP_YEAR = 2023
 
 
 def _year(text: str) -> int | None:

@@ -21,12 +21,6 @@ class CatalogVariant(Strict):
     """One quantized file of a model: its quant name, format and (with a source) published size."""
 
     quant: str = Field(min_length=1, description="llama.cpp file type (Q4_K_M, ...) or AWQ-INT4/GPTQ-INT4/INT8/ONNX-INT4")
-
-    @field_validator("quant")
-    @classmethod
-    def _llama_cpp_name(cls, v: str) -> str:
-        """An alias (MXFP4) becomes llama.cpp's file-type name (MXFP4_MOE); other names are kept as written."""
-        return QUANT_ALIASES.get(v.upper(), v)
     format: Format
     bits_per_weight: float | None = Field(default=None, gt=0, le=32)
     file: str | None = None
@@ -35,6 +29,12 @@ class CatalogVariant(Strict):
     includes_mtp: bool | None = Field(
         default=None, description="the published file holds the model's multi-token-prediction block (needed with "
                                   "size_bytes when the model has mtp_layers: llama.cpp converts it since MTP support)")
+
+    @field_validator("quant")
+    @classmethod
+    def _llama_cpp_name(cls, v: str) -> str:
+        """An alias (MXFP4) becomes llama.cpp's file-type name (MXFP4_MOE); other names are kept as written."""
+        return QUANT_ALIASES.get(v.upper(), v)
 
     @model_validator(mode="after")
     def _numbers_have_sources(self):
