@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import slmplan
-from slmplan.bench import runner
+from slmplan.bench import crash, runner
 
 TINY = ("--pp", "32", "--tg", "4", "--reps", "2", "--no-ttft", "--threads", "1")
 PKG = str(Path(slmplan.__file__).resolve().parent.parent)
@@ -37,6 +37,18 @@ WRAPPER = textwrap.dedent('''
         emit(event="start", test="pp32")
         emit(event="step", step="timed", test="pp32")
         os.kill(os.getpid(), signal.SIGILL)
+    if mode == "segv-when-repack" and spec["settings"]["repack"]:
+        # what llama.cpp's AMX matmul does on a Sapphire Rapids KVM guest: the model loads with an AMX
+        # copy, then the first prompt batch dies from SIGSEGV
+        emit = lambda **ev: (sys.stdout.write(json.dumps(ev) + "\\n"), sys.stdout.flush())
+        emit(event="step", step="loading")
+        emit(event="loaded", load_s=0.1, desc="fake", model_size=1, n_params=1,
+             buffers={{"CPU_Mapped model": 96576000.0, "AMX model": 99971236.0}}, memory={{}}, system={{}})
+        emit(event="start", test="pp32")
+        emit(event="step", step="warmup", test="pp32")
+        sys.stderr.write("llama.cpp| set_n_threads: n_threads = 1, n_threads_batch = 1\\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSEGV)
     if mode == "segv-in-second-test":
         from slmplan.bench.backends import llama_cpp as B
         real = B.LlamaCppBackend.run_test
@@ -89,6 +101,39 @@ def test_sigill_with_repack_falls_back_and_says_so(cli, smollm2, crashing_child,
 
 
 @pytest.mark.runtime
+def test_segfault_in_repacked_kernels_falls_back(cli, smollm2, crashing_child, tmp_path):
+    crashing_child("segv-when-repack")
+    code, out, err = cli("bench", str(smollm2), *TINY, "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["settings"]["repack"] is False
+    assert "SIGSEGV (segmentation fault) during pp32 (warmup)" in d["settings"]["repack_reason"]
+    assert [(a["repack"], a["samples_kept"]) for a in d["attempts"]] == [(True, False), (False, True)]
+    assert all(r["complete"] for r in d["results"])
+
+
+def _attempt_state(signal_name, buffers, repack=True, loaded=True):
+    st = runner._Attempt(repack=repack)
+    st.loaded = {"buffers": buffers} if loaded else None
+    st.exit = crash.ChildExit(-1, signal_name, "it died")
+    return st
+
+
+@pytest.mark.parametrize("sig, buffers, repack, loaded, retry", [
+    ("SIGILL", {}, True, True, True),  # an illegal instruction with repacking on: always
+    ("SIGSEGV", {"CPU_Mapped model": 1.0, "AMX model": 2.0}, True, True, True),
+    ("SIGBUS", {"CPU_REPACK model": 2.0}, True, True, True),
+    ("SIGSEGV", {}, True, False, True),  # died while loading (the copy is made then)
+    ("SIGSEGV", {"CPU_Mapped model": 1.0, "CPU KV": 1.0}, True, True, False),  # no repacked copy: not its kernels
+    ("SIGSEGV", {"AMX model": 2.0}, False, True, False),  # repacking was already off
+    ("SIGKILL", {"AMX model": 2.0}, True, True, False),  # out of memory: repacking off would not help
+    ("SIGABRT", {"AMX model": 2.0}, True, True, False),  # llama.cpp's own assertion
+])
+def test_which_crashes_are_retried_without_repacking(sig, buffers, repack, loaded, retry):
+    assert runner._repacked_kernels_crashed(_attempt_state(sig, buffers, repack, loaded)) is retry
+
+
+@pytest.mark.runtime
 def test_sigill_fallback_is_shown_in_the_table(cli, smollm2, crashing_child):
     crashing_child("sigill-when-repack")
     code, out, err = cli("bench", str(smollm2), *TINY)
@@ -115,7 +160,8 @@ def test_sigill_is_reported_not_retried_when_repack_is_set(cli, smollm2, crashin
 def test_crash_after_the_first_test_keeps_it_and_exits_1(cli, smollm2, crashing_child, tmp_path):
     crashing_child("segv-in-second-test")
     out_json = tmp_path / "b.json"
-    code, out, err = cli("bench", str(smollm2), *TINY, "--format", "json", "-o", str(out_json))
+    # --repack 0: with repacking on, a crash on a CPU where llama.cpp makes an AMX copy is retried
+    code, out, err = cli("bench", str(smollm2), *TINY, "--repack", "0", "--format", "json", "-o", str(out_json))
     assert code == 1
     d = json.loads(out)
     assert [r["test"] for r in d["results"]] == ["pp32"] and len(d["results"][0]["samples"]) == 2
@@ -123,7 +169,7 @@ def test_crash_after_the_first_test_keeps_it_and_exits_1(cli, smollm2, crashing_
     assert [m["test"] for m in d["missing_tests"]] == ["tg4"]
     assert json.loads(out_json.read_text())["missing_tests"] == d["missing_tests"]
     assert "Error: llama.cpp benchmark failed:" in err and "missing: tg4" in err
-    assert d["attempts"] == [{"repack": True, "outcome": d["failure"], "samples_kept": True}]
+    assert d["attempts"] == [{"repack": False, "outcome": d["failure"], "samples_kept": True}]
 
 
 def test_child_imports_the_parents_slmplan(tmp_path):

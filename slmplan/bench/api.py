@@ -42,7 +42,7 @@ class BenchOptions:
     prompt: str | None = None  # that prompt (default: a built-in ~100-word request)
     warmup: bool = True
     mmap: bool = True
-    repack: bool | None = None  # None: llama.cpp's default (on) with one rerun off after an illegal instruction
+    repack: bool | None = None  # None: llama.cpp's default (on) with one rerun off after a crash in the repacked kernels
     quant: str | None = None  # for a catalog id: which quant's cached GGUF
     force: bool = False  # run even if the predicted footprint exceeds the RAM available now
 

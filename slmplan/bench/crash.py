@@ -16,6 +16,9 @@ _NAMES = {
 }
 
 
+NATIVE_CRASH_SIGNALS = frozenset({"SIGILL", "SIGSEGV", "SIGBUS"})
+
+
 @dataclass(frozen=True)
 class ChildExit:
     """How the child process ended, when it did not finish its work."""
@@ -28,6 +31,12 @@ class ChildExit:
     @property
     def illegal_instruction(self) -> bool:
         return self.signal_name == "SIGILL"
+
+    @property
+    def native_crash(self) -> bool:
+        """Killed by the CPU for what native code did (illegal instruction, bad memory access): what
+        llama.cpp's AMX kernels do on some Xeon VMs (SIGILL on some, SIGSEGV on others)."""
+        return self.signal_name in NATIVE_CRASH_SIGNALS
 
 
 def oom_kill_count() -> int | None:

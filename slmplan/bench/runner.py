@@ -3,8 +3,9 @@
 The child (``slmplan.bench.worker``, one of the runtimes in ``slmplan.bench.backends``) streams one
 JSON event per line (``slmplan.bench.protocol``): each timed sample as it is measured, so an
 interrupted run (Ctrl-C) keeps every sample taken so far. A child that dies is named by its
-signal, the step it was in and llama.cpp's last log line; an illegal instruction with llama.cpp's
-repacked CPU kernels on is measured again with them off (and says so).
+signal, the step it was in and llama.cpp's last log line; a native crash (illegal instruction,
+segmentation fault, bus error) in llama.cpp's repacked CPU kernels is measured again with them off
+(and says so).
 """
 
 from __future__ import annotations
@@ -234,7 +235,26 @@ def _spec(runtime: str, path: str, tests: list[TestSpec], s: BenchSettings, repa
             "ttft": {"prompt": ttft_prompt, "reps": ttft_reps or s.reps} if ttft_prompt else None}
 
 
+def _repacked_kernels_crashed(st: _Attempt) -> bool:
+    """The child died in native code with repacked weights, so running without them is a safe retry.
+
+    An illegal instruction with repacking on always counts (the AMX and repack kernels are the only
+    code that needs more than the build's base ISA); a segmentation fault or bus error counts when the
+    model had a repacked copy (llama.cpp's 'AMX model buffer' or 'CPU_REPACK model buffer') or had not
+    finished loading (the copy is made while loading): on Intel Sapphire Rapids VMs llama.cpp's AMX
+    matmul dies with SIGSEGV in the first prompt batch (llama-cpp-python 0.3.36, KVM guest, 2026-12-02).
+    """
+    if not (st.repack and st.crashed and st.exit and st.exit.native_crash):
+        return False
+    if st.exit.illegal_instruction or st.loaded is None:
+        return True
+    return bool(extra_model_buffers(st.loaded.get("buffers") or {}))
+
+
 def _failure_hint(st: _Attempt) -> str:
+    if _repacked_kernels_crashed(st):
+        return ("This CPU crashes in one of llama.cpp's repacked kernels (AMX or CPU_REPACK): rerun with --repack 0 "
+                "(or drop --repack 1 to let slmplan fall back by itself)")
     if st.exit and st.exit.illegal_instruction:
         if st.repack:
             return ("This CPU does not run one of llama.cpp's repacked kernels: rerun with --repack 0 "
@@ -253,7 +273,7 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     """Measure ``path`` in a child process, as llama-bench does, with the planner's prediction per test.
 
     ``settings.repack`` None means llama.cpp's default (extra buffer types on) with one automatic
-    rerun with them off if the child dies from an illegal instruction; True/False is what the user
+    rerun with them off if the child dies in the repacked kernels (``_repacked_kernels_crashed``); True/False is what the user
     asked for and is never changed. ``runtime`` names a backend of ``slmplan.bench.backends``
     ('llama.cpp' for a GGUF file, 'onnx' for an ONNX Runtime GenAI folder; there ``facts`` is None
     and nothing is predicted). A crash before any test finished raises ``RuntimeFailure``; after
@@ -269,7 +289,7 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     warnings: list[str] = []
     attempts: list[BenchAttempt] = []
     reason = None
-    if st.crashed and st.exit and st.exit.illegal_instruction and repack and s.repack is None:
+    if s.repack is None and _repacked_kernels_crashed(st):
         first = st.failure()
         attempts.append(BenchAttempt(repack=True, outcome=first, samples_kept=False))
         reason = (f"with repacking on (llama.cpp's CPU extra buffer types, llama-bench --repack 1) {first}; "
@@ -282,7 +302,8 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     s = s.model_copy(update={"repack": repack if caps.repack else None, "repack_reason": reason})
     failure = st.failure() if st.crashed else None
     if failure and not st.done:
-        raise RuntimeFailure(f"{runtime} benchmark failed: {failure}", _failure_hint(st))
+        again = " with repacking off too" if reason else ""
+        raise RuntimeFailure(f"{runtime} benchmark failed{again}: {failure}", _failure_hint(st))
     attempts.append(BenchAttempt(repack=repack if caps.repack else None, outcome=failure or (
         "interrupted" if st.interrupted else "completed"), samples_kept=True))
     after = sysinfo.Snapshot.take()
