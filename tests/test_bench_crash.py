@@ -101,15 +101,26 @@ def test_sigill_with_repack_falls_back_and_says_so(cli, smollm2, crashing_child,
 
 
 @pytest.mark.runtime
-def test_segfault_in_repacked_kernels_falls_back(cli, smollm2, crashing_child, tmp_path):
+def test_segfault_in_repacked_kernels_falls_back(cli, gemma3, crashing_child, tmp_path):
     crashing_child("segv-when-repack")
-    code, out, err = cli("bench", str(smollm2), *TINY, "--format", "json")
+    code, out, err = cli("bench", str(gemma3), *TINY, "--format", "json")
     assert code == 0, err
     d = json.loads(out)
     assert d["settings"]["repack"] is False
     assert "SIGSEGV (segmentation fault) during pp32 (warmup)" in d["settings"]["repack_reason"]
     assert [(a["repack"], a["samples_kept"]) for a in d["attempts"]] == [(True, False), (False, True)]
     assert all(r["complete"] for r in d["results"])
+    # the prediction is for what was measured: Gemma's Q4_K weights without the repacked prompt kernels
+    from slmplan.bench.predict import make_predictor
+    from slmplan.gguf import read_gguf
+    from slmplan.localdevice import detect_local
+    from slmplan.model import facts_from_gguf
+
+    facts = facts_from_gguf(read_gguf(str(gemma3)))
+    off, on = (make_predictor(facts, "Q4_K_M", detect_local(), 1, repack=r).tokens_per_s(32, 0, 0) for r in (False, True))
+    assert off < on
+    pp = next(r for r in d["results"] if r["test"] == "pp32")
+    assert pp["predicted_tokens_per_s"] == pytest.approx(off, rel=1e-3)
 
 
 def _attempt_state(signal_name, buffers, repack=True, loaded=True):

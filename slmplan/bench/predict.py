@@ -71,12 +71,15 @@ class Predictor:
 
 
 def make_predictor(facts: ModelFacts, quant: str, device: DeviceProfile, threads: int,
-                   constants: SpeedConstants | None = None, label: str | None = None) -> Predictor:
+                   constants: SpeedConstants | None = None, label: str | None = None,
+                   repack: bool = True) -> Predictor:
     """The planner's prediction for a benchmark with ``threads`` on ``device``: through the device's calibration
-    when it has one that measured this thread count (and no ``constants`` are forced), else the speed model."""
+    when it has one that measured this thread count (and no ``constants`` are forced), else the speed model.
+    ``repack`` False: the run had llama.cpp's repacked CPU weights off (``--repack 0``, or slmplan's fallback
+    after a crash in them), so the repacked prompt kernels do not apply."""
     from slmplan.planner import hardware
 
-    hw = replace(hardware(device), threads=threads)
+    hw = replace(hardware(device), threads=threads, repack=repack)
     cores = device.threads or device.cpu_cores
     if hw.cpu_gflops and cores and threads < cores:
         hw = replace(hw, cpu_gflops=hw.cpu_gflops * threads / cores)

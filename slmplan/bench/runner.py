@@ -308,7 +308,8 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         "interrupted" if st.interrupted else "completed"), samples_kept=True))
     after = sysinfo.Snapshot.take()
 
-    planner_pred = make_predictor(facts, quant, device, s.threads) if facts and quant else None
+    planner_pred = (make_predictor(facts, quant, device, s.threads, repack=s.repack is not False)
+                    if facts and quant else None)
     results: list[TestResult] = []
     for t in tests:
         ns = st.samples.get(t.name, [])
