@@ -102,15 +102,15 @@ def local(paths: list[str]) -> None:
     figures = sorted({(v.memory_bandwidth_gbs, v.cpu_gflops) for v in devices.values()})
     print(f"\nLocal results, no --calibrate; device figures as stored with each result (GB/s, GFLOPS): {figures}; "
           f"{skipped} busy run(s) left out")
-    print("| model | quant | test | repack | runs | measured tok/s (median) | predicted | measured/predicted |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | quant | test | threads | repack | runs | measured tok/s (median) | predicted | measured/predicted |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, v in sorted(meas.items()):
         m, path, q, th, test, npp, ng, repack = key
         p = make_predictor(facts_from_gguf(read_gguf(path)), q, devices[key], th, constants=load_constants(), label="shipped",
                            repack=repack)
         pred = p.tokens_per_s(npp, ng, 0)
         med = statistics.median(v)
-        print(f"| {m} | {q} | {test} | {'on' if repack else 'off'} | {len(v)} | {med:.1f} | {pred:.1f} | {med / pred:.2f} |")
+        print(f"| {m} | {q} | {test} | {th} | {'on' if repack else 'off'} | {len(v)} | {med:.1f} | {pred:.1f} | {med / pred:.2f} |")
 
 
 def main() -> int:
