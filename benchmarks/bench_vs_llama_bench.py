@@ -46,13 +46,15 @@ def run_llama_bench(exe: Path, model: Path, threads: int, pp: int, tg: int, reps
 
 def choose_repack(exe: Path, model: Path, wanted: str) -> tuple[int, str]:
     """Both sides must run with the same repack setting. 'auto': llama.cpp's default (1), unless
-    llama-bench itself dies from an illegal instruction with it (the AMX path on some Xeon VMs)."""
+    llama-bench itself dies with it (the AMX path on some Xeon VMs: SIGILL on some, SIGSEGV on others)."""
     if wanted in ("0", "1"):
         return int(wanted), "set with --repack"
     r = subprocess.run([str(exe), "-m", str(model), "-p", "16", "-n", "0", "-r", "1", "--repack", "1", "-o", "json"],
                        env=bench_env(), capture_output=True, text=True)
-    if r.returncode in (-4, 132):  # SIGILL (132 = 128 + 4 when a shell reports it)
-        return 0, "llama-bench --repack 1 dies from SIGILL (illegal instruction) on this CPU"
+    crashes = {4: "SIGILL (illegal instruction)", 7: "SIGBUS (bus error)", 11: "SIGSEGV (segmentation fault)"}
+    sig = -r.returncode if r.returncode < 0 else r.returncode - 128  # a shell reports a signal as 128 + N
+    if sig in crashes:
+        return 0, f"llama-bench --repack 1 dies from {crashes[sig]} on this CPU"
     return 1, "llama.cpp's default"
 
 

@@ -199,6 +199,51 @@ def llama_cpp_features(cpu_model: str) -> tuple[list[str] | None, str]:
     return feats, f"llama.cpp {version} system info"
 
 
+REPACK_CRASH_FILE = "repack_crash.json"
+
+
+def _llama_cpu_key() -> str | None:
+    """Which llama.cpp build on which CPU a crash record is about (None: llama-cpp-python not installed)."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return f"{version}|{cpu_info()['model']}"
+
+
+def record_repack_crash(what: str) -> None:
+    """Remember that llama.cpp crashed here with its repacked CPU kernels on and ran with them off
+    (``slmplan bench``'s fallback), so plans for this machine can say so. Best effort."""
+    key = _llama_cpu_key()
+    if key is None:
+        return
+    try:
+        from slmplan.fileio import write_atomic
+
+        path = cache_dir() / REPACK_CRASH_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"key": key, "what": what[:400], "when": time.strftime("%Y-%m-%d")}))
+    except (OSError, BadInputError):
+        pass
+
+
+def repack_crash() -> dict | None:
+    """The recorded crash of llama.cpp's repacked kernels for the installed llama.cpp on this CPU, or None
+    (none recorded, or recorded for another build or CPU: an upgrade may have fixed it)."""
+    raw = read_state(cache_dir() / REPACK_CRASH_FILE)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("what"), str) and isinstance(data.get("when"), str)):
+        return None
+    return data if data.get("key") == _llama_cpu_key() else None
+
+
 def local_cpu_features(cpu: dict) -> tuple[list[str], str]:
     """Features for llama.cpp's extra-buffer rules: what llama.cpp was built with (when installed),
     else what the CPU reports (assuming a native build)."""

@@ -79,6 +79,16 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
         mem = mem.model_copy(update={"notes": ["memory for the NPU runtime: llama.cpp's allocation of the same weights, "
                                                "KV cache and buffers (without its CPU repacking) as an estimate; the "
                                                "runtime's own buffers are not modelled", *mem.notes]})
+    if device.id == "local" and settings.repack and q.runtime == "llama.cpp":
+        from slmplan.localdevice import repack_crash
+
+        crash = repack_crash()
+        if crash:
+            mem = mem.model_copy(update={"notes": [
+                f"on this machine llama.cpp crashed with its repacked CPU weights on ({crash['what']}; slmplan bench, "
+                f"{crash['when']}) and ran with them off: apps need repacking off here (llama-bench --repack 0, "
+                "llama-cli --no-repack, llama.cpp's model parameter use_extra_bufts = false); --repack 0 plans for that",
+                *mem.notes]})
     if c.computed:
         note = (f"{c.quant} is not a published variant of {c.facts.id} in the catalog: sizes computed with "
                 "llama.cpp's quant-mix rules")

@@ -123,6 +123,42 @@ def test_segfault_in_repacked_kernels_falls_back(cli, gemma3, crashing_child, tm
     assert pp["predicted_tokens_per_s"] == pytest.approx(off, rel=1e-3)
 
 
+@pytest.mark.runtime
+def test_a_repack_crash_is_remembered_for_this_machine(cli, smollm2, crashing_child, tmp_path):
+    from slmplan import localdevice
+
+    def fit_notes(*extra):
+        code, out, err = cli("fit", "smollm2-135m", "--device", "local", "--format", "json", *extra)
+        assert code == 0, err
+        return " ".join(n for r in json.loads(out) for n in r["memory"]["notes"])
+
+    assert localdevice.repack_crash() is None and "crashed" not in fit_notes()
+    crashing_child("segv-when-repack")
+    code, out, err = cli("bench", str(smollm2), *TINY)
+    assert code == 0, err
+    crash = localdevice.repack_crash()
+    assert crash["what"] == "died from SIGSEGV (segmentation fault) during pp32 (warmup)"
+    note = fit_notes()
+    assert "llama.cpp crashed with its repacked CPU weights on (died from SIGSEGV" in note and "--repack 0" in note
+    assert "crashed" not in fit_notes("--repack", "0")  # planned for repacking off: nothing to warn of
+    code, out, err = cli("devices", "--local", "--format", "json")
+    assert code == 0 and json.loads(out)["llama_cpp_repack_crash"]["what"] == crash["what"]
+    # a record of another llama.cpp build or CPU does not apply (an upgrade may have fixed it)
+    path = localdevice.cache_dir() / localdevice.REPACK_CRASH_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), "key": "0.0.1|another CPU"}))
+    assert localdevice.repack_crash() is None and "crashed" not in fit_notes()
+
+
+@pytest.mark.runtime
+def test_a_crash_that_repacking_off_does_not_fix_is_not_remembered(cli, smollm2, crashing_child):
+    from slmplan import localdevice
+
+    crashing_child("sigill-always")
+    code, out, err = cli("bench", str(smollm2), *TINY)
+    assert code == 1 and "with repacking off too" in err
+    assert localdevice.repack_crash() is None
+
+
 def _attempt_state(signal_name, buffers, repack=True, loaded=True):
     st = runner._Attempt(repack=repack)
     st.loaded = {"buffers": buffers} if loaded else None

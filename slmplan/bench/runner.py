@@ -290,7 +290,7 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     attempts: list[BenchAttempt] = []
     reason = None
     if s.repack is None and _repacked_kernels_crashed(st):
-        first = st.failure()
+        first, crashed = st.failure(), st
         attempts.append(BenchAttempt(repack=True, outcome=first, samples_kept=False))
         reason = (f"with repacking on (llama.cpp's CPU extra buffer types, llama-bench --repack 1) {first}; "
                   "measured again with repacking off (--repack 0)")
@@ -301,6 +301,11 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         st = _attempt(_spec(runtime, path, tests, s, repack, ttft_prompt, ttft_reps), on_event)
     s = s.model_copy(update={"repack": repack if caps.repack else None, "repack_reason": reason})
     failure = st.failure() if st.crashed else None
+    if reason and not st.crashed:  # the run without repacking finished: the repacked kernels were the cause
+        from slmplan.localdevice import record_repack_crash
+
+        assert crashed.exit is not None  # _repacked_kernels_crashed checked it
+        record_repack_crash(f"{crashed.exit.description.removeprefix('it ')} during {crashed.step}")
     if failure and not st.done:
         again = " with repacking off too" if reason else ""
         raise RuntimeFailure(f"{runtime} benchmark failed{again}: {failure}", _failure_hint(st))

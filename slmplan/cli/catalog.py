@@ -45,11 +45,13 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
     Examples: slmplan devices; slmplan devices --local --format json
     """
     from slmplan.devices import builtin_devices
-    from slmplan.localdevice import detect_local
+    from slmplan.localdevice import detect_local, repack_crash
 
+    crash = None
     if local:
         err.print("[dim]detecting this machine (first run measures memory bandwidth)...[/dim]")
         devs = [detect_local()]
+        crash = repack_crash()
     else:
         devs = list(builtin_devices())
     from slmplan.estimate.extra_bufts import describe_extra_buffer_types
@@ -77,8 +79,12 @@ def devices_cmd(local: Annotated[bool, typer.Option("--local", help="Detect this
                 line = "; ".join(f"{k} for {', '.join(v)} weights" for k, v in extra.items())
             out.print(f"  llama.cpp repacked weight copies here (extra buffer types, --repack 1): {line}",
                       markup=False, highlight=False)
+            if crash:
+                out.print(f"  Warning: llama.cpp crashed here with repacking on ({clean(crash['what'])}; slmplan bench, "
+                          f"{crash['when']}): run it with repacking off (--repack 0, --no-repack)", markup=False, highlight=False)
 
     rows = [d.contract_dict() for d in devs]
     if local:
         rows[0]["llama_cpp_extra_buffer_types"] = describe_extra_buffer_types(devs[0].cpu_features)
+        rows[0]["llama_cpp_repack_crash"] = crash
     emit(fmt, rows if not local else rows[0], table, lambda: rows)
