@@ -312,7 +312,7 @@ def row_backend(row) -> str | None:
 
 
 def _settings_key(row) -> tuple:
-    return (row_backend(row), row.threads, row.flash_attn, row.type_k, row.type_v)
+    return (row_backend(row), row.threads, row.flash_attn, row.type_k, row.type_v, row.repack)
 
 
 def select_rows(rows, threads: int | None = None) -> list:
@@ -324,7 +324,8 @@ def select_rows(rows, threads: int | None = None) -> list:
     for r in rows:
         groups.setdefault(_settings_key(r), []).append(r)
     if len(groups) > 1:
-        desc = "; ".join(f"{k[0]}, {k[1] or '?'} threads, fa {k[2] or '?'}, kv {k[3] or '?'}/{k[4] or '?'} ({len(v)} rows)"
+        desc = "; ".join(f"{k[0]}, {k[1] or '?'} threads, fa {k[2] or '?'}, kv {k[3] or '?'}/{k[4] or '?'}, "
+                         f"repack {'?' if k[5] is None else int(k[5])} ({len(v)} rows)"
                          for k, v in groups.items())
         raise BadInputError(f"the rows measure {len(groups)} different settings ({desc})",
                             "Calibrate on one setting: pass --threads N, or files of one llama-bench setting")
@@ -397,7 +398,7 @@ def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_
         files=list(sources), measurements=len(used), models=sorted({r.model for r in used}),
         llama_cpp_build=", ".join(builds) or None,
         date=now or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), backend=backend,
-        threads=r0.threads, flash_attn=r0.flash_attn, type_k=r0.type_k, type_v=r0.type_v,
+        threads=r0.threads, flash_attn=r0.flash_attn, type_k=r0.type_k, type_v=r0.type_v, repack=r0.repack,
         predictor=predictor_fingerprint(dev), decode=dec, prefill=pre, residuals=residuals)
     name = dev.name if dev.name.endswith("(calibrated)") else f"{dev.name} (calibrated)"
     sources_key = {**dev.sources, "calibration": f"slmplan calibrate on {', '.join(names)} ({cal.date})"}

@@ -202,6 +202,7 @@ def llama_cpp_features(cpu_model: str) -> tuple[list[str] | None, str]:
 REPACK_CRASH_FILE = "repack_crash.json"
 
 
+@lru_cache(maxsize=1)
 def _llama_cpu_key() -> str | None:
     """Which llama.cpp build on which CPU a crash record is about (None: llama-cpp-python not installed)."""
     import importlib.metadata

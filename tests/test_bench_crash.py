@@ -155,15 +155,30 @@ def test_a_crash_that_repacking_off_does_not_fix_is_not_remembered(cli, smollm2,
 
     crashing_child("sigill-always")
     code, out, err = cli("bench", str(smollm2), *TINY)
-    assert code == 1 and "with repacking off too" in err
+    assert code == 1 and "failed with repacking on (the benchmark process stopped unexpectedly: it died from SIGILL" in err
+    assert "and with repacking off: the benchmark process stopped unexpectedly: it died from SIGILL" in err
     assert localdevice.repack_crash() is None
 
 
-def _attempt_state(signal_name, buffers, repack=True, loaded=True):
+def _attempt_state(signal_name, buffers, repack=True, loaded=True, done=(), interrupted=False):
     st = runner._Attempt(repack=repack)
     st.loaded = {"buffers": buffers} if loaded else None
     st.exit = crash.ChildExit(-1, signal_name, "it died")
+    st.done = {t: {} for t in done}
+    st.interrupted = interrupted
     return st
+
+
+def test_which_crashes_are_retried_after_a_finished_test_or_ctrl_c():
+    amx = {"CPU_Mapped model": 1.0, "AMX model": 2.0}
+    assert runner._repacked_kernels_crashed(_attempt_state("SIGILL", amx, done=["pp32"]))  # as before: any time
+    # a prompt batch already ran through the repacked kernels: something else crashed, keep the finished test
+    for done in (["pp32"], ["pp32+tg4"], ["tg4 @ d64"], ["tg4", "ttft"]):
+        assert not runner._repacked_kernels_crashed(_attempt_state("SIGSEGV", amx, done=done))
+    # generation alone does not run the batched kernels the AMX crash is in (then the depth fill or a pp test dies)
+    assert runner._repacked_kernels_crashed(_attempt_state("SIGSEGV", amx, done=["tg4"]))
+    assert not runner._repacked_kernels_crashed(_attempt_state("SIGSEGV", amx, interrupted=True))
+    assert not runner._repacked_kernels_crashed(_attempt_state("SIGILL", amx, repack=False))
 
 
 @pytest.mark.parametrize("sig, buffers, repack, loaded, retry", [
@@ -246,3 +261,23 @@ def test_exit_descriptions(rc, before, after, text):
     from slmplan.bench.crash import describe_exit
 
     assert describe_exit(rc, before, after).description == text
+
+
+def test_ctrl_c_during_the_rerun_records_no_crash(monkeypatch, smollm2):
+    """Only a rerun without repacking that runs through shows the repacked kernels were the cause."""
+    from slmplan import localdevice
+    from slmplan.devices import get_device
+    from slmplan.schema.bench import BenchSettings
+
+    first = _attempt_state("SIGSEGV", {"AMX model": 2.0})
+    first.step = "pp32 (warmup)"
+    second = runner._Attempt(repack=False)
+    second.interrupted = True
+    second.done = {"pp32": {}}
+    states = iter([first, second])
+    monkeypatch.setattr(runner, "_attempt", lambda spec, on_event: next(states))
+    run = runner.run_child_benchmark("smollm2-135m", str(smollm2), None, [runner.TestSpec(32, 0)],
+                                     BenchSettings(threads=1, n_batch=512, n_ubatch=512, flash_attn="auto", reps=1,
+                                                   warmup=False), get_device("pixel-8"))
+    assert run.interrupted and run.settings.repack is False
+    assert localdevice.repack_crash() is None

@@ -49,7 +49,7 @@ def _stored_rows(cal: DeviceCalibration) -> list[BenchRow]:
     return [BenchRow(source=r.source, n_prompt=r.n_prompt, n_gen=r.n_gen, n_depth=r.n_depth,
                      tokens_per_s=r.measured_tokens_per_s, model_id=r.model, quant=r.quant, gguf_path=r.gguf_path,
                      threads=cal.threads, backends=_LLAMA_BENCH_BACKEND.get(cal.backend, cal.backend), n_gpu_layers=0,
-                     flash_attn=cal.flash_attn, type_k=cal.type_k, type_v=cal.type_v)
+                     flash_attn=cal.flash_attn, type_k=cal.type_k, type_v=cal.type_v, repack=cal.repack)
             for r in cal.residuals]
 
 
@@ -66,10 +66,11 @@ def merged_rows(new: list[BenchRow], old: DeviceCalibration | None) -> tuple[lis
     if old is None or not new:
         return new, sources, notes
     n0 = new[0]
-    same = (old.threads, old.flash_attn, old.type_k, old.type_v) == (n0.threads, n0.flash_attn, n0.type_k, n0.type_v)
+    same = ((old.threads, old.flash_attn, old.type_k, old.type_v, old.repack)
+            == (n0.threads, n0.flash_attn, n0.type_k, n0.type_v, n0.repack))
     if not same:
         notes.append(f"the stored calibration measured other settings ({old.threads} threads, fa {old.flash_attn}, "
-                     f"kv {old.type_k}/{old.type_v}): replaced by this run's")
+                     f"kv {old.type_k}/{old.type_v}, repack {old.repack}): replaced by this run's")
         return new, sources, notes
     kept = [r for r in _stored_rows(old) if not any(_same_test(r, n) for n in new)]
     kept_sources = [f for f in old.files if any(r.source.startswith(f + ":") for r in kept)]

@@ -76,7 +76,9 @@ def make_predictor(facts: ModelFacts, quant: str, device: DeviceProfile, threads
     """The planner's prediction for a benchmark with ``threads`` on ``device``: through the device's calibration
     when it has one that measured this thread count (and no ``constants`` are forced), else the speed model.
     ``repack`` False: the run had llama.cpp's repacked CPU weights off (``--repack 0``, or slmplan's fallback
-    after a crash in them), so the repacked prompt kernels do not apply."""
+    after a crash in them), so the speed model leaves out the repacked prompt kernels. A device calibration
+    corrects what its rows measured, with their repack setting (``DeviceCalibration.repack``), so ``repack``
+    does not change a calibrated prediction."""
     from slmplan.planner import hardware
 
     hw = replace(hardware(device), threads=threads, repack=repack)

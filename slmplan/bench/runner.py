@@ -241,24 +241,31 @@ def _repacked_kernels_crashed(st: _Attempt) -> bool:
     An illegal instruction with repacking on always counts (the AMX and repack kernels are the only
     code that needs more than the build's base ISA); a segmentation fault or bus error counts when the
     model had a repacked copy (llama.cpp's 'AMX model buffer' or 'CPU_REPACK model buffer') or had not
-    finished loading (the copy is made while loading): on Intel Sapphire Rapids VMs llama.cpp's AMX
-    matmul dies with SIGSEGV in the first prompt batch (llama-cpp-python 0.3.36, KVM guest, 2026-12-02).
+    finished loading (the copy is made while loading), and no finished test had run a prompt batch: on
+    Intel Sapphire Rapids VMs llama.cpp's AMX matmul dies with SIGSEGV in the first batch of more than one
+    token (a pp test, the context fill of a depth test, the TTFT prompt; generation alone runs;
+    llama-cpp-python 0.3.36, KVM guest, 2026-12-02). Once a prompt batch has run through the repacked
+    kernels, a later crash is something else, and the finished tests are kept instead.
     """
     if not (st.repack and st.crashed and st.exit and st.exit.native_crash):
         return False
-    if st.exit.illegal_instruction or st.loaded is None:
+    if st.exit.illegal_instruction:
         return True
-    return bool(extra_model_buffers(st.loaded.get("buffers") or {}))
+    if any(_prompt_batch(name) for name in st.done):
+        return False
+    return st.loaded is None or bool(extra_model_buffers(st.loaded.get("buffers") or {}))
+
+
+def _prompt_batch(test: str) -> bool:
+    """Whether a test ran a batch of more than one token: pp512, pp512+tg128, tg128 @ d4096, the TTFT prompt."""
+    return test.startswith("pp") or "@ d" in test or test == "ttft"
 
 
 def _failure_hint(st: _Attempt) -> str:
     if _repacked_kernels_crashed(st):
-        return ("This CPU crashes in one of llama.cpp's repacked kernels (AMX or CPU_REPACK): rerun with --repack 0 "
+        return ("llama.cpp's repacked kernels (AMX or CPU_REPACK) may be what crashes on this CPU: rerun with --repack 0 "
                 "(or drop --repack 1 to let slmplan fall back by itself)")
-    if st.exit and st.exit.illegal_instruction:
-        if st.repack:
-            return ("This CPU does not run one of llama.cpp's repacked kernels: rerun with --repack 0 "
-                    "(or drop --repack 1 to let slmplan fall back by itself)")
+    if st.exit and st.exit.illegal_instruction:  # with repacking off
         return ("This llama.cpp build uses an instruction this CPU (or its hypervisor) does not allow; reinstall "
                 "llama-cpp-python built on this machine: pip install --force-reinstall --no-cache-dir llama-cpp-python")
     if st.exit and st.exit.signal_name == "SIGKILL":
@@ -301,13 +308,13 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
         st = _attempt(_spec(runtime, path, tests, s, repack, ttft_prompt, ttft_reps), on_event)
     s = s.model_copy(update={"repack": repack if caps.repack else None, "repack_reason": reason})
     failure = st.failure() if st.crashed else None
-    if reason and not st.crashed:  # the run without repacking finished: the repacked kernels were the cause
+    if reason and st.end is not None:  # the run without repacking finished: the repacked kernels were the cause
         from slmplan.localdevice import record_repack_crash
 
         assert crashed.exit is not None  # _repacked_kernels_crashed checked it
         record_repack_crash(f"{crashed.exit.description.removeprefix('it ')} during {crashed.step}")
     if failure and not st.done:
-        again = " with repacking off too" if reason else ""
+        again = f" with repacking on ({first}) and with repacking off" if reason else ""
         raise RuntimeFailure(f"{runtime} benchmark failed{again}: {failure}", _failure_hint(st))
     attempts.append(BenchAttempt(repack=repack if caps.repack else None, outcome=failure or (
         "interrupted" if st.interrupted else "completed"), samples_kept=True))

@@ -29,7 +29,7 @@ def bench_cmd(
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="The prompt for --ttft (default: a built-in ~100-word request).")] = None,
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One untimed run before the timed ones.")] = True,
     mmap: Annotated[bool, typer.Option("--mmap/--no-mmap", help="Map the weights from the file (llama.cpp's default).")] = True,
-    repack: Annotated[Optional[int], typer.Option("--repack", help="llama.cpp's repacked CPU weights (llama-bench --repack): 1 on, 0 off. Default: on, and measured again with 0 if llama.cpp crashes in the repacked kernels (illegal instruction, segmentation fault).")] = None,
+    repack: Annotated[Optional[int], typer.Option("--repack", help="llama.cpp's repacked CPU weights (llama-bench --repack): 1 on, 0 off. Default: on, and measured again with 0 if llama.cpp crashes in the repacked kernels (illegal instruction, segmentation fault, bus error).")] = None,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="For a catalog id: which quant's cached GGUF to use.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate", help="Calibrate this machine's profile on this run and earlier calibrating ones (the fit of 'slmplan calibrate'); later 'fit/plan --device local' use it.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even if the predicted footprint exceeds the RAM available now.")] = False,

@@ -58,7 +58,7 @@ def runs_from_llama_bench(path: str, device: DeviceProfile | None, catalog_path:
             n_params=r0.model_n_params, model_size_bytes=r0.model_size, threads=threads or 0,
             settings=BenchSettings(threads=threads or 0, n_batch=r0.n_batch or 0, n_ubatch=r0.n_ubatch or 0,
                                    flash_attn=r0.flash_attn or "unknown", type_k=r0.type_k or "f16",
-                                   type_v=r0.type_v or "f16", reps=len(r0.samples_ts), warmup=True),
+                                   type_v=r0.type_v or "f16", reps=len(r0.samples_ts), warmup=True, repack=r0.repack),
             results=results, system={k: v for k, v in (("cpu_model", r0.cpu_info), ("gpu", r0.gpu_info),
                                                         ("backends", backends)) if v},
             prediction=pred_info, warnings=warnings))

@@ -46,6 +46,7 @@ class BenchRow:
     flash_attn: str | None = None
     type_k: str | None = None
     type_v: str | None = None
+    repack: bool | None = None  # llama.cpp's repacked CPU weights (llama-bench --repack); None = the file does not say
     build_commit: str | None = None
     build_number: int | None = None
     cpu_info: str | None = None
@@ -190,6 +191,18 @@ def _fa(v) -> str | None:
     return {"1": "on", "true": "on", "0": "off", "false": "off", "-1": "auto"}.get(s, s)
 
 
+def _repack(v) -> bool | None:
+    """llama-bench's repack field: true/false (JSON), 1/0 (CSV, the md table's column); None when absent."""
+    if v is None or v == "":
+        return None
+    s = str(v).strip().lower()
+    if s in ("1", "true"):
+        return True
+    if s in ("0", "false"):
+        return False
+    raise ValueError(f"repack '{v}' is not 0/1")
+
+
 def _one(o: dict, where: str, rows: list, skipped: list) -> None:
     try:
         n_prompt, n_gen = _int(o["n_prompt"]), _int(o["n_gen"])
@@ -204,7 +217,7 @@ def _one(o: dict, where: str, rows: list, skipped: list) -> None:
             threads=_int(o.get("n_threads")), n_batch=_int(o.get("n_batch")), n_ubatch=_int(o.get("n_ubatch")),
             n_gpu_layers=_int(o.get("n_gpu_layers")), backends=_str(o.get("backends")),
             flash_attn=_fa(o.get("flash_attn")), type_k=_str(o.get("type_k")), type_v=_str(o.get("type_v")),
-            build_commit=_str(o.get("build_commit")), build_number=_int(o.get("build_number")),
+            repack=_repack(o.get("repack")), build_commit=_str(o.get("build_commit")), build_number=_int(o.get("build_number")),
             cpu_info=_str(o.get("cpu_info")), gpu_info=_str(o.get("gpu_info")),
             samples_ts=[float(x) for x in o.get("samples_ts") or []], samples_ns=[int(x) for x in o.get("samples_ns") or []])
     except (KeyError, TypeError, ValueError) as e:
@@ -250,7 +263,7 @@ def rows_from_bench_run(run, name: str) -> tuple[list[BenchRow], list[str]]:
             tokens_per_s_std=r.tokens_per_s_std, model_filename=run.model_path, model_type=run.model_desc or None,
             model_size=run.model_size_bytes, model_n_params=run.n_params, threads=run.threads, n_gpu_layers=0,
             backends=backend, flash_attn=r.flash_attn or run.settings.flash_attn, type_k=run.settings.type_k,
-            type_v=run.settings.type_v, cpu_info=run.system.get("cpu_model"), samples_ts=list(r.samples),
+            type_v=run.settings.type_v, repack=run.settings.repack, cpu_info=run.system.get("cpu_model"), samples_ts=list(r.samples),
             samples_ns=list(r.samples_ns), quant=run.quant, gguf_path=run.model_path), rows, skipped)
     return rows, skipped
 
@@ -383,4 +396,5 @@ def _md_row(rec: dict, where: str) -> BenchRow:
         model_n_params=_count(rec["params"]) if rec.get("params") else None, params_exact=False,
         threads=_int(g.get("n_threads")), n_gpu_layers=_int(g.get("n_gpu_layers")), backends=_str(g.get("backends")),
         n_batch=_int(g.get("n_batch")) or MD_DEFAULT_BATCH, n_ubatch=_int(g.get("n_ubatch")) or MD_DEFAULT_UBATCH,
-        flash_attn=_fa(g.get("flash_attn")), type_k=_str(g.get("type_k")), type_v=_str(g.get("type_v")))
+        flash_attn=_fa(g.get("flash_attn")), type_k=_str(g.get("type_k")), type_v=_str(g.get("type_v")),
+        repack=_repack(g.get("repack")))

@@ -59,6 +59,8 @@ class DeviceCalibration(_M):
     flash_attn: Optional[str] = Field(None, description="the rows' flash attention setting (on/off/auto), when they say")
     type_k: Optional[str] = None
     type_v: Optional[str] = None
+    repack: Optional[bool] = Field(None, description="llama.cpp's repacked CPU weights in the rows (llama-bench --repack), "
+                                   "when they say")
     predictor: str = Field(description="fingerprint of the speed model and of the profile's hardware figures these constants "
                                        "correct; refitted from the rows when it changes")
     decode: Optional[DecodeFit] = None

@@ -17,7 +17,8 @@ comparable with llama-bench's:
 
 Nothing here is imported by the CLI process: it runs in the benchmark's child process
 (``slmplan.bench.worker``) so one model's memory does not hide another's, and a crash of native
-code (an illegal instruction on a CPU whose features llama.cpp misdetects) cannot take the parent down.
+code (an illegal instruction on a CPU whose features llama.cpp misdetects, a segmentation fault in the AMX kernels
+of some Xeon VMs) cannot take the parent down.
 """
 
 from __future__ import annotations
