@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from llama_bench_build import bench_env, ensure_llama_bench, linked_libs  # noqa: E402
 
+from slmplan.bench.crash import describe_exit  # noqa: E402
 from slmplan.testmodels import gemma3_path, smollm2_path  # noqa: E402
 
 
@@ -51,10 +52,10 @@ def choose_repack(exe: Path, model: Path, wanted: str) -> tuple[int, str]:
         return int(wanted), "set with --repack"
     r = subprocess.run([str(exe), "-m", str(model), "-p", "16", "-n", "0", "-r", "1", "--repack", "1", "-o", "json"],
                        env=bench_env(), capture_output=True, text=True)
-    crashes = {4: "SIGILL (illegal instruction)", 7: "SIGBUS (bus error)", 11: "SIGSEGV (segmentation fault)"}
-    sig = -r.returncode if r.returncode < 0 else r.returncode - 128  # a shell reports a signal as 128 + N
-    if sig in crashes:
-        return 0, f"llama-bench --repack 1 dies from {crashes[sig]} on this CPU"
+    code = r.returncode if r.returncode <= 128 else 128 - r.returncode  # a shell reports signal N as 128 + N
+    ex = describe_exit(code)
+    if ex.native_crash:
+        return 0, f"llama-bench --repack 1 {ex.description.removeprefix('it ')} on this CPU"
     return 1, "llama.cpp's default"
 
 

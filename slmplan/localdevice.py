@@ -121,6 +121,17 @@ def measure_bandwidth_gbs(size_bytes: int = 256 << 20, repeats: int = 5) -> floa
     return 2 * size_bytes / best / 1e9
 
 
+def _save_state(path: Path, data: dict) -> None:
+    """Write one of slmplan's cache files atomically; a cache that cannot be written only costs redoing the work."""
+    try:
+        from slmplan.fileio import write_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(data))
+    except (OSError, BadInputError):
+        pass
+
+
 def _bandwidth_cached(key: str) -> tuple[float, str]:
     path = cache_dir() / "local_bandwidth.json"
     raw, data = read_state(path), None
@@ -138,13 +149,7 @@ def _bandwidth_cached(key: str) -> tuple[float, str]:
             return float(gbs), f"measured {data['when'][:40]}: numpy copy, single thread (cached)"
     gbs = measure_bandwidth_gbs()
     when = time.strftime("%Y-%m-%d")
-    try:
-        from slmplan.fileio import write_atomic
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"key": key, "gbs": gbs, "when": when}))
-    except (OSError, BadInputError):  # a cache that cannot be written only costs a re-measurement
-        pass
+    _save_state(path, {"key": key, "gbs": gbs, "when": when})
     return gbs, f"measured {when}: numpy copy, single thread"
 
 
@@ -189,13 +194,7 @@ def llama_cpp_features(cpu_model: str) -> tuple[list[str] | None, str]:
     if r.returncode != 0:
         return None, f"llama.cpp's system info could not be read (exit code {r.returncode})"
     feats = parse_llama_system_info(r.stdout)
-    try:
-        from slmplan.fileio import write_atomic
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"key": key, "features": feats}))
-    except (OSError, BadInputError):
-        pass
+    _save_state(path, {"key": key, "features": feats})
     return feats, f"llama.cpp {version} system info"
 
 
@@ -218,16 +217,8 @@ def record_repack_crash(what: str) -> None:
     """Remember that llama.cpp crashed here with its repacked CPU kernels on and ran with them off
     (``slmplan bench``'s fallback), so plans for this machine can say so. Best effort."""
     key = _llama_cpu_key()
-    if key is None:
-        return
-    try:
-        from slmplan.fileio import write_atomic
-
-        path = cache_dir() / REPACK_CRASH_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"key": key, "what": what[:400], "when": time.strftime("%Y-%m-%d")}))
-    except (OSError, BadInputError):
-        pass
+    if key is not None:
+        _save_state(cache_dir() / REPACK_CRASH_FILE, {"key": key, "what": what[:400], "when": time.strftime("%Y-%m-%d")})
 
 
 def repack_crash() -> dict | None:

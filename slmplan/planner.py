@@ -79,7 +79,7 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
         mem = mem.model_copy(update={"notes": ["memory for the NPU runtime: llama.cpp's allocation of the same weights, "
                                                "KV cache and buffers (without its CPU repacking) as an estimate; the "
                                                "runtime's own buffers are not modelled", *mem.notes]})
-    if device.id == "local" and settings.repack and q.runtime == "llama.cpp" and device.effective_backend == "cpu":
+    if device.id == "local" and settings.repack and device.effective_backend == "cpu":  # settings.repack: not --runtime npu
         from slmplan.localdevice import repack_crash
 
         crash = repack_crash()

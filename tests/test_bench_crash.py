@@ -165,6 +165,9 @@ def _attempt_state(signal_name, buffers, repack=True, loaded=True, done=(), inte
     st.loaded = {"buffers": buffers} if loaded else None
     st.exit = crash.ChildExit(-1, signal_name, "it died")
     st.done = {t: {} for t in done}
+    specs = [runner.TestSpec(32, 0), runner.TestSpec(32, 4), runner.TestSpec(0, 4, 64), runner.TestSpec(0, 4)]
+    st.batched = runner.batched_tests([{"name": t.name, "n_prompt": t.n_prompt, "n_gen": t.n_gen, "n_depth": t.n_depth}
+                                       for t in specs])
     st.interrupted = interrupted
     return st
 

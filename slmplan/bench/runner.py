@@ -28,7 +28,7 @@ from slmplan.bench.backends import entry as backend_entry
 from slmplan.bench.crash import ChildExit, describe_exit, oom_kill_count
 from slmplan.bench.llama_log import extra_model_buffers, last_llama_line
 from slmplan.bench.predict import context_memory, context_settings, make_predictor, weights_memory
-from slmplan.bench.protocol import Event, WorkerSpec
+from slmplan.bench.protocol import Event, TestSpecDict, WorkerSpec
 from slmplan.errors import RuntimeFailure
 from slmplan.model import ModelFacts
 from slmplan.schema.bench import (BenchAttempt, BenchRun, BenchSettings, ContextBuffers, MemoryReport, MissingTest,
@@ -143,6 +143,7 @@ class _Attempt:
     interrupted: bool = False
     exit: ChildExit | None = None
     last_llama_line: str | None = None
+    batched: frozenset[str] = frozenset()  # the tests that run a batch of more than one token (prompt, depth fill, TTFT)
 
     @property
     def crashed(self) -> bool:
@@ -162,8 +163,13 @@ class _Attempt:
 _PHASES = {"warmup": "warmup", "depth": "filling the context depth", "timed": "timed run"}
 
 
+def batched_tests(tests: list[TestSpecDict]) -> frozenset[str]:
+    """The tests that run a batch of more than one token: a prompt, a depth test's context fill, the TTFT prompt."""
+    return frozenset([t["name"] for t in tests if t["n_prompt"] or t["n_depth"]] + ["ttft"])
+
+
 def _attempt(spec: WorkerSpec, on_event: Callable[[Event], None] | None) -> _Attempt:
-    st = _Attempt(repack=spec["settings"]["repack"])
+    st = _Attempt(repack=spec["settings"]["repack"], batched=batched_tests(spec["tests"]))
     child = _Child(spec)
 
     def handle(ev: Event) -> None:
@@ -251,14 +257,9 @@ def _repacked_kernels_crashed(st: _Attempt) -> bool:
         return False
     if st.exit.illegal_instruction:
         return True
-    if any(_prompt_batch(name) for name in st.done):
+    if st.batched & st.done.keys():
         return False
     return st.loaded is None or bool(extra_model_buffers(st.loaded.get("buffers") or {}))
-
-
-def _prompt_batch(test: str) -> bool:
-    """Whether a test ran a batch of more than one token: pp512, pp512+tg128, tg128 @ d4096, the TTFT prompt."""
-    return test.startswith("pp") or "@ d" in test or test == "ttft"
 
 
 def _failure_hint(st: _Attempt) -> str:
