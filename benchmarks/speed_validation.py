@@ -70,7 +70,10 @@ def _stored_device(d: dict):
                          cpu_features=(d.get("system") or {}).get("cpu_features"))
 
 
-def local(paths: list[str]) -> None:
+def local(paths: list[str], gflops_scale: float = 1.0) -> None:
+    """The stored local runs against the shipped model; ``gflops_scale`` multiplies each stored CPU peak
+    (``--gflops-scale 0.5``: count AVX-512 cores at AVX2's 32 FLOPs/cycle, the width of llama.cpp's plain
+    x86 dot products)."""
     from slmplan.bench.predict import make_predictor
     from slmplan.estimate.speed import load_constants
     from slmplan.gguf import read_gguf
@@ -91,21 +94,26 @@ def local(paths: list[str]) -> None:
             continue
         for r in d["results"]:
             repack = (d.get("settings") or {}).get("repack") is not False
-            key = (d["model"], d["model_path"], d["quant"], d["threads"], r["test"], r["n_prompt"], r["n_gen"], repack)
+            dev = _stored_device(d)  # runs of different machines (their stored figures) are not pooled
+            figs = (dev.memory_bandwidth_gbs, dev.cpu_gflops) if dev else None
+            key = (d["model"], d["model_path"], d["quant"], d["threads"], r["test"], r["n_prompt"], r["n_gen"], repack, figs)
             meas[key].append(r["tokens_per_s_median"])
-            devices.setdefault(key, _stored_device(d))
+            devices.setdefault(key, dev)
     if any(v is None for v in devices.values()):  # results without stored figures: this machine's profile
         from slmplan.localdevice import detect_local
 
         here = detect_local()
         devices = {k: v or here for k, v in devices.items()}
+    if gflops_scale != 1.0:
+        devices = {k: v.model_copy(update={"cpu_gflops": v.cpu_gflops * gflops_scale}) if v.cpu_gflops else v
+                   for k, v in devices.items()}
     figures = sorted({(v.memory_bandwidth_gbs, v.cpu_gflops) for v in devices.values()})
     print(f"\nLocal results, no --calibrate; device figures as stored with each result (GB/s, GFLOPS): {figures}; "
           f"{skipped} busy run(s) left out")
     print("| model | quant | test | threads | repack | runs | measured tok/s (median) | predicted | measured/predicted |")
     print("|---|---|---|---|---|---|---|---|---|")
     for key, v in sorted(meas.items()):
-        m, path, q, th, test, npp, ng, repack = key
+        m, path, q, th, test, npp, ng, repack, _ = key
         p = make_predictor(facts_from_gguf(read_gguf(path)), q, devices[key], th, constants=load_constants(), label="shipped",
                            repack=repack)
         pred = p.tokens_per_s(npp, ng, 0)
@@ -115,8 +123,13 @@ def local(paths: list[str]) -> None:
 
 def main() -> int:
     args = sys.argv[1:]
+    scale = 1.0
+    if "--gflops-scale" in args:
+        i = args.index("--gflops-scale")
+        scale = float(args[i + 1])
+        del args[i:i + 2]
     if "--local" in args:
-        local(args[args.index("--local") + 1:])
+        local(args[args.index("--local") + 1:], scale)
         return 0
     model_tables()
     npu_tables()
