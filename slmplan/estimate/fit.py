@@ -10,7 +10,7 @@ Deterministic (grid search in log space, no randomness):
    on CPU, how the per-layer cost grows with threads and how much of the memory and compute time
    overlap are chosen among a few candidates by leave-one-device-out error;
 3. validation on data the fit did not see: leave-one-device-out and leave-one-model-out; the low/high
-   bounds shipped are the 10th/90th percentiles of measured/predicted on held-out devices.
+   bounds shipped are the 10th/90th percentiles of measured/predicted held out, the wider of the two splits.
 
 ``benchmarks/fit_speed_model.py`` regenerates ``data/speed_model.json``; ``tests/test_speed.py``
 checks the shipped file matches this code.
@@ -529,16 +529,24 @@ def _pick_token_cost(rows, cls: str, get, q_dec, q_pp, te: float, overlap: float
 MIN_BACKEND_ROWS = 20  # held-out rows a backend needs for low/high bounds of its own
 
 
-def _bounds_by_backend(lodo: list[dict]) -> dict[str, list[float]]:
-    """Per backend of a class with several (gpu: CUDA, Vulkan), the 10th/90th percentile of its own held-out
+def _ratios(h: list[dict], key: str, backend: str | None = None) -> list[float]:
+    return [x[key] for x in h if x[key] and (backend is None or x["row"].backend == backend)]
+
+
+def _wider(*splits: list[float]) -> tuple[float, float]:
+    """The 10th-90th percentile band of each held-out split, the widest of them (always around 1)."""
+    splits = tuple(s for s in splits if s) or ([],)
+    return min(1.0, *(_q(s, 0.1) for s in splits)), max(1.0, *(_q(s, 0.9) for s in splits))
+
+
+def _bounds_by_backend(lodo: list[dict], lomo: list[dict]) -> dict[str, list[float]]:
+    """Per backend of a class with several (gpu: CUDA, Vulkan), the band of ``_wider`` over its own held-out
     measured/predicted, where it has MIN_BACKEND_ROWS rows; one backend alone keeps the class's bounds."""
-    by: dict[str, list[float]] = defaultdict(list)
-    for x in lodo:
-        if x["tg_ratio"]:
-            by[x["row"].backend].append(x["tg_ratio"])
-    if len(by) < 2:
+    backends = {x["row"].backend for x in lodo if x["tg_ratio"]}
+    if len(backends) < 2:
         return {}
-    return {b: [min(1.0, _q(v, 0.1)), max(1.0, _q(v, 0.9))] for b, v in sorted(by.items()) if len(v) >= MIN_BACKEND_ROWS}
+    return {b: list(_wider(_ratios(lodo, "tg_ratio", b), _ratios(lomo, "tg_ratio", b))) for b in sorted(backends)
+            if len(_ratios(lodo, "tg_ratio", b)) >= MIN_BACKEND_ROWS}
 
 
 def _summarize_by_backend(h: list[dict], k: ClassConstants) -> dict:
@@ -571,12 +579,14 @@ def fit_all() -> dict:
             te, ov, ce, qc = _pick_cpu_shape(rows, get, q_dec, q_pp, memo, free_token=False)
         k = fit_class(rows, cls, get, q_dec, q_pp, te, ov, sp, ft, ce, qc)
         lodo = _held_out(rows, cls, get, q_dec, q_pp, "device", te, ov, memo, sp, ft, ce, qc)
-        tg = [x["tg_ratio"] for x in lodo if x["tg_ratio"]]
-        pp = [x["pp_ratio"] for x in lodo if x["pp_ratio"]]
-        # bounds: where the measured value fell on devices the fit had not seen (10th-90th percentile)
-        k = replace(k, decode_ratio_low=min(1.0, _q(tg, 0.1)), decode_ratio_high=max(1.0, _q(tg, 0.9)),
-                    prefill_ratio_low=min(1.0, _q(pp, 0.1)), prefill_ratio_high=max(1.0, _q(pp, 0.9)),
-                    decode_ratio_by_backend=_bounds_by_backend(lodo))
+        lomo = _held_out(rows, cls, get, q_dec, q_pp, "model_id", te, ov, memo, sp, ft, ce, qc)
+        # bounds: where the measured value fell on devices, and on models, the fit had not seen: the
+        # 10th-90th percentile of each split, the wider of the two (a plan is for a device or a model, or
+        # both, not in the data; pooling them let the narrower split shrink the other's coverage)
+        lo_tg, hi_tg = _wider(_ratios(lodo, "tg_ratio"), _ratios(lomo, "tg_ratio"))
+        lo_pp, hi_pp = _wider(_ratios(lodo, "pp_ratio"), _ratios(lomo, "pp_ratio"))
+        k = replace(k, decode_ratio_low=lo_tg, decode_ratio_high=hi_tg, prefill_ratio_low=lo_pp,
+                    prefill_ratio_high=hi_pp, decode_ratio_by_backend=_bounds_by_backend(lodo, lomo))
         if k.eff_pp is None and "metal" in classes:
             k = _borrow_prefill(k, classes["metal"])
         elif k.eff_pp is not None and len({r.device for r in rows if r.cls == cls and r.pp}) < 2:
@@ -592,7 +602,7 @@ def fit_all() -> dict:
                 "core, the core-speed exponent, is fixed at 0: fit.CORE_EXPS); c_token only where the "
                 "rows span several models and it does not raise the leave-one-model-out error); "
                 "prefill efficiency = median measured/predicted; low/high = 10th/90th percentile of measured/predicted "
-                "on held-out devices (leave-one-device-out); a class whose prefill rows come from one device (gpu: a Jetson Orin "
+                "held out, the wider of leave-one-device-out and leave-one-model-out; a class whose prefill rows come from one device (gpu: a Jetson Orin "
                 "Nano, CUDA) has bounds x/÷2 around its efficiency"),
         extra={"validation": validation, "c_token_fitted": token_cost, "rows": {c: sum(r.cls == c for r in rows) for c in ("metal", "gpu", "cpu")}})
     return _rounded(sc.to_dict())
