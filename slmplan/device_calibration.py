@@ -5,7 +5,8 @@ for a per-token time (decode at a depth, split into the part that scales with th
 fixed rest; or prefill of a prompt). On top of it, per device:
 
 - decode: measured time per token = a * predicted streaming time + b * layer units (llama.cpp graph nodes / 31, = layers for a Llama model). Rows of two or more model
-  sizes fit both (least squares on the relative error, a > 0, b >= 0). One model size cannot separate them:
+  depths (layer units: quants of one model share its layers) fit both (least squares on the relative error,
+  a > 0, b >= 0). One model, at one quant or several, cannot separate them:
   then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
   the planner's own fixed cost otherwise) and one tg row fixes a.
 - prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
@@ -149,10 +150,12 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
     u = [pr.streaming_s / p.t_meas for p, pr in pairs]
     v = [layer_units(p.facts) / p.t_meas for p in pts]
     models = {p.key.model for p in pts}
-    sizes = {(p.key.model, p.key.quant) for p in pts}
+    # b, a fixed cost per layer unit, needs rows of models with different layer counts: quants of one model
+    # share its layers, and their speeds differ by kernel (per type), which b would take up and carry over
+    depths = {layer_units(p.facts) for p in pts}
     a: float | None = None
     b = 0.0
-    if len(sizes) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
+    if len(depths) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
         suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
         det = suu * svv - suv * suv
         if det > 1e-9 * suu * svv:

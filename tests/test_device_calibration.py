@@ -66,6 +66,18 @@ def test_one_model_corrects_every_model_and_keeps_wide_bounds():
         assert after.speed.decode_tokens_per_s_low < after.speed.decode_tokens_per_s < after.speed.decode_tokens_per_s_high
 
 
+def test_quants_of_one_model_do_not_fit_a_fixed_cost_per_layer():
+    # three quants of one model share its layers: their speeds differ by kernel, not by depth, so b stays
+    # the prior and only a is fitted (a two-parameter fit took the kernel differences as a fixed cost and
+    # carried them to every other model: on two phones' PocketPal sweeps one-model error 11.3% -> 8.0-9.9%)
+    dev = get_device("jetson-orin-nano")
+    m = "qwen2.5-7b"
+    rows = [_tg(m, q, _truth(dev, m, q, 1.2, 0.0) * k) for q, k in (("Q4_K_M", 0.93), ("Q8_0", 1.1), ("Q4_0", 1.0))]
+    cal = _calibrate(dev, rows).calibration
+    assert cal.decode.form.startswith("one model size") and cal.measurements == 3
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
+
+
 def test_one_gpu_model_uses_the_layer_prior():
     dev = get_device("jetson-orin-nano")
     m = "qwen2.5-7b"

@@ -37,7 +37,7 @@ MODEL_MAP = [
     ("llama 7b", "llama-2-7b"), ("qwen3-1.7b", "qwen3-1.7b"), ("qwen3-4b", "qwen3-4b"), ("qwen3-0528-qwen3-8b", "qwen3-8b"),
     ("r1-0528-qwen3-8b", "qwen3-8b"), ("qwen3-8b", "qwen3-8b"), ("qwen2.5-7b-instruct", "qwen2.5-7b"),
     ("distill-qwen-7b", "qwen2.5-7b"), ("qwen2.5-coder-7b", "qwen2.5-7b"), ("qwen2.5-coder-3b", "qwen2.5-3b"),
-    ("qwen2.5:1.5b", "qwen2.5-1.5b"), ("phi-3.5-mini", "phi-3.5-mini"), ("phi-4-mini", "phi-4-mini"),
+    ("qwen2.5:1.5b", "qwen2.5-1.5b"), ("qwen2.5-1.5b-instruct", "qwen2.5-1.5b"), ("phi-3.5-mini", "phi-3.5-mini"), ("phi-4-mini", "phi-4-mini"),
     ("gemma-2-2b", "gemma-2-2b"), ("gemma-3-4b", "gemma-3-4b"), ("gemma-3-1b", "gemma-3-1b"), ("smollm2-1.7b", "smollm2-1.7b"),
 ]
 QUANTS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q8_0", "F16", "Q6_K", "Q5_K_M", "F32", "BF16", "MXFP4_MOE"}
