@@ -99,7 +99,7 @@ def predictor_fingerprint(device: DeviceProfile) -> str:
     from slmplan.planner import hardware
 
     blob = json.dumps({"constants": _constants(device).to_dict(), "hardware": asdict(hardware(device))},
-                      sort_keys=True).encode()
+                      sort_keys=True, default=sorted).encode()  # default: Hardware.repack_types, a frozenset
     return f"{device.effective_backend}:{hashlib.sha256(blob).hexdigest()[:12]}"
 
 

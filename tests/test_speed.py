@@ -537,3 +537,20 @@ def test_gpt_oss_mxfp4_rows_are_read_and_the_memory_rule_uses_the_spec_where_llm
     assert [(r.device, r.quant) for r in rows] == [("amd-radeon-rx-7900-xt", "MXFP4_MOE")]
     assert CR.quant_of("MXFP4") == "MXFP4_MOE"
     assert set(CR.LLMFIT_VRAM_SPEC) <= set(CR.LLMFIT_DEVICES)
+
+
+def test_repacked_prompt_types_follow_the_cpu():
+    from slmplan.estimate.speed import hardware_for, repacked_types
+
+    # llama.cpp repacks Q8_0 (and Q5_K/Q6_K) on ARM with dot-product since PRs 18096/19356/19360 (2025-12 to
+    # 2026-02), so their prompts use the repacked kernels there; a Cortex-A72 (no dot-product) repacks nothing
+    pi5, pi4 = get_device("raspberry-pi-5-8gb"), get_device("raspberry-pi-4-4gb")
+    assert {"Q4_0", "Q4_K", "Q8_0", "Q6_K"} <= repacked_types(hardware_for(pi5))
+    assert repacked_types(hardware_for(pi4)) == frozenset() and repacked_types(hardware_for(pi5, repack=False)) == frozenset()
+    m = f("llama-3.2-1b")
+    on, off = (predict_times(m, "Q8_0", hardware_for(pi5, repack=r)).prefill_s for r in (True, False))
+    assert on * 1.2 < off  # repacked kernels (not tinyBLAS, as with repacking off) for Q8_0 on the Pi 5
+    on4, off4 = (predict_times(m, "Q8_0", hardware_for(pi4, repack=r)).prefill_s for r in (True, False))
+    assert on4 == pytest.approx(off4)  # nothing to repack on the Pi 4
+    # unknown features: the set every repacking CPU has had since 2025
+    assert repacked_types(replace(hardware_for(pi5), repack_types=None)) == frozenset({"Q4_0", "Q4_K", "IQ4_NL"})

@@ -93,6 +93,10 @@ class Row:
     cuda_graphs: bool | None = None  # CUDA: llama.cpp replays the kernels as a CUDA graph (GPU Ampere or newer)
     data_file: str = ""  # the CSV file the row comes from (``line`` is its line there)
     build_year: int | None = None  # the year of the llama.cpp build that measured it, where the data set says
+    # CPU: the types the build repacked on this CPU, from the chip table's features, for 2026 builds (ARM
+    # Q8_0/Q5_K/Q6_K repacking: llama.cpp PRs 18096, 18860, 18888, 19356, 19360, 2025-12 to 2026-02);
+    # None = the 2025 set (speed.REPACK_TYPES)
+    repack_types: frozenset[str] | None = None
 
 
 def model_id(name: str) -> str | None:
@@ -202,6 +206,20 @@ def _repacking_build(r: dict) -> bool:
     return ("llama-bench" in rt or "llama.rn" in rt) and "2023" not in rt and "2024" not in rt
 
 
+def _current_repack_types(r: dict) -> frozenset[str] | None:
+    """A 2026 build's repacked types on the row's chip (its features from the chip table); else None."""
+    from slmplan.estimate.extra_bufts import cpu_repack_types
+    from slmplan.socs import find_chip
+
+    if not _repacking_build(r) or "2026" not in r["runtime"]:
+        return None
+    try:
+        chip = find_chip(r["soc"])
+    except Exception:  # noqa: BLE001 - a soc text the chip table does not know: the 2025 set
+        return None
+    return cpu_repack_types(chip.cpu_features) if chip and chip.cpu_features else None
+
+
 def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
@@ -226,7 +244,8 @@ def edge_rows() -> list[Row]:
                        None if llamafile else _f(r["tg_tokens_per_s"]), _f(r["pp_tokens_per_s"]) if pp_ok else None,
                        n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
                        repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r), model_name=r["model"],
-                       runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None, data_file=data_file))
+                       runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None, data_file=data_file,
+                       repack_types=_current_repack_types(r)))
     return out
 
 

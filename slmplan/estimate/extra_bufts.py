@@ -88,6 +88,14 @@ def _repack_rules(features: set[str]) -> dict[str, int]:
     return rules
 
 
+def cpu_repack_types(features: Iterable[str] | None) -> frozenset[str] | None:
+    """The weight types llama.cpp's CPU_REPACK buffer takes on a CPU with these features (the rules of the
+    vendored ggml, above: on ARM with dot-product also Q5_K, Q6_K and Q8_0); None = features unknown."""
+    if features is None:
+        return None
+    return frozenset(_repack_rules(normalize_features(features)))
+
+
 def describe_extra_buffer_types(features: Iterable[str] | None, backend: str = "cpu") -> dict[str, list[str]] | None:
     """{buffer type: the GGML weight types it takes} for these CPU features (None: unknown)."""
     types = extra_buffer_types(features, backend)

@@ -31,7 +31,6 @@ from slmplan.estimate.graph import layer_units
 from slmplan.estimate.quants import FTYPE_BASE
 from slmplan.estimate.speed import (
     CORE_REF_GFLOPS,
-    REPACK_TYPES,
     SGEMM_TYPES,
     THREAD_REF,
     Hardware,
@@ -39,6 +38,7 @@ from slmplan.estimate.speed import (
     decode_flops_per_token,
     decode_time_s,
     prefill_tokens_per_s,
+    repacked_types,
 )
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
 
@@ -160,7 +160,7 @@ def fit_quant_prefill(rows: list[Row], cls: str) -> dict[str, float]:
 
 def _hw(r: Row) -> Hardware:
     return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack,
-                    sgemm=r.sgemm, cuda_graphs=r.cuda_graphs)
+                    repack_types=r.repack_types, sgemm=r.sgemm, cuda_graphs=r.cuda_graphs)
 
 
 def cpu_rates_table(rates: tuple, q_dec: dict[str, float]) -> dict[str, float]:
@@ -370,7 +370,7 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
           and (x := _pp_ratio(r, k, get))]
     if sg:
         k = replace(k, sgemm_prefill=round(float(statistics.median(sg)), 4))
-    rep = [x for r in rows if r.pp and r.repack and share(r, REPACK_TYPES) > 0.5 and (x := _pp_ratio(r, k, get))]
+    rep = [x for r in rows if r.pp and r.repack and share(r, repacked_types(_hw(r))) > 0.5 and (x := _pp_ratio(r, k, get))]
     return replace(k, repack_prefill=round(float(statistics.median(rep)), 4)) if rep else k
 
 

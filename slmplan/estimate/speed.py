@@ -112,7 +112,10 @@ class Hardware:
     gpu_tflops: float | None = None
     llc_mb: float | None = None  # last-level cache; None = unknown (never cache-resident)
     threads: int | None = None  # CPU threads llama.cpp runs with
-    repack: bool = True  # the CPU backend repacks Q4_0/Q4_K/IQ4_NL weights (llama.cpp default on AVX2/NEON)
+    repack: bool = True  # the CPU backend repacks weights for its prompt kernels (llama.cpp default on AVX2/NEON)
+    # the types it repacks on this CPU (extra_bufts.cpu_repack_types); None = the CPU's features are unknown:
+    # REPACK_TYPES, the types every repacking CPU (x86 AVX2, ARM dot-product) has had since 2025
+    repack_types: frozenset[str] | None = None
     sgemm: bool = True  # llamafile's tinyBLAS prompt kernels (every llama.cpp build since 2024-04)
     cuda_graphs: bool | None = None  # CUDA: kernels replayed as a CUDA graph (Ampere+); None = unknown or not CUDA
 
@@ -237,6 +240,13 @@ def peak_flops(hw: Hardware) -> float | None:
     return None
 
 
+def repacked_types(hw: Hardware) -> frozenset[str]:
+    """The weight types whose prompt kernels are the repacked ones on this hardware."""
+    if not hw.repack or hw.backend != "cpu":
+        return frozenset()
+    return REPACK_TYPES if hw.repack_types is None else hw.repack_types
+
+
 def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: int, k: ClassConstants,
                          depth: int = 0) -> float | None:
     """Prompt tokens/s for ``n_prompt`` tokens processed after ``depth`` tokens already in the cache;
@@ -250,7 +260,7 @@ def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: 
     if hw.backend == "cpu":
         for t in SGEMM_TYPES if hw.sgemm else ():
             q[t] = kernel_throughput(k.quant_prefill, t) * k.sgemm_prefill
-        for t in REPACK_TYPES if hw.repack else ():  # a repacked type uses the repack kernels, not tinyBLAS
+        for t in repacked_types(hw):  # a repacked type uses the repack kernels, not tinyBLAS
             q[t] = kernel_throughput(k.quant_prefill, t) * k.repack_prefill
     return k.eff_pp * flops / prefill_flops_per_token(facts, quant, n_prompt, depth, q)
 
@@ -278,8 +288,11 @@ def hardware_for(device, repack: bool = True, threads: int | None = None) -> Har
         from slmplan.estimate.cuda_arch import profile_compute_capability, uses_cuda_graphs
 
         graphs = uses_cuda_graphs(profile_compute_capability(device))
+    from slmplan.estimate.extra_bufts import cpu_repack_types
+
     return Hardware(backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
                     llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack,
+                    repack_types=cpu_repack_types(device.cpu_features) if backend == "cpu" else None,
                     cuda_graphs=graphs)
 
 
