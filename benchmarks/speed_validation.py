@@ -115,11 +115,22 @@ def local(paths: list[str], gflops_scale: float = 1.0) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for key, v in sorted(meas.items()):
         m, path, q, th, test, npp, ng, repack, _ = key
-        p = make_predictor(facts_from_gguf(read_gguf(path)), q, devices[key], th, constants=load_constants(), label="shipped",
+        p = make_predictor(facts_from_gguf(read_gguf(_model_file(m, path))), q, devices[key], th, constants=load_constants(), label="shipped",
                            repack=repack)
         pred = p.tokens_per_s(npp, ng, 0)
         med = statistics.median(v)
         print(f"| {m} | {q} | {test} | {th} | {'on' if repack else 'off'} | {len(v)} | {med:.1f} | {pred:.1f} | {med / pred:.2f} |")
+
+
+def _model_file(model: str, path: str) -> str:
+    """The GGUF a stored result ran, or on another machine the same bundled test model assembled here."""
+    import os
+
+    from slmplan.testmodels import BUNDLED, bundled_model_path
+
+    if not os.path.exists(path) and model in BUNDLED:
+        return str(bundled_model_path(model))
+    return path
 
 
 def main() -> int:
