@@ -7,6 +7,8 @@ each SoC + runtime one device):
 - uncalibrated: the planner with the shipped constants (and the device's spec bandwidth);
 - one model: `slmplan calibrate` on the rows of ONE model, then `fit` predicts every other model on the
   calibrated profile (every model takes its turn as the measured one; the mean over all pairs);
+- two / three models: calibrate on the rows of two (three) models together, as one llama-bench run with
+  several -m gives them, and predict every other model (every set of models, or a seeded sample of 60);
 - leave one model out: calibrate on all the other models (the size-dependent fit a*t + b*layers), predict
   the left-out one.
 
@@ -23,7 +25,9 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import statistics
 import sys
 from collections import defaultdict
@@ -180,7 +184,27 @@ def _err(pred: float, meas: float) -> float:
     return abs(pred / meas - 1)
 
 
-def evaluate_device(base: DeviceProfile, rows: list[BenchRow]) -> dict:
+MEASURED_SETS = (2, 3)  # models measured together, besides one and all-but-one
+MAX_SETS = 60  # sets of k models evaluated per device (a seeded sample when there are more)
+
+
+def measured_k(base: DeviceProfile, rows: list[BenchRow], by_model: dict[str, list[BenchRow]], k: int) -> float | None:
+    """Calibrate on the rows of k models (every k-set, or a seeded sample of MAX_SETS), predict all the other
+    models: the mean error over the sets' predictions. None when the device has fewer than k + 1 models."""
+    models = sorted(by_model)
+    if len(models) <= k:
+        return None
+    sets = list(itertools.combinations(models, k))
+    if len(sets) > MAX_SETS:
+        sets = random.Random(f"{base.name}:{k}").sample(sets, MAX_SETS)
+    errs = []
+    for chosen in sets:
+        dev = _calibrated(base, [r for m in chosen for r in by_model[m]])
+        errs += [_err(_predict(dev, r), r.tokens_per_s) for r in rows if r.model_id not in chosen]
+    return statistics.fmean(errs)
+
+
+def evaluate_device(base: DeviceProfile, rows: list[BenchRow], ks: tuple[int, ...] = MEASURED_SETS) -> dict:
     by_model: dict[str, list[BenchRow]] = defaultdict(list)
     for r in rows:
         by_model[r.model_id].append(r)
@@ -199,10 +223,11 @@ def evaluate_device(base: DeviceProfile, rows: list[BenchRow]) -> dict:
         per_model[m] = {"rows": len(by_model[m]), "calibrated_on_it_mean_abs_pct_on_others": round(100 * statistics.fmean(e1), 1),
                         "left_out_abs_pct": round(100 * statistics.fmean(el), 1)}
     pct = lambda xs: round(100 * statistics.fmean(xs), 1)  # noqa: E731
+    k_sets = {k: (round(100 * e, 1) if (e := measured_k(base, rows, by_model, k)) is not None else None) for k in ks}
     return {"device": base.name, "runtime": "NPU runtime" if base.id == "npu" else "llama.cpp", "backend": base.effective_backend, "bandwidth_gbs": base.memory_bandwidth_gbs,
             "models": len(models), "rows": len(rows), "uncalibrated_mean_abs_pct": pct(raw),
             "one_model_mean_abs_pct": pct(one), "one_model_median_abs_pct": round(100 * statistics.median(one), 1),
-            "lomo_mean_abs_pct": pct(lomo), "per_model": per_model}
+            "lomo_mean_abs_pct": pct(lomo), "k_models_mean_abs_pct": k_sets, "per_model": per_model}
 
 
 def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
@@ -216,7 +241,7 @@ PRIOR_MODES = ("groups", "no-groups", "own")
 GPU_GROUPS = ("gpu", "gpu-no-graphs", "vulkan")  # the CUDA/Vulkan prior groups (--no-groups and --prior-sweep join them; Metal stays apart)
 
 
-def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dict]:
+def run(devices: dict, mode: str = "groups", ks: tuple[int, ...] = MEASURED_SETS) -> tuple[list[dict], list[str], dict]:
     """Every device with 3+ catalog models. For the one-model case the prior b/a of a device's class is the
     median over the OTHER devices (leave one device out), so no device is predicted with its own data.
     ``mode`` "no-groups": one group for every GPU (the median of all other GPUs); "own": each GPU's own b/a,
@@ -244,7 +269,7 @@ def run(devices: dict, mode: str = "groups") -> tuple[list[dict], list[str], dic
                 # calibrate looks the group up again (DC.prior_group): with one group, every GPU group gets it
                 for key in (GPU_GROUPS if mode != "groups" and g in GPU_GROUPS else (g,)):
                     DC.ONE_MODEL_LAYER_PRIOR_S[key] = value
-            res = evaluate_device(base, rows)
+            res = evaluate_device(base, rows, ks)
             res["prior_group"] = g
             res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(g, float("nan")) * 1e3, 4)
             results.append(res)
@@ -271,11 +296,15 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
         for p in priors_ms:
             for g in GPU_GROUPS:  # every CUDA/Vulkan group the same
                 DC.ONE_MODEL_LAYER_PRIOR_S[g] = p * 1e-3
-            out[p] = round(statistics.fmean(evaluate_device(b, rows)["one_model_mean_abs_pct"] for b, rows in gpus.values()), 2)
+            out[p] = round(statistics.fmean(evaluate_device(b, rows, ks=())["one_model_mean_abs_pct"] for b, rows in gpus.values()), 2)
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
     return out
+
+
+def _k_values(results: list[dict], k: int) -> list[float]:
+    return [e for r in results if (e := r["k_models_mean_abs_pct"][k]) is not None]
 
 
 def main(argv: list[str]) -> int:
@@ -289,18 +318,22 @@ def main(argv: list[str]) -> int:
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
         return 0
-    print("| device | runtime | models (rows) | uncalibrated | calibrated on one model: other models | leave one model out |")
-    print("| --- | --- | --- | ---: | ---: | ---: |")
+    print("| device | runtime | models (rows) | uncalibrated | calibrated on one model: other models | on two models | "
+          "on three models | leave one model out |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    kpct = lambda r, k: "n/a" if r["k_models_mean_abs_pct"][k] is None else f"{r['k_models_mean_abs_pct'][k]}%"  # noqa: E731
     for r in results:
         print(f"| {r['device']} ({r['backend']}, {r['bandwidth_gbs']:g} GB/s) | {r['runtime']} | {r['models']} ({r['rows']}) | "
               f"{r['uncalibrated_mean_abs_pct']}% | {r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
-              f"{r['lomo_mean_abs_pct']}% |")
+              f"{kpct(r, 2)} | {kpct(r, 3)} | {r['lomo_mean_abs_pct']}% |")
     for label, sel in (("all devices", results), ("llama.cpp devices", [r for r in results if r["runtime"] == "llama.cpp"]),
                        ("llama.cpp GPUs", [r for r in results if r["runtime"] == "llama.cpp" and r["backend"] != "cpu"]),
                        ("CUDA/Vulkan GPUs", [r for r in results if r["backend"] in ("cuda", "vulkan")])):
         if sel:
             print(f"mean over {label} ({len(sel)}): uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in sel):.1f}%, "
                   f"calibrated on one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in sel):.1f}%, "
+                  + "".join(f"on {k} models {statistics.fmean(v):.1f}% ({len(v)} devices), "
+                            for k in MEASURED_SETS if (v := _k_values(sel, k))) +
                   f"leave one model out {statistics.fmean(r['lomo_mean_abs_pct'] for r in sel):.1f}% "
                   "(mean |predicted/measured - 1| of decode tokens/s)")
     medians = "; ".join(f"{k.removesuffix('_median_b_over_a_ms')} {v} ms (shipped "

@@ -92,6 +92,7 @@ def test_calibrate_cli_writes_a_profile_that_fit_plan_and_report_use(cli, tmp_pa
     code, table, err = cli("calibrate", "--device", "desktop-ddr5", str(src), "-o", str(out))
     assert code == 0, err
     assert "calibrated on 2 measurements from local-smollm2.json" in table and f"Wrote {out}" in err
+    assert "decode rows of 1 model(s)" in err and "-m SMALL.gguf -m MEDIUM.gguf -m LARGE.gguf" in err  # how to do better
     prof = yaml.safe_load(out.read_text())
     base = get_device("desktop-ddr5").contract_dict()
     assert set(base) <= set(prof) and prof["id"] == "desktop-ddr5-calibrated" and prof["threads"] == 2
@@ -212,7 +213,7 @@ def _lomo():
 
 def test_shipped_gpu_layer_priors_are_what_the_published_data_gives():
     mod = _lomo()
-    _, _, prior = mod.run({**mod.llmfit_devices(), **mod.gpu_more_devices(), **mod.apple_devices()})
+    _, _, prior = mod.run({**mod.llmfit_devices(), **mod.gpu_more_devices(), **mod.apple_devices()}, ks=())
     groups = {k.removesuffix("_median_b_over_a_ms"): v for k, v in prior.items() if k.endswith("_median_b_over_a_ms")}
     assert set(groups) == {"gpu", "gpu-no-graphs", "vulkan", "metal"}
     for g, v in groups.items():
@@ -261,13 +262,17 @@ def test_a_cuda_profile_of_unknown_gpu_takes_the_generation_from_llama_bench_gpu
 def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
     """benchmarks/calibration_lomo.py's result, as a regression check (deterministic, no timing)."""
     mod = _lomo()
-    results, _, _ = mod.run(mod.llmfit_devices())
+    results, _, _ = mod.run(mod.llmfit_devices(), ks=(3,))
     assert len(results) >= 4
     for r in results:  # one measured model improves every device; more models improve it further
         assert r["one_model_mean_abs_pct"] < r["uncalibrated_mean_abs_pct"], r["device"]
         assert r["lomo_mean_abs_pct"] <= r["one_model_mean_abs_pct"], r["device"]
     mean = lambda k: sum(r[k] for r in results) / len(results)  # noqa: E731
     assert mean("one_model_mean_abs_pct") < 0.5 * mean("uncalibrated_mean_abs_pct")
+    # three models measured together (one llama-bench run with three -m) predict the others better than one,
+    # and no better than all the others do (leave one model out)
+    three = sum(r["k_models_mean_abs_pct"][3] for r in results) / len(results)
+    assert mean("lomo_mean_abs_pct") <= three < mean("one_model_mean_abs_pct")
 
 
 def test_calibration_of_an_unknown_decode_speed_does_not_crash():

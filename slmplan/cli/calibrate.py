@@ -48,7 +48,7 @@ def calibrate_cmd(
 
     Examples:
 
-      llama-bench -m Llama-3.2-1B-Instruct-Q4_K_M.gguf -o json > phone.json
+      llama-bench -m Llama-3.2-1B-Instruct-Q4_K_M.gguf -m Qwen3-1.7B-Q4_K_M.gguf -o json > phone.json
 
       slmplan calibrate --device pixel-8 phone.json -o pixel-8-calibrated.yaml
 
@@ -68,6 +68,11 @@ def calibrate_cmd(
         err.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
     write_atomic(output, profile_yaml(dev))
     cal = dev.calibration
+    if cal and cal.decode and cal.decode.models < 3:
+        err.print(f"note: decode rows of {cal.decode.models} model(s): how models of other sizes deviate on this device "
+                  "is not measured, so the bounds stay wide. Rows of three models of different sizes fit it (one "
+                  "llama-bench run: -m SMALL.gguf -m MEDIUM.gguf -m LARGE.gguf); see the README for how much each helps.",
+                  markup=False, highlight=False, soft_wrap=True)
     if fmt == _Fmt.json:
         emit_json({"output": output, "device": dev.id, "calibration": cal.model_dump() if cal else None})
     else:
