@@ -141,8 +141,10 @@ def test_refuses_what_does_not_fit_in_ram(cli, smollm2, monkeypatch):
 def test_ctrl_c_keeps_the_samples_measured(smollm2, tmp_path):
     """SIGINT to the whole process group (what a terminal's Ctrl-C does) mid-run."""
     out = tmp_path / "partial.json"
+    # one thread: with two on a busy 2-core machine, llama.cpp's threads spin at every graph barrier while the
+    # other waits for a core, so the child's CPU time grows for seconds before the first sample (seen here)
     p = subprocess.Popen([sys.executable, "-m", "slmplan.cli.main", "bench", str(smollm2), "--pp", "0", "--tg", "16",
-                          "--reps", "400", "--no-ttft", "--no-warmup", "-o", str(out)],
+                          "--reps", "400", "--no-ttft", "--no-warmup", "--threads", "1", "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     deadline = time.monotonic() + 120
