@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import statistics
 import sys
@@ -39,6 +40,7 @@ import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
 from slmplan.estimate.calib_rows import (  # noqa: E402
     LLMFIT_DEVICES,
+    LLMFIT_GPU_TFLOPS,
     apple_more_rows,
     apple_rows,
     edge_rows,
@@ -80,9 +82,10 @@ def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     out = {}
     for dev, rs in rows.items():
         backend, bw, src = LLMFIT_DEVICES[dev]
+        tf, tf_src = LLMFIT_GPU_TFLOPS.get(dev, (None, None))
         prof = DeviceProfile(id=dev, name=dev, kind="desktop", ram_gb=64, memory_budget_gb=60,
-                             memory_bandwidth_gbs=bw, cpu_cores=8, backend=backend,
-                             sources={"memory_bandwidth_gbs": src})
+                             memory_bandwidth_gbs=bw, cpu_cores=8, backend=backend, gpu_tflops=tf,
+                             sources={"memory_bandwidth_gbs": src, **({"gpu_tflops": tf_src} if tf_src else {})})
         out[dev] = (prof, rs)
     return out
 
@@ -116,7 +119,8 @@ def gpu_more_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
         cc = float(f["cuda_compute_capability"]) if f["cuda_compute_capability"] else None
         prof = DeviceProfile(id="gpu-bench", name=dev, kind="sbc", ram_gb=64, memory_budget_gb=60,
                              memory_bandwidth_gbs=float(f["memory_bandwidth_gbs"]), cpu_cores=8, backend=f["backend"],
-                             cuda_compute_capability=cc, sources={"memory_bandwidth_gbs": f["bandwidth_source"]})
+                             cuda_compute_capability=cc, gpu_tflops=float(f["gpu_tflops"]) if f["gpu_tflops"] else None,
+                             sources={"memory_bandwidth_gbs": f["bandwidth_source"], "gpu_tflops": f["gpu_tflops_source"]})
         out[dev] = (prof, rs)
     return out
 
@@ -237,22 +241,26 @@ def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
     return d.b_layer_s / d.a if d and d.form == "a and b fitted" else None
 
 
-PRIOR_MODES = ("groups", "no-groups", "own")
-GPU_GROUPS = ("gpu", "gpu-no-graphs", "vulkan")  # the CUDA/Vulkan prior groups (--no-groups and --prior-sweep join them; Metal stays apart)
+PRIOR_MODES = ("compute", "groups", "no-groups", "own")
+GPU_GROUPS = DC.COMPUTE_PRIOR_GROUPS  # the CUDA/Vulkan prior groups (--no-groups and --prior-sweep join them; Metal stays apart)
 
 
-def run(devices: dict, mode: str = "groups", ks: tuple[int, ...] = MEASURED_SETS) -> tuple[list[dict], list[str], dict]:
-    """Every device with 3+ catalog models. For the one-model case the prior b/a of a device's class is the
-    median over the OTHER devices (leave one device out), so no device is predicted with its own data.
-    ``mode`` "no-groups": one group for every GPU (the median of all other GPUs); "own": each GPU's own b/a,
-    which a one-model calibration cannot know (a lower bound for any prior)."""
+def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SETS) -> tuple[list[dict], list[str], dict]:
+    """Every device with 3+ catalog models. For the one-model case the prior b/a of a device is learned from the
+    OTHER devices only (leave one device out), so no device is predicted with its own data. ``mode``
+    "compute" (what calibrate does): a CUDA/Vulkan GPU with an FP32 peak gets b/a = k / x (its FLOPs per byte),
+    k from the other such GPUs, every other device the median of its group's other devices; "groups": the
+    groups for every GPU; "no-groups": one group for every GPU (the median of all other GPUs); "own": each GPU's
+    own b/a, which a one-model calibration cannot know (a lower bound for any prior)."""
     results, skipped = [], []
     evald = {n: v for n, v in sorted(devices.items()) if len({r.model_id for r in v[1]}) >= 3}
     skipped = [f"{n}: {len({r.model_id for r in v[1]})} catalog model(s)" for n, v in sorted(devices.items()) if n not in evald]
     ratio = {n: layer_over_a(b, rows) for n, (b, rows) in evald.items()}
+    xs = {n: DC.flops_per_byte(b) for n, (b, _) in evald.items()}
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
+    saved_compute = dict(DC.ONE_MODEL_COMPUTE_PRIOR)
     group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
-    if mode != "groups":  # every GPU in one group
+    if mode in ("no-groups", "own"):  # every GPU in one group
         group = {n: "gpu" if g in GPU_GROUPS else g for n, g in group.items()}
     try:
         for n, (base, rows) in evald.items():
@@ -267,22 +275,40 @@ def run(devices: dict, mode: str = "groups", ks: tuple[int, ...] = MEASURED_SETS
             if g in saved and others:
                 value = statistics.median(others)
                 # calibrate looks the group up again (DC.prior_group): with one group, every GPU group gets it
-                for key in (GPU_GROUPS if mode != "groups" and g in GPU_GROUPS else (g,)):
+                for key in (GPU_GROUPS if mode in ("no-groups", "own") and g in GPU_GROUPS else (g,)):
                     DC.ONE_MODEL_LAYER_PRIOR_S[key] = value
+            DC.ONE_MODEL_COMPUTE_PRIOR.clear()
+            pairs = [(xs[m], r) for m, r in ratio.items() if m != n and r and xs[m] and group[m] in GPU_GROUPS]
+            if mode == "compute" and g in GPU_GROUPS and xs[n] and pairs:
+                DC.ONE_MODEL_COMPUTE_PRIOR.update(k_s=DC.compute_prior_k(pairs), x_min=min(x for x, _ in pairs),
+                                                  x_max=max(x for x, _ in pairs))
             res = evaluate_device(base, rows, ks)
             res["prior_group"] = g
-            res["one_model_layer_prior_ms"] = round(DC.ONE_MODEL_LAYER_PRIOR_S.get(g, float("nan")) * 1e3, 4)
+            res["one_model_layer_prior_ms"] = round(DC.layer_prior(base, [])[0] * 1e3, 4) if (
+                g in DC.ONE_MODEL_LAYER_PRIOR_S or DC.ONE_MODEL_COMPUTE_PRIOR) else None
             results.append(res)
             DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
+        DC.ONE_MODEL_COMPUTE_PRIOR.clear()
+        DC.ONE_MODEL_COMPUTE_PRIOR.update(saved_compute)
     gpu = {n: r for n, r in ratio.items() if r and group[n] in saved}
     pool = [r for n, r in gpu.items() if group[n] in GPU_GROUPS]
     # a CUDA/Vulkan group of one device has no median of its own: the median of all CUDA/Vulkan GPUs (as above)
-    prior = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v if len(v) > 1 or g not in GPU_GROUPS else pool), 4)
-             for g in sorted({group[n] for n in gpu}) if (v := [r for n, r in gpu.items() if group[n] == g])}
+    prior: dict = {f"{g}_median_b_over_a_ms": round(1e3 * statistics.median(v if len(v) > 1 or g not in GPU_GROUPS else pool), 4)
+                   for g in sorted({group[n] for n in gpu}) if (v := [r for n, r in gpu.items() if group[n] == g])}
     prior["per_device_b_over_a_ms"] = {n: round(r * 1e3, 4) for n, r in gpu.items()}
+    pairs = [(xs[n], r) for n, r in gpu.items() if xs[n] and group[n] in GPU_GROUPS]
+    if pairs:  # b/a = k / x over every CUDA/Vulkan GPU with an FP32 peak: the shipped ONE_MODEL_COMPUTE_PRIOR
+        lx, lr = [math.log(x) for x, _ in pairs], [math.log(r) for _, r in pairs]
+        mx, mr = statistics.fmean(lx), statistics.fmean(lr)
+        sxy = sum((a - mx) * (b - mr) for a, b in zip(lx, lr))
+        sxx, syy = sum((a - mx) ** 2 for a in lx), sum((b - mr) ** 2 for b in lr)
+        prior["compute"] = {"k_ms": round(1e3 * DC.compute_prior_k(pairs), 4), "x_min": round(min(x for x, _ in pairs), 1),
+                            "x_max": round(max(x for x, _ in pairs), 1), "devices": len(pairs),
+                            "log_log_slope": round(sxy / sxx, 2), "log_log_r": round(sxy / math.sqrt(sxx * syy), 2),
+                            "flops_per_byte": {n: round(xs[n], 1) for n in gpu if xs[n] and group[n] in GPU_GROUPS}}
     return results, skipped, prior
 
 
@@ -291,6 +317,8 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
     themselves, so a lower bound for any shared prior): where the shipped median stands among them."""
     gpus = {n: v for n, v in sorted(devices.items()) if v[0].effective_backend in ("cuda", "vulkan") and len({r.model_id for r in v[1]}) >= 3}
     saved = dict(DC.ONE_MODEL_LAYER_PRIOR_S)
+    saved_compute = dict(DC.ONE_MODEL_COMPUTE_PRIOR)
+    DC.ONE_MODEL_COMPUTE_PRIOR.clear()  # the shared value for every GPU, whatever its FP32 peak
     out = {}
     try:
         for p in priors_ms:
@@ -300,6 +328,7 @@ def prior_sweep(devices: dict, priors_ms: tuple[float, ...] = (0.0, 0.03, 0.06, 
     finally:
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
+        DC.ONE_MODEL_COMPUTE_PRIOR.update(saved_compute)
     return out
 
 
@@ -313,7 +342,7 @@ def main(argv: list[str]) -> int:
         for p, e in prior_sweep(devices).items():
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
         return 0
-    mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "groups")
+    mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "compute")
     results, skipped, prior = run(devices, mode)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
@@ -340,6 +369,11 @@ def main(argv: list[str]) -> int:
                         f"{DC.ONE_MODEL_LAYER_PRIOR_S.get(k.removesuffix('_median_b_over_a_ms'), 0) * 1e3:g} ms)"
                         for k, v in prior.items() if k.endswith("_median_b_over_a_ms"))
     print(f"prior fixed cost per layer (b/a), GPU devices: {prior['per_device_b_over_a_ms']} ms; medians by group: {medians}")
+    if c := prior.get("compute"):
+        cp = DC.ONE_MODEL_COMPUTE_PRIOR
+        print(f"b/a = k / x over the {c['devices']} CUDA/Vulkan GPUs with an FP32 peak (x = FP32 FLOPs per byte of bandwidth: "
+              f"{c['flops_per_byte']}): k = {c['k_ms']} ms (shipped {cp.get('k_s', 0) * 1e3:g} ms), x {c['x_min']}-{c['x_max']} "
+              f"(shipped {cp.get('x_min')}-{cp.get('x_max')}); log-log slope {c['log_log_slope']}, r {c['log_log_r']}")
     print(f"devices with fewer than 3 catalog models (not evaluated): {'; '.join(skipped)}", file=sys.stderr)
     return 0
 

@@ -4,11 +4,12 @@ The planner's speed model stays a black box: :func:`predicted_token_time_s` is t
 for a per-token time (decode at a depth, split into the part that scales with the device's speed and the
 fixed rest; or prefill of a prompt). On top of it, per device:
 
-- decode: measured time per token = a * predicted streaming time + b * layer units (llama.cpp graph nodes / 31, = layers for a Llama model). Rows of two or more model
+- decode: measured time per token = a * predicted streaming time + b * layer units (llama.cpp graph nodes / 31, = layers for a Llama model). Rows of three or more model
   depths (layer units: quants of one model share its layers) fit both (least squares on the relative error,
-  a > 0, b >= 0). One model, at one quant or several, cannot separate them:
+  a > 0, b >= 0). One or two model sizes, at one quant or several, cannot separate them reliably:
   then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
-  the planner's own fixed cost otherwise) and one tg row fixes a.
+  from the GPU's FLOPs per byte where the profile gives its FP32 peak; the planner's own fixed cost
+  otherwise) and the tg rows fix a.
 - prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
 - bounds: with rows of 3+ models (decode) or 3+ pp rows (prefill), the spread of the residuals widened by 5
   points; with fewer, the shipped model's own spread across devices (wide: one measurement says nothing
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import statistics
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -40,6 +42,7 @@ from slmplan.schema.estimate import SpeedEstimate
 
 WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
+MIN_DEPTHS_FOR_B = 3  # model sizes (layer units) before b is fitted rather than taken from the prior
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
 # model size and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
 # 3+ catalog models (llmfit's community data and the llama-bench rows of gpu_more.csv;
@@ -53,6 +56,15 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 PRIOR_LABEL = {"gpu": ", CUDA with CUDA graphs (Ampere or newer, or generation unknown)",
                "gpu-no-graphs": ", CUDA before Ampere: no CUDA graphs", "vulkan": ", Vulkan", "metal": ", Apple Metal"}
 ONE_MODEL_LAYER_PRIOR_S = {"gpu": 6.73e-5, "gpu-no-graphs": 1.494e-4, "vulkan": 9.91e-5, "metal": 8.48e-5}
+# CUDA/Vulkan GPUs whose profile gives an FP32 peak (gpu_tflops) and a bandwidth: b/a = k / x, x = the GPU's FP32
+# FLOPs per byte of bandwidth. Over the six published CUDA/Vulkan GPUs with 3+ catalog models b/a falls with x
+# (log-log r = -0.92, slope -0.93 when fitted; fixed at -1 here, one constant): a GPU with much compute per byte
+# (GB10, 114 FLOP/B) spends little of a layer's time outside streaming its weights, a small one (Jetson Orin
+# Nano, 20 FLOP/B; GTX 1050 Ti, 19) much more, whatever the launch path. k = the geometric mean of
+# (b/a) * x over the six (benchmarks/calibration_lomo.py prints it; it evaluates each GPU with k from the other
+# five, the GPUs at either end extrapolated, as a GPU outside the six's 19-114 FLOP/B is: its form says so).
+# Without gpu_tflops: the groups above.
+ONE_MODEL_COMPUTE_PRIOR = {"k_s": 3.816e-3, "x_min": 19.1, "x_max": 113.6}
 
 
 # ---- the one adapter to the planner's predictor ---------------------------------------------------
@@ -133,13 +145,43 @@ def prior_group(device: DeviceProfile) -> str:
     return BACKEND_CLASS.get(backend, "cpu")
 
 
-def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
-    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size)."""
+COMPUTE_PRIOR_GROUPS = ("gpu", "gpu-no-graphs", "vulkan")  # CUDA and Vulkan (Metal keeps its own prior)
+
+
+def flops_per_byte(device: DeviceProfile) -> float | None:
+    """The GPU's FP32 peak over its memory bandwidth (FLOP/B), from the profile; None when either is unknown."""
+    if not device.gpu_tflops or not device.memory_bandwidth_gbs:
+        return None
+    return device.gpu_tflops * 1e12 / (device.memory_bandwidth_gbs * 1e9)
+
+
+def compute_prior_k(devices: list[tuple[float, float]]) -> float:
+    """k of b/a = k / x from (x FLOP/B, b/a s) pairs: the geometric mean of (b/a) * x."""
+    return math.exp(statistics.fmean(math.log(r * x) for x, r in devices))
+
+
+def layer_prior(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> tuple[float, str]:
+    """Fixed cost per layer (at the profile's speed) assumed when the rows cannot tell it (one model size),
+    and where it comes from."""
     group = prior_group(device)
+    x = flops_per_byte(device)
+    cp = ONE_MODEL_COMPUTE_PRIOR
+    if group in COMPUTE_PRIOR_GROUPS and x and cp:
+        out = "" if cp["x_min"] <= x <= cp["x_max"] else (f", extrapolated beyond the published GPUs' "
+                                                              f"{cp['x_min']:g}-{cp['x_max']:g}")
+        return cp["k_s"] / x, (f" from the GPU's {x:.1f} FP32 FLOPs per byte of bandwidth{out}: "
+                               f"{cp['k_s'] * 1e3:.3f} ms / x")
+    label = PRIOR_LABEL.get(group, "")
+    if group in COMPUTE_PRIOR_GROUPS:
+        label += "; a gpu_tflops key in the profile gives a closer prior"
     if group in ONE_MODEL_LAYER_PRIOR_S:
-        return ONE_MODEL_LAYER_PRIOR_S[group]
+        return ONE_MODEL_LAYER_PRIOR_S[group], label
     # no better evidence for this class: the planner's own split between streaming and fixed cost
-    return statistics.median((pr.total_s - pr.streaming_s) / layer_units(p.facts) for p, pr in pts)
+    return statistics.median((pr.total_s - pr.streaming_s) / layer_units(p.facts) for p, pr in pts), label
+
+
+def layer_prior_s(device: DeviceProfile, pts: list[tuple[Point, Predicted]]) -> float:
+    return layer_prior(device, pts)[0]
 
 
 def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfile | None = None) -> DecodeFit | None:
@@ -151,11 +193,13 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
     v = [layer_units(p.facts) / p.t_meas for p in pts]
     models = {p.key.model for p in pts}
     # b, a fixed cost per layer unit, needs rows of models with different layer counts: quants of one model
-    # share its layers, and their speeds differ by kernel (per type), which b would take up and carry over
+    # share its layers, and their speeds differ by kernel (per type), which b would take up and carry over.
+    # Two sizes fit a and b exactly, each model's own deviation going into b; from three on the fit has a
+    # residual (benchmarks/calibration_lomo.py: two models measured, 9.1% with both fitted, 6.9% with the prior)
     depths = {layer_units(p.facts) for p in pts}
     a: float | None = None
     b = 0.0
-    if len(depths) >= 2:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
+    if len(depths) >= MIN_DEPTHS_FOR_B:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
         suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
         det = suu * svv - suv * suv
         if det > 1e-9 * suu * svv:
@@ -166,11 +210,11 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
             elif a2 > 0:
                 a, b, form = sum(u) / suu, 0.0, "b fitted at its bound 0"
     if a is None:  # one model size: b = a * prior, then a from the rows
-        prior = layer_prior_s(device, pairs) if device else 0.0
+        prior, label = layer_prior(device, pairs) if device else (0.0, "")
         w = [x + prior * y for x, y in zip(u, v)]
         a = sum(w) / sum(x * x for x in w)
-        label = PRIOR_LABEL.get(prior_group(device), "") if device else ""
-        b, form = a * prior, f"one model size: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
+        sizes = "one model size" if len(depths) == 1 else f"{len(depths)} model sizes (b is fitted from {MIN_DEPTHS_FOR_B})"
+        b, form = a * prior, f"{sizes}: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
     ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN

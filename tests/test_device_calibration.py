@@ -75,15 +75,42 @@ def test_quants_of_one_model_do_not_fit_a_fixed_cost_per_layer():
     rows = [_tg(m, q, _truth(dev, m, q, 1.2, 0.0) * k) for q, k in (("Q4_K_M", 0.93), ("Q8_0", 1.1), ("Q4_0", 1.0))]
     cal = _calibrate(dev, rows).calibration
     assert cal.decode.form.startswith("one model size") and cal.measurements == 3
-    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.layer_prior(dev, [])[0], rel=1e-3)
 
 
-def test_one_gpu_model_uses_the_layer_prior():
-    dev = get_device("jetson-orin-nano")
+def test_one_gpu_model_uses_the_compute_per_byte_prior():
+    dev = get_device("jetson-orin-nano")  # 2.09 TFLOPS FP32, 102 GB/s: 20.5 FLOPs per byte
+    x = 2.09e12 / 102e9
+    assert DC.flops_per_byte(dev) == pytest.approx(x)
     m = "qwen2.5-7b"
     cal = _calibrate(dev, [_tg(m, "Q4_K_M", 20.0)]).calibration
-    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
+    k = DC.ONE_MODEL_COMPUTE_PRIOR["k_s"]
+    assert cal.decode.b_layer_s == pytest.approx(cal.decode.a * k / x, rel=1e-3)
+    assert "20.5 FP32 FLOPs per byte" in cal.decode.form and "extrapolated" not in cal.decode.form
     assert cal.residuals[0].fitted_tokens_per_s == pytest.approx(20.0, rel=1e-4)
+    # more compute per byte, a smaller fixed cost per layer relative to streaming; beyond the published
+    # GPUs' range the form says it is extrapolated
+    big = dev.model_copy(update={"gpu_tflops": 200.0})
+    cal_big = _calibrate(big, [_tg(m, "Q4_K_M", 20.0)]).calibration
+    assert cal_big.decode.b_layer_s / cal_big.decode.a < cal.decode.b_layer_s / cal.decode.a / 50
+    assert "extrapolated" in cal_big.decode.form
+    # without an FP32 peak: the launch-path group's prior, and the form says what would give a closer one
+    blind = dev.model_copy(update={"gpu_tflops": None, "soc": None})
+    assert DC.flops_per_byte(blind) is None
+    cal_blind = _calibrate(blind, [_tg(m, "Q4_K_M", 20.0)]).calibration
+    assert cal_blind.decode.b_layer_s == pytest.approx(cal_blind.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
+    assert "gpu_tflops" in cal_blind.decode.form
+
+
+def test_two_model_sizes_take_the_prior_three_fit_b():
+    dev = get_device("jetson-orin-nano")
+    truth = [("llama-3.2-1b", 1.3, 4e-5), ("qwen2.5-7b", 1.3, 4e-5), ("gemma-3-4b", 1.3, 4e-5)]
+    rows = [_tg(m, "Q4_K_M", _truth(dev, m, "Q4_K_M", a, b)) for m, a, b in truth]
+    two = _calibrate(dev, rows[:2]).calibration.decode
+    assert two.form.startswith("2 model sizes (b is fitted from 3)")
+    assert two.b_layer_s == pytest.approx(two.a * DC.layer_prior(dev, [])[0], rel=1e-3)
+    three = _calibrate(dev, rows).calibration.decode
+    assert three.form == "a and b fitted" and three.b_layer_s == pytest.approx(4e-5, rel=1e-3)
 
 
 def test_calibrate_cli_writes_a_profile_that_fit_plan_and_report_use(cli, tmp_path):
@@ -165,7 +192,7 @@ def test_rows_with_and_without_repacking_are_not_fitted_together():
 
 def test_speed_model_change_refits_from_the_stored_rows(tmp_path):
     dev = get_device("jetson-orin-nano")
-    rows = [_tg(m, "Q4_K_M", _truth(dev, m, "Q4_K_M", 1.2, 3e-5)) for m in ("llama-3.2-1b", "qwen2.5-7b")]
+    rows = [_tg(m, "Q4_K_M", _truth(dev, m, "Q4_K_M", 1.2, 3e-5)) for m in ("llama-3.2-1b", "qwen2.5-7b", "qwen2.5-3b")]
     new = _calibrate(dev, rows)
     q = Query()
     (ok,) = fit("gemma-3-4b", new, "Q4_K_M", q)
@@ -220,6 +247,11 @@ def test_shipped_gpu_layer_priors_are_what_the_published_data_gives():
         assert v == pytest.approx(DC.ONE_MODEL_LAYER_PRIOR_S[g] * 1e3, rel=0.01), g
     # GPUs before Ampere launch every kernel on its own: a fixed cost per layer well above the others'
     assert DC.ONE_MODEL_LAYER_PRIOR_S["gpu-no-graphs"] > 2 * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"]
+    # b/a = k / (FLOPs per byte): k and the range are what the six CUDA/Vulkan GPUs give, and b/a does fall with x
+    c, cp = prior["compute"], DC.ONE_MODEL_COMPUTE_PRIOR
+    assert c["devices"] == 6 and c["k_ms"] == pytest.approx(cp["k_s"] * 1e3, rel=0.01)
+    assert (c["x_min"], c["x_max"]) == (cp["x_min"], cp["x_max"])
+    assert c["log_log_slope"] < -0.5 and c["log_log_r"] < -0.8
 
 
 def test_a_metal_profile_calibrated_on_one_model_takes_the_metal_prior():
@@ -233,7 +265,8 @@ def test_a_metal_profile_calibrated_on_one_model_takes_the_metal_prior():
 def test_one_model_prior_group_follows_the_gpu_generation():
     base = get_device("jetson-orin-nano")  # Ampere (compute capability 8.7, from its soc text): CUDA graphs
     assert DC.prior_group(base) == "gpu"
-    old = base.model_copy(update={"cuda_compute_capability": 7.5})  # a profile saying the GPU is a Turing
+    # a profile saying the GPU is a Turing, without its FP32 peak (with one, the compute-per-byte prior applies)
+    old = base.model_copy(update={"cuda_compute_capability": 7.5, "gpu_tflops": None})
     assert DC.prior_group(old) == "gpu-no-graphs"
     named = base.model_copy(update={"id": "gtx", "name": "NVIDIA GeForce GTX 1050 Ti", "soc": None})
     assert DC.prior_group(named) == "gpu-no-graphs"
@@ -247,7 +280,7 @@ def test_one_model_prior_group_follows_the_gpu_generation():
 def test_a_cuda_profile_of_unknown_gpu_takes_the_generation_from_llama_bench_gpu_info():
     from dataclasses import replace as dc_replace
 
-    base = get_device("jetson-orin-nano").model_copy(update={"id": "box", "name": "My box", "soc": None})
+    base = get_device("jetson-orin-nano").model_copy(update={"id": "box", "name": "My box", "soc": None, "gpu_tflops": None})
     assert DC.prior_group(base) == "gpu"  # unknown generation: CUDA graphs assumed
     row = dc_replace(_tg("qwen2.5-7b", "Q4_K_M", 20.0, backends="CUDA"), gpu_info="NVIDIA GeForce RTX 2080")
     new = _calibrate(base, [row])
@@ -262,7 +295,7 @@ def test_a_cuda_profile_of_unknown_gpu_takes_the_generation_from_llama_bench_gpu
 def test_one_measured_model_beats_the_uncalibrated_planner_on_every_device():
     """benchmarks/calibration_lomo.py's result, as a regression check (deterministic, no timing)."""
     mod = _lomo()
-    results, _, _ = mod.run(mod.llmfit_devices(), ks=(3,))
+    results, _, _ = mod.run(mod.llmfit_devices(), ks=(3,))  # the five llmfit GPUs: k from the other four
     assert len(results) >= 4
     for r in results:  # one measured model improves every device; more models improve it further
         assert r["one_model_mean_abs_pct"] < r["uncalibrated_mean_abs_pct"], r["device"]
