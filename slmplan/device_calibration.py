@@ -43,8 +43,8 @@ from slmplan.schema.estimate import SpeedEstimate
 WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 MIN_DEPTHS_FOR_B = 3  # model sizes (layer units) before b is fitted rather than taken from the prior
-# Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one
-# model size and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
+# Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one or two
+# model sizes and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
 # 3+ catalog models (llmfit's community data and the llama-bench rows of gpu_more.csv;
 # benchmarks/calibration_lomo.py prints them; the shipped speed model's own split differs), in three groups by
 # how llama.cpp launches a token's kernels: CUDA on GPUs before Ampere, which launch every kernel on its own
@@ -209,11 +209,12 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
                 a, b, form = a2, b2, "a and b fitted"
             elif a2 > 0:
                 a, b, form = sum(u) / suu, 0.0, "b fitted at its bound 0"
-    if a is None:  # one model size: b = a * prior, then a from the rows
+    if a is None:  # one or two model sizes (or no usable fit): b = a * prior, then a from the rows
         prior, label = layer_prior(device, pairs) if device else (0.0, "")
         w = [x + prior * y for x, y in zip(u, v)]
         a = sum(w) / sum(x * x for x in w)
-        sizes = "one model size" if len(depths) == 1 else f"{len(depths)} model sizes (b is fitted from {MIN_DEPTHS_FOR_B})"
+        sizes = ("one model size" if len(depths) == 1 else f"{len(depths)} model sizes (b is fitted from {MIN_DEPTHS_FOR_B})"
+                 if len(depths) < MIN_DEPTHS_FOR_B else f"{len(depths)} model sizes, no fit of b with a > 0")
         b, form = a * prior, f"{sizes}: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
     ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
