@@ -434,6 +434,10 @@ def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_
                             "Run llama-bench with its default tests (-p 512 -n 128), which measure both")
     if dec is None:
         notes.append("no tg row: decode stays uncalibrated (run llama-bench with -n 128)")
+    elif "prior" in dec.form and prior_group(dev) in COMPUTE_PRIOR_GROUPS and flops_per_byte(dev) is None:
+        notes.append("the profile gives no gpu_tflops (the GPU's FP32 peak, the vendor's figure): the fixed cost per "
+                     "layer for other model sizes comes from the launch-path group, not from the GPU's compute per "
+                     "byte, a closer prior on published GPUs; add gpu_tflops to the profile and calibrate again")
     elif not 1 / 3 <= dec.a <= 3:
         notes.append(f"the device decodes {1 / dec.a:.1f}x as fast as the profile predicts: check that --device "
                      "is the device that ran llama-bench (its bandwidth, backend and threads)")

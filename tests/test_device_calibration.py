@@ -100,6 +100,9 @@ def test_one_gpu_model_uses_the_compute_per_byte_prior():
     cal_blind = _calibrate(blind, [_tg(m, "Q4_K_M", 20.0)]).calibration
     assert cal_blind.decode.b_layer_s == pytest.approx(cal_blind.decode.a * DC.ONE_MODEL_LAYER_PRIOR_S["gpu"], rel=1e-3)
     assert "gpu_tflops" in cal_blind.decode.form
+    rows = [BenchFile("rows.json", "json", [_tg(m, "Q4_K_M", 20.0)], [])]
+    assert any("no gpu_tflops" in n for n in DC.calibrate(rows, blind, now="x")[1])  # and calibrate says so
+    assert not any("no gpu_tflops" in n for n in DC.calibrate(rows, dev, now="x")[1])
 
 
 def test_two_model_sizes_take_the_prior_three_fit_b():
