@@ -40,7 +40,6 @@ import slmplan.device_calibration as DC  # noqa: E402
 from slmplan.device_calibration import calibrate  # noqa: E402
 from slmplan.estimate.calib_rows import (  # noqa: E402
     LLMFIT_DEVICES,
-    LLMFIT_GPU_TFLOPS,
     apple_more_rows,
     apple_rows,
     edge_rows,
@@ -48,6 +47,7 @@ from slmplan.estimate.calib_rows import (  # noqa: E402
     llmfit_rows,
     read_csv_lines,
 )
+from slmplan.gpus import find_gpu  # noqa: E402
 from slmplan.importers.identify import match_name, quant_from_name  # noqa: E402
 from slmplan.importers.llama_bench import BenchFile, BenchRow  # noqa: E402
 from slmplan.planner import Query, evaluate  # noqa: E402
@@ -82,7 +82,8 @@ def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     out = {}
     for dev, rs in rows.items():
         backend, bw, src = LLMFIT_DEVICES[dev]
-        tf, tf_src = LLMFIT_GPU_TFLOPS.get(dev, (None, None))
+        gpu = find_gpu(dev)  # the FP32 peak from the GPU table (vendor specifications), as calibrate takes it
+        tf, tf_src = (gpu.fp32_tflops, f"{gpu.name}: {gpu.source}") if gpu else (None, None)
         prof = DeviceProfile(id=dev, name=dev, kind="desktop", ram_gb=64, memory_budget_gb=60,
                              memory_bandwidth_gbs=bw, cpu_cores=8, backend=backend, gpu_tflops=tf,
                              sources={"memory_bandwidth_gbs": src, **({"gpu_tflops": tf_src} if tf_src else {})})

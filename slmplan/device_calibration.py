@@ -406,6 +406,31 @@ def _gpu_generation(rows: list, base: DeviceProfile, backend: str) -> dict:
     return {}
 
 
+def _gpu_peak(rows: list, base: DeviceProfile, backend: str, sources: dict | None) -> tuple[dict, list[str]]:
+    """A CUDA/Vulkan profile without ``gpu_tflops`` takes the FP32 peak of the GPU llama-bench names
+    (``gpu_info``) from the GPU table (data/gpus.yaml): it decides the one-model prior and lets prefill be
+    predicted. The profile's bandwidth is kept; a note says when it is far from the named GPU's."""
+    from slmplan.gpus import find_gpu
+
+    if backend not in ("cuda", "vulkan"):
+        return {}, []
+    info = next((i for r in rows if (i := getattr(r, "gpu_info", None))), None)
+    gpu = find_gpu(info)
+    if gpu is None:
+        return {}, []
+    upd: dict = {}
+    if not base.gpu_tflops:
+        upd = {"gpu_tflops": gpu.fp32_tflops,
+               "sources": {**(sources or base.sources), "gpu_tflops": f"llama-bench gpu_info '{info}': {gpu.name}, {gpu.source}"}}
+    notes = []
+    bw = base.memory_bandwidth_gbs
+    if bw and not 2 / 3 <= bw / gpu.memory_bandwidth_gbs <= 1.5:
+        notes.append(f"the rows ran on {gpu.name} ({gpu.memory_bandwidth_gbs:g} GB/s by its specification), the profile "
+                     f"says {bw:g} GB/s: use a profile with the GPU's memory bandwidth (memory_bandwidth_gbs) for "
+                     "predictions on that GPU")
+    return upd, notes
+
+
 def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_path: str | None = None,
                    now: str | None = None, threads: int | None = None) -> tuple[DeviceProfile, list[str]]:
     """``calibrate`` on identified rows (``BenchRow``) from ``sources`` (file paths, or what else measured them:
@@ -421,6 +446,9 @@ def calibrate_rows(rows: list, base: DeviceProfile, sources: list[str], catalog_
     if rows[0].threads:
         upd["threads"] = rows[0].threads
     upd.update(_gpu_generation(rows, base, backend))
+    gpu_upd, gpu_notes = _gpu_peak(rows, base, backend, upd.get("sources"))
+    upd.update(gpu_upd)
+    notes += gpu_notes
     dev = base.model_copy(update=upd)
     points = points_from_rows(rows, dev, catalog_path)
     partial = sorted({p.key.model for p, r in zip(points, rows) if backend != "cpu" and r.n_gpu_layers is not None

@@ -285,8 +285,10 @@ def test_a_cuda_profile_of_unknown_gpu_takes_the_generation_from_llama_bench_gpu
 
     base = get_device("jetson-orin-nano").model_copy(update={"id": "box", "name": "My box", "soc": None, "gpu_tflops": None})
     assert DC.prior_group(base) == "gpu"  # unknown generation: CUDA graphs assumed
-    row = dc_replace(_tg("qwen2.5-7b", "Q4_K_M", 20.0, backends="CUDA"), gpu_info="NVIDIA GeForce RTX 2080")
+    # a Turing the GPU table does not list (its FP32 peak unknown): the launch-path group decides the prior
+    row = dc_replace(_tg("qwen2.5-7b", "Q4_K_M", 20.0, backends="CUDA"), gpu_info="NVIDIA GeForce RTX 2080 Ti")
     new = _calibrate(base, [row])
+    assert new.gpu_tflops is None
     assert new.cuda_compute_capability == 7.5 and "gpu_info" in new.sources["cuda_compute_capability"]
     assert DC.prior_group(new) == "gpu-no-graphs"
     assert new.calibration.decode.b_layer_s == pytest.approx(
@@ -346,3 +348,26 @@ def test_android_tables_import_and_their_gpu_npu_backends_are_refused(cli, tmp_p
     code, out, err = cli("calibrate", "--device", "pixel-8", str(DATA / name), "-o", str(tmp_path / "p.yaml"))
     assert code == 2 and out == "" and err.count("\n") == 1 and not (tmp_path / "p.yaml").exists()
     assert err.startswith("Error: ") and f"ran on {backend} with layers offloaded" in err, err
+
+
+def test_calibrate_takes_the_fp32_peak_of_the_gpu_llama_bench_names():
+    from dataclasses import replace as dc_replace
+
+    base = get_device("jetson-orin-nano").model_copy(update={"id": "box", "name": "My box", "soc": None, "gpu_tflops": None,
+                                                             "memory_bandwidth_gbs": 1008.0})
+    row = dc_replace(_tg("qwen2.5-7b", "Q4_K_M", 120.0, backends="CUDA"), gpu_info="NVIDIA GeForce RTX 4090")
+    new, notes = DC.calibrate([BenchFile("rows.json", "json", [row], [])], base, now="x")
+    assert new.gpu_tflops == 82.58 and "gpu_info 'NVIDIA GeForce RTX 4090'" in new.sources["gpu_tflops"]
+    assert new.cuda_compute_capability == 8.9 and "gpu_info" in new.sources["cuda_compute_capability"]  # both kept
+    x = 82.58e12 / 1008e9
+    d = new.calibration.decode
+    assert d.b_layer_s == pytest.approx(d.a * DC.ONE_MODEL_COMPUTE_PRIOR["k_s"] / x, rel=1e-3)
+    assert not any("GB/s by its specification" in n for n in notes)
+    # a profile's own figure wins; a bandwidth far from the named GPU's gets a note (a CPU profile, GPU rows)
+    stated = base.model_copy(update={"gpu_tflops": 80.0, "memory_bandwidth_gbs": 89.6, "backend": "cpu"})
+    new2, notes2 = DC.calibrate([BenchFile("rows.json", "json", [row], [])], stated, now="x")
+    assert new2.gpu_tflops == 80.0 and new2.effective_backend == "cuda"
+    assert any("1008 GB/s by its specification" in n and "89.6 GB/s" in n for n in notes2)
+    # a laptop part is not the desktop card: nothing is taken
+    laptop = dc_replace(row, gpu_info="NVIDIA GeForce RTX 4090 Laptop GPU")
+    assert DC.calibrate([BenchFile("rows.json", "json", [laptop], [])], base, now="x")[0].gpu_tflops is None

@@ -64,16 +64,6 @@ LLMFIT_VRAM_SPEC = {
     "nvidia-geforce-rtx-4060-laptop-gpu": (8.0, "NVIDIA spec: 8 GB GDDR6"),
     "nvidia-geforce-rtx-5070-laptop-gpu": (8.0, "NVIDIA spec: 8 GB GDDR7"),
 }
-# FP32 peak of the llmfit GPUs with decode rows of 3+ catalog models (vendor figures: shader cores x 2 FLOPs
-# (one FMA) x boost clock; RDNA 3 counts its dual issue, as AMD's figure does), TFLOPS: the one-model
-# calibration prior (device_calibration.ONE_MODEL_COMPUTE_PRIOR) is fitted on them and the Jetson's figure in gpu_more.csv.
-LLMFIT_GPU_TFLOPS = {
-    "amd-radeon-rx-7900-xt": (51.48, "AMD spec: peak single precision 51.48 TFLOPS (84 CUs, 2.4 GHz boost, dual issue)"),
-    "nvidia-gb10": (31.0, "NVIDIA, Hot Chips 2025 GB10 presentation: ~31 TFLOPS FP32 (6144 CUDA cores)"),
-    "nvidia-geforce-gtx-1050-ti": (2.138, "NVIDIA spec: 768 CUDA cores x 2 x 1.392 GHz boost"),
-    "nvidia-geforce-rtx-2080": (10.07, "NVIDIA spec: 2944 CUDA cores x 2 x 1.71 GHz boost (reference clock)"),
-    "nvidia-geforce-rtx-5070": (30.84, "NVIDIA spec: 6144 CUDA cores x 2 x 2.51 GHz boost"),
-}
 # Apple GPU FP32 per core: M1 8-core 2.6 TFLOPS, M2 10-core 3.6 TFLOPS (Apple announcements).
 APPLE_TFLOPS_PER_CORE = {"M1": 2.6 / 8, "M2": 3.6 / 10}
 
