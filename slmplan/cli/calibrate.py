@@ -96,7 +96,9 @@ def _table(dev, cal) -> None:
     if cal.decode:
         d = cal.decode
         out.print(f"  decode: time per token = {d.a:.4f} x predicted streaming time + {d.b_layer_s * 1e3:.4f} ms x layers "
-                  f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}")
+                  f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}",
+                  markup=False, highlight=False, soft_wrap=True)
+        out.print(f"  fixed cost per layer: {d.form}", markup=False, highlight=False, soft_wrap=True)
     if cal.prefill:
         p = cal.prefill
         out.print(f"  prefill: tokens/s = {p.scale:.4f} x planner ({p.rows} rows); bounds x{p.ratio_low:.2f}-x{p.ratio_high:.2f}")
