@@ -9,7 +9,10 @@ fixed rest; or prefill of a prompt). On top of it, per device:
   a > 0, b >= 0). One or two model sizes, at one quant or several, cannot separate them reliably:
   then b = a * prior (a fixed cost per layer learned from the published multi-model measurements for GPUs,
   from the GPU's FLOPs per byte where the profile gives its FP32 peak; the planner's own fixed cost
-  otherwise) and the tg rows fix a.
+  otherwise) and the tg rows fix a. On the CPU (classes with a ``device_prior`` in the speed model) that a is
+  for the measured models only (``a_own``); the other models get the device's share of the measured ratio,
+  the posterior of the split between device and model learned from the planner's held-out deviations
+  (estimate/shrink.py).
 - prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
 - bounds: with rows of 3+ models (decode) or 3+ pp rows (prefill), the spread of the residuals widened by 5
   points; with fewer, the shipped model's own spread across devices (wide: one measurement says nothing
@@ -198,6 +201,8 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
     # residual (benchmarks/calibration_lomo.py: two models measured, 9.1% with both fitted, 6.9% with the prior)
     depths = {layer_units(p.facts) for p in pts}
     a: float | None = None
+    a_own: float | None = None
+    own: list[str] = []
     b = 0.0
     if len(depths) >= MIN_DEPTHS_FOR_B:  # least squares of a*u + b*v - 1 (relative error), a > 0, b >= 0
         suu, suv, svv = sum(x * x for x in u), sum(x * y for x, y in zip(u, v)), sum(y * y for y in v)
@@ -215,7 +220,13 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         a = sum(w) / sum(x * x for x in w)
         sizes = ("one model size" if len(depths) == 1 else f"{len(depths)} model sizes (b is fitted from {MIN_DEPTHS_FOR_B})"
                  if len(depths) < MIN_DEPTHS_FOR_B else f"{len(depths)} model sizes, no fit of b with a > 0")
-        b, form = a * prior, f"{sizes}: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
+        form = f"{sizes}: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
+        shrunk = _shrink(a, prior, pairs, shipped, len(models))
+        if shrunk:
+            a_own, (a, how_shrunk) = a, shrunk
+            own = sorted({f"{p.key.model}: {model_key(p.facts)}" for p in pts})
+            form += how_shrunk
+        b = a * prior
     ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
@@ -226,7 +237,35 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
         how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
                f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
     return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
-                     rows=len(pts), models=len(models), bounds=how, form=form)
+                     rows=len(pts), models=len(models), bounds=how, form=form,
+                     a_own=round(a_own, 6) if a_own else None, own_models=own)
+
+
+def model_key(f: ModelFacts) -> str:
+    """What identifies a measured model when it is predicted again (from its GGUF file or its catalog entry)."""
+    return f"{f.architecture} {f.n_layers} x {f.n_embd} ff {f.n_ff} vocab {f.n_vocab}"
+
+
+def _shrink(a: float, prior: float, pairs: list[tuple[Point, Predicted]], shipped: ClassConstants,
+            n_models: int) -> tuple[float, str] | None:
+    """a for the models NOT measured: the measured rows' ratio to the planner split into the device's part (which
+    every model on the device shares) and the measured models' own, by the class's held-out deviations
+    (estimate/shrink.py). None where the class has no such prior (CUDA/Vulkan: the ratio is kept whole)."""
+    from slmplan.estimate.shrink import DevicePrior, device_deviation
+
+    dp = DevicePrior.from_dict(shipped.device_prior)
+    if dp is None:
+        return None
+    # a0: the a that gives back the planner's own prediction of the measured rows (1 when the prior is its split)
+    w0 = [(pr.streaming_s + prior * layer_units(p.facts)) / pr.total_s for p, pr in pairs]
+    a0 = sum(w0) / sum(x * x for x in w0)
+    r = math.log(a0 / a)  # log(measured / predicted tokens/s) of the measured rows
+    d = device_deviation(r, dp, n_models)
+    return a0 * math.exp(-d), (
+        f"; the measured model{'s' if n_models > 1 else ''} ran x{math.exp(r):.3f} the planner's prediction, read as "
+        f"x{math.exp(d):.3f} for the device and the rest as the model's own (the planner's held-out deviations: "
+        f"{dp.model_sd:.3f} per model, devices mostly within {dp.close_sd:.3f}, some {dp.far_sd:.3f}, in log units); "
+        f"the measured model{'s keep their' if n_models > 1 else ' keeps its'} measured speed")
 
 
 def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | None:
@@ -247,7 +286,10 @@ def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | No
 
 
 def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
-    return fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)
+    t = fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)
+    if fit.a_own and fit.own_models and model_key(facts) in {m.partition(": ")[2] for m in fit.own_models}:
+        return t * fit.a_own / fit.a  # a measured model: its own measured speed, not the device's shrunk share
+    return t
 
 
 def measured_facts(model_id: str, catalog_path: str | None, gguf_path: str | None = None) -> ModelFacts:

@@ -46,24 +46,44 @@ def test_size_dependent_fit_recovers_known_constants():
 
 
 def test_one_model_corrects_every_model_and_keeps_wide_bounds():
+    import math
+
+    from slmplan.estimate.shrink import DevicePrior, device_deviation
+
     dev = get_device("pixel-8")  # CPU: with one model size the planner's own split is kept, all scaled by a
     f1 = DC.measured_facts("llama-3.2-1b", None)
     pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
     measured = 0.8 / pred  # the phone runs 20% slower than the planner predicts
     new = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", measured)])
     cal = new.calibration
-    assert new.effective_backend == "cpu" and cal.decode.models == 1
-    assert cal.decode.a == pytest.approx(1.25, rel=1e-4) and cal.residuals[0].residual_pct == pytest.approx(0, abs=0.01)
     shipped = DC._constants(dev)
+    assert new.effective_backend == "cpu" and cal.decode.models == 1
+    # the measured model keeps its measured speed; the other models get the device's share of the 0.8: the
+    # posterior of the CPU class's held-out device/model split (estimate/shrink.py), between none and all of it
+    assert cal.decode.a_own == pytest.approx(1.25, rel=1e-4) and cal.residuals[0].residual_pct == pytest.approx(0, abs=0.01)
+    share = math.exp(device_deviation(math.log(0.8), DevicePrior.from_dict(shipped.device_prior)))
+    assert 0.8 < share < 0.95 and cal.decode.a == pytest.approx(1 / share, rel=1e-4)
+    assert "ran x0.800 the planner's prediction" in cal.decode.form and cal.decode.own_models[0].startswith("llama-3.2-1b: ")
     assert (cal.decode.ratio_low, cal.decode.ratio_high) == (shipped.decode_ratio_low, shipped.decode_ratio_high)
     q = Query(ctx=4096, n_prompt=300, n_gen=200)
-    for model in ("qwen2.5-3b", "smollm2-360m"):
+    for model, factor in (("llama-3.2-1b", 0.8), ("qwen2.5-3b", share), ("smollm2-360m", share)):
         (before,), (after,) = fit(model, dev, "Q4_K_M", q), fit(model, new, "Q4_K_M", q)
         # the planner's fixed cost has a per-token and a per-layer part; the calibration carries it per layer,
-        # so a model with another layer count moves by somewhat more or less than the 0.8 measured
-        assert after.speed.decode_tokens_per_s == pytest.approx(0.8 * before.speed.decode_tokens_per_s, rel=0.06)
+        # so a model with another layer count moves by somewhat more or less than the factor
+        assert after.speed.decode_tokens_per_s == pytest.approx(factor * before.speed.decode_tokens_per_s, rel=0.06)
         assert after.speed.method.startswith("calibrated on 1 measurement from rows.json")
         assert after.speed.decode_tokens_per_s_low < after.speed.decode_tokens_per_s < after.speed.decode_tokens_per_s_high
+
+
+def test_one_model_far_off_is_read_as_the_device_and_gpus_keep_the_whole_ratio():
+    dev = get_device("pixel-8")
+    f1 = DC.measured_facts("llama-3.2-1b", None)
+    pred = DC.predicted_token_time_s(f1, "Q4_K_M", dev, "tg", 128, 0).total_s
+    far = _calibrate(dev, [_tg("llama-3.2-1b", "Q4_K_M", 3.0 / pred)]).calibration.decode  # 3x faster than predicted
+    assert far.a_own == pytest.approx(1 / 3, rel=1e-4) and 1 / far.a > 2.8  # a device far off: (almost) all kept
+    gpu = get_device("jetson-orin-nano")  # CUDA: no device/model split, the measured ratio carried over whole
+    g = _calibrate(gpu, [_tg("llama-3.2-1b", "Q4_K_M", _truth(gpu, "llama-3.2-1b", "Q4_K_M", 1.2, 0.0))]).calibration.decode
+    assert g.a_own is None and g.own_models == [] and "read as" not in g.form
 
 
 def test_quants_of_one_model_do_not_fit_a_fixed_cost_per_layer():

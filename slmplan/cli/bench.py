@@ -119,7 +119,9 @@ def _calibrate_local(run_) -> None:
     parts = []
     if cal.decode:
         parts.append(f"decode time per token = {cal.decode.a:.3f} x predicted streaming time + "
-                     f"{cal.decode.b_layer_s * 1e3:.4f} ms x layers")
+                     f"{cal.decode.b_layer_s * 1e3:.4f} ms x layers"
+                     + (f" (x{cal.decode.a_own / cal.decode.a:.3f} that for the measured model: the other models get the "
+                        "device's share of its deviation)" if cal.decode.a_own else ""))
     if cal.prefill:
         parts.append(f"prefill x{cal.prefill.scale:.3f}")
     err.print(f"Calibrated: {clean(cal.method)} ({'; '.join(parts)}) -> {local_calibration_path()}; "

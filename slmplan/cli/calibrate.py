@@ -95,7 +95,8 @@ def _table(dev, cal) -> None:
     out.print(f"  {cal.method}", markup=False, highlight=False, soft_wrap=True)
     if cal.decode:
         d = cal.decode
-        out.print(f"  decode: time per token = {d.a:.4f} x predicted streaming time + {d.b_layer_s * 1e3:.4f} ms x layers "
+        own = f" (the measured model(s): x{d.a_own / d.a:.3f} that)" if d.a_own else ""
+        out.print(f"  decode: time per token = {d.a:.4f} x predicted streaming time + {d.b_layer_s * 1e3:.4f} ms x layers{own} "
                   f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}",
                   markup=False, highlight=False, soft_wrap=True)
         out.print(f"  fixed cost per layer: {d.form}", markup=False, highlight=False, soft_wrap=True)

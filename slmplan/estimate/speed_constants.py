@@ -61,6 +61,10 @@ class ClassConstants:
     # CPU prefill: throughput multiplier of the types llamafile's tinyBLAS kernels handle (in llama.cpp since 2024-04)
     sgemm_prefill: float = 1.0
     n_rows: int = 0
+    # a device calibrated on one or two model sizes: how the planner's held-out decode deviations split into the
+    # device's and the model's (estimate/shrink.py, fitted by fit.device_prior_of); {} = the measured ratio is
+    # carried over whole
+    device_prior: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassConstants:

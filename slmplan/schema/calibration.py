@@ -20,6 +20,10 @@ class DecodeFit(_M):
     models: int = Field(ge=1, description="distinct models among the rows")
     bounds: str = Field(description="where ratio_low/high come from")
     form: str = Field("", description="time per token = a x predicted streaming time + b x layers; how a and b were set")
+    a_own: Optional[float] = Field(None, gt=0, description="a (and b in proportion) for the measured models themselves, when "
+                                   "a for the other models was shrunk toward the planner's prediction")
+    own_models: list[str] = Field(default_factory=list, description="the measured models a_own applies to: "
+                                  "'id: architecture layers x width ff vocab'")
 
 
 class PrefillFit(_M):
