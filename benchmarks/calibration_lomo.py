@@ -21,6 +21,14 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py --prior-sweep   # one shared GPU prior b/a, several values
     PYTHONPATH=. python benchmarks/calibration_lomo.py --no-groups     # one prior group for every GPU
     PYTHONPATH=. python benchmarks/calibration_lomo.py --own           # each GPU's own b/a (a lower bound)
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen        # the speed model refitted without the device
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --whole         # one-model ratio carried over whole (no split)
+
+By default the planner is the shipped one, whose constants were fitted on these same devices (in-sample: the
+uncalibrated column flatters it, and so a calibration that leans on it). ``--unseen`` evaluates each device as
+a new one: its class's constants are refitted on the other devices' rows (the shipped model shape), and the
+device/model split that one-model calibration uses (estimate/shrink.py) is learned from the other devices'
+held-out deviations.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import random
 import statistics
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -235,6 +244,37 @@ def evaluate_device(base: DeviceProfile, rows: list[BenchRow], ks: tuple[int, ..
             "lomo_mean_abs_pct": pct(lomo), "k_models_mean_abs_pct": k_sets, "per_model": per_model}
 
 
+def _fit_name(name: str) -> str:
+    """The speed fit's device name of a device here (the Apple chips are named by chip there)."""
+    return name.removeprefix("Apple ").removesuffix(" (Metal)") if name.endswith(" (Metal)") else name
+
+
+def unseen_constants() -> dict[str, tuple[str, object]]:
+    """Speed-fit device name -> (class, ClassConstants fitted without that device's rows, with the device/model
+    split learned without it)."""
+    from slmplan.estimate import fit as F
+    from slmplan.estimate.speed import load_constants
+
+    get = F.Facts()
+    rows = F.load_rows(get)
+    q_dec = F.fit_quant_decode(get)
+    shipped = load_constants()
+    out = {}
+    for cls, k in shipped.classes.items():
+        q_pp = F.fit_quant_prefill(rows, cls)
+        sp = k.c_layer_no_graphs_s is not None or k.c_layer_old_builds_s is not None
+        args = (k.thread_exp, k.overlap, None, sp, shipped.extra["c_token_fitted"][cls], k.core_exp, F.rates_of(k.quant_cpu))
+        lodo = F._held_out(rows, cls, get, q_dec, q_pp, "device", *args)
+        for dev in sorted({r.device for r in rows if r.cls == cls}):
+            train = [r for r in rows if r.cls == cls and r.device != dev]
+            kk = F.fit_class(train, cls, get, q_dec, q_pp, *args[:2], *args[3:])
+            dp = F.device_prior_of(lodo, exclude=dev) if cls in F.SHRINK_CLASSES else None
+            out[dev] = (cls, replace(kk, decode_ratio_low=k.decode_ratio_low, decode_ratio_high=k.decode_ratio_high,
+                                     decode_ratio_by_backend=k.decode_ratio_by_backend,
+                                     device_prior=dp.to_dict() if dp else {}))
+    return out
+
+
 def layer_over_a(base: DeviceProfile, rows: list[BenchRow]) -> float | None:
     """b/a of the size-dependent fit on all of a device's rows (the fixed cost per layer at spec speed)."""
     dev = _calibrated(base, rows)
@@ -246,7 +286,8 @@ PRIOR_MODES = ("compute", "groups", "no-groups", "own")
 GPU_GROUPS = DC.COMPUTE_PRIOR_GROUPS  # the CUDA/Vulkan prior groups (--no-groups and --prior-sweep join them; Metal stays apart)
 
 
-def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SETS) -> tuple[list[dict], list[str], dict]:
+def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SETS, unseen: bool = False,
+        whole: bool = False) -> tuple[list[dict], list[str], dict]:
     """Every device with 3+ catalog models. For the one-model case the prior b/a of a device is learned from the
     OTHER devices only (leave one device out), so no device is predicted with its own data. ``mode``
     "compute" (what calibrate does): a CUDA/Vulkan GPU with an FP32 peak gets b/a = k / x (its FLOPs per byte),
@@ -263,8 +304,21 @@ def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SET
     group = {n: DC.prior_group(b) for n, (b, _) in evald.items()}
     if mode in ("no-groups", "own"):  # every GPU in one group
         group = {n: "gpu" if g in GPU_GROUPS else g for n, g in group.items()}
+    from slmplan.estimate.speed import load_constants
+
+    classes = load_constants().classes  # the cached shipped constants: patched per device for unseen / whole
+    saved_classes = dict(classes)
+    held = unseen_constants() if unseen else {}
+    if whole:
+        for c, k in saved_classes.items():
+            classes[c] = replace(k, device_prior={})
     try:
         for n, (base, rows) in evald.items():
+            if n in held or _fit_name(n) in held:
+                c, k = held[n if n in held else _fit_name(n)]
+                classes[c] = replace(k, device_prior={}) if whole else k
+            if base.id == "npu":  # a stand-in for an NPU runtime: the CPU class's device/model split is not its own
+                classes["cpu"] = replace(saved_classes["cpu"], device_prior={})
             g = group[n]
             others = [r for m, r in ratio.items() if m != n and r is not None and group[m] == g]
             if mode == "own" and ratio[n] is not None:
@@ -287,9 +341,18 @@ def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SET
             res["prior_group"] = g
             res["one_model_layer_prior_ms"] = round(DC.layer_prior(base, [])[0] * 1e3, 4) if (
                 g in DC.ONE_MODEL_LAYER_PRIOR_S or DC.ONE_MODEL_COMPUTE_PRIOR) else None
+            res["speed_model"] = "refitted without the device" if (n in held or _fit_name(n) in held) else (
+                "shipped (not in its fit)" if unseen else "shipped")
             results.append(res)
             DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
+            if held or base.id == "npu":
+                classes.update(saved_classes)
+                if whole:
+                    for c, k in saved_classes.items():
+                        classes[c] = replace(k, device_prior={})
     finally:
+        classes.clear()
+        classes.update(saved_classes)
         DC.ONE_MODEL_LAYER_PRIOR_S.clear()
         DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
         DC.ONE_MODEL_COMPUTE_PRIOR.clear()
@@ -344,7 +407,7 @@ def main(argv: list[str]) -> int:
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
         return 0
     mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "compute")
-    results, skipped, prior = run(devices, mode)
+    results, skipped, prior = run(devices, mode, unseen="--unseen" in argv, whole="--whole" in argv)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
         return 0
