@@ -263,11 +263,12 @@ def unseen_constants() -> dict[str, tuple[str, object]]:
     for cls, k in shipped.classes.items():
         q_pp = F.fit_quant_prefill(rows, cls)
         sp = k.c_layer_no_graphs_s is not None or k.c_layer_old_builds_s is not None
-        args = (k.thread_exp, k.overlap, None, sp, shipped.extra["c_token_fitted"][cls], k.core_exp, F.rates_of(k.quant_cpu))
-        lodo = F._held_out(rows, cls, get, q_dec, q_pp, "device", *args)
+        shape = dict(te=k.thread_exp, overlap=k.overlap, split=sp, free_token=shipped.extra["c_token_fitted"][cls],
+                     ce=k.core_exp, qc=F.rates_of(k.quant_cpu))
+        lodo = F._held_out(rows, cls, get, q_dec, q_pp, "device", **shape)
         for dev in sorted({r.device for r in rows if r.cls == cls}):
             train = [r for r in rows if r.cls == cls and r.device != dev]
-            kk = F.fit_class(train, cls, get, q_dec, q_pp, *args[:2], *args[3:])
+            kk = F.fit_class(train, cls, get, q_dec, q_pp, **shape)
             dp = F.device_prior_of(lodo, exclude=dev) if cls in F.SHRINK_CLASSES else None
             out[dev] = (cls, replace(kk, decode_ratio_low=k.decode_ratio_low, decode_ratio_high=k.decode_ratio_high,
                                      decode_ratio_by_backend=k.decode_ratio_by_backend,
@@ -306,19 +307,22 @@ def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SET
         group = {n: "gpu" if g in GPU_GROUPS else g for n, g in group.items()}
     from slmplan.estimate.speed import load_constants
 
-    classes = load_constants().classes  # the cached shipped constants: patched per device for unseen / whole
+    classes = load_constants().classes  # the cached shipped constants: set per device for unseen / whole / NPU
     saved_classes = dict(classes)
     held = unseen_constants() if unseen else {}
-    if whole:
-        for c, k in saved_classes.items():
-            classes[c] = replace(k, device_prior={})
+
+    def whole_ratio(k):  # the constants without the device/model split (--whole, and the NPU stand-ins)
+        return replace(k, device_prior={})
+
     try:
         for n, (base, rows) in evald.items():
-            if n in held or _fit_name(n) in held:
-                c, k = held[n if n in held else _fit_name(n)]
-                classes[c] = replace(k, device_prior={}) if whole else k
+            classes.update({c: whole_ratio(k) if whole else k for c, k in saved_classes.items()})
+            fit_name = n if n in held else _fit_name(n)
+            if fit_name in held:
+                c, k = held[fit_name]
+                classes[c] = whole_ratio(k) if whole else k
             if base.id == "npu":  # a stand-in for an NPU runtime: the CPU class's device/model split is not its own
-                classes["cpu"] = replace(saved_classes["cpu"], device_prior={})
+                classes["cpu"] = whole_ratio(classes["cpu"])
             g = group[n]
             others = [r for m, r in ratio.items() if m != n and r is not None and group[m] == g]
             if mode == "own" and ratio[n] is not None:
@@ -341,15 +345,10 @@ def run(devices: dict, mode: str = "compute", ks: tuple[int, ...] = MEASURED_SET
             res["prior_group"] = g
             res["one_model_layer_prior_ms"] = round(DC.layer_prior(base, [])[0] * 1e3, 4) if (
                 g in DC.ONE_MODEL_LAYER_PRIOR_S or DC.ONE_MODEL_COMPUTE_PRIOR) else None
-            res["speed_model"] = "refitted without the device" if (n in held or _fit_name(n) in held) else (
+            res["speed_model"] = "refitted without the device" if fit_name in held else (
                 "shipped (not in its fit)" if unseen else "shipped")
             results.append(res)
             DC.ONE_MODEL_LAYER_PRIOR_S.update(saved)
-            if held or base.id == "npu":
-                classes.update(saved_classes)
-                if whole:
-                    for c, k in saved_classes.items():
-                        classes[c] = replace(k, device_prior={})
     finally:
         classes.clear()
         classes.update(saved_classes)

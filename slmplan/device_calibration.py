@@ -222,8 +222,9 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
                  if len(depths) < MIN_DEPTHS_FOR_B else f"{len(depths)} model sizes, no fit of b with a > 0")
         form = f"{sizes}: b = a x {prior * 1e3:.4f} ms (prior fixed cost per layer{label})"
         shrunk = _shrink(a, prior, pairs, shipped, len(models))
-        if shrunk:
-            a_own, (a, how_shrunk) = a, shrunk
+        if shrunk:  # the measured models keep the a fitted to them, the others get the device's share
+            a_own = a
+            a, how_shrunk = shrunk
             own = sorted({f"{p.key.model}: {model_key(p.facts)}" for p in pts})
             form += how_shrunk
         b = a * prior

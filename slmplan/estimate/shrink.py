@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 EM_ITERATIONS = 500
 MIN_VAR = 1e-4  # (1% in log terms)^2: a component's variance is never fitted below it
@@ -40,9 +40,7 @@ class DevicePrior:
     devices_several_models: int
 
     def to_dict(self) -> dict:
-        return {"model_sd": self.model_sd, "close_sd": self.close_sd, "far_sd": self.far_sd,
-                "close_share": self.close_share, "devices": self.devices,
-                "devices_several_models": self.devices_several_models}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> DevicePrior | None:
