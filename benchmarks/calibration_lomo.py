@@ -23,6 +23,7 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py --own           # each GPU's own b/a (a lower bound)
     PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen        # the speed model refitted without the device
     PYTHONPATH=. python benchmarks/calibration_lomo.py --whole         # one-model ratio carried over whole (no split)
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --no-quant-factors   # one scale for every quant type
 
 By default the planner is the shipped one, whose constants were fitted on these same devices (in-sample: the
 uncalibrated column flatters it, and so a calibration that leans on it). ``--unseen`` evaluates each device as
@@ -406,6 +407,7 @@ def main(argv: list[str]) -> int:
             print(f"shared GPU prior b/a {p:.4f} ms: calibrated on one model {e:.2f}% (mean over the GPUs)")
         return 0
     mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "compute")
+    DC.QUANT_FACTORS = "--no-quant-factors" not in argv
     results, skipped, prior = run(devices, mode, unseen="--unseen" in argv, whole="--whole" in argv)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))

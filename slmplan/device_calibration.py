@@ -228,7 +228,9 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
             own = sorted({f"{p.key.model}: {model_key(p.facts)}" for p in pts})
             form += how_shrunk
         b = a * prior
-    ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) / p.t_meas for p, pr in pairs]  # measured / fitted tokens/s
+    qf = quant_factors(pairs, a_own or a, (a_own or a) * prior if a_own else b) if QUANT_FACTORS else {}
+    ratios = [(a * pr.streaming_s + b * layer_units(p.facts)) * qf.get(p.key.quant, 1.0) / p.t_meas
+              for p, pr in pairs]  # fitted / measured time = measured / fitted tokens/s
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
@@ -239,7 +241,37 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
                f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
     return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
                      rows=len(pts), models=len(models), bounds=how, form=form,
-                     a_own=round(a_own, 6) if a_own else None, own_models=own)
+                     a_own=round(a_own, 6) if a_own else None, own_models=own, quant_factors=qf)
+
+
+QUANT_FACTORS = True  # benchmarks/calibration_lomo.py --no-quant-factors turns them off (the previous rule)
+
+
+def quant_factors(pairs: list[tuple[Point, Predicted]], a: float, b: float) -> dict[str, float]:
+    """Per measured quant type, how much slower (> 1) or faster this device runs that type than the fit of all its
+    rows: the geometric mean of the type's rows' measured / fitted time per token, relative to that of all rows,
+    shrunk toward 1 by n / (n + 1) for a type measured on n models (one model's quant difference is partly its
+    own; the device's part and the model's part are about equally spread on the published CPU devices, see the
+    README). The speed model's per-type kernel costs are the class's; this is the device's own. Empty when the
+    rows have one quant type (nothing to tell apart)."""
+    by_q: dict[str, list[float]] = {}
+    models_q: dict[str, set[str]] = {}
+    for p, pr in pairs:
+        by_q.setdefault(p.key.quant, []).append(math.log(p.t_meas / (a * pr.streaming_s + b * layer_units(p.facts))))
+        models_q.setdefault(p.key.quant, set()).add(p.key.model)
+    if len(by_q) < 2:
+        return {}
+    mean = statistics.fmean(x for xs in by_q.values() for x in xs)
+    w = {q: len(m) / (len(m) + 1) for q, m in models_q.items()}
+    return {q: round(math.exp(w[q] * (statistics.fmean(xs) - mean)), 4) for q, xs in by_q.items()}
+
+
+def quant_factors_text(fit: DecodeFit) -> str:
+    """The measured quant types' own factors, for the CLI ('' when there are none)."""
+    if not fit.quant_factors:
+        return ""
+    return ("per quant type, time per token x " + ", ".join(f"{q} {g:.3f}" for q, g in sorted(fit.quant_factors.items()))
+            + " (this device's own cost of each measured type; types not measured x1)")
 
 
 def model_key(f: ModelFacts) -> str:
@@ -286,8 +318,8 @@ def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | No
                       bounds=how)
 
 
-def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts) -> float:
-    t = fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)
+def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts, quant: str) -> float:
+    t = (fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)) * fit.quant_factors.get(quant, 1.0)
     if fit.a_own and fit.own_models and model_key(facts) in {m.partition(": ")[2] for m in fit.own_models}:
         return t * fit.a_own / fit.a  # a measured model: its own measured speed, not the device's shrunk share
     return t
@@ -363,7 +395,7 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
     for p in points:
         upd: dict = {"predicted_tokens_per_s": round(1 / p.t_pred, 4) if p.t_pred else None}
         if p.kind == "tg" and dec and p.pred:
-            fitted = 1 / decode_time(dec, p.pred, p.facts)
+            fitted = 1 / decode_time(dec, p.pred, p.facts, p.key.quant)
         elif p.kind == "pp" and pre and p.t_pred:
             fitted = pre.scale / p.t_pred
         else:
@@ -580,7 +612,7 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
     t_tok = 1.0 / speed.decode_tokens_per_s if speed.decode_tokens_per_s else None
     p_tok = predicted_token_time_s(facts, quant, base, "tg", 0, depth) if dec else None
     if dec and p_tok:
-        t_tok = decode_time(dec, p_tok, facts)
+        t_tok = decode_time(dec, p_tok, facts, quant)
         tg = 1.0 / t_tok
         upd.update(decode_tokens_per_s=round(tg, 2), decode_tokens_per_s_low=round(tg * dec.ratio_low, 2),
                    decode_tokens_per_s_high=round(tg * dec.ratio_high, 2))
@@ -617,5 +649,5 @@ def predict_test(facts: ModelFacts, quant: str, device: DeviceProfile, n_prompt:
     if n_gen > 0:
         tg = predicted_token_time_s(facts, quant, base, "tg", n_gen, n_depth + n_prompt)
         assert tg is not None  # decode always has a prediction
-        t += n_gen * (decode_time(dec, tg, facts) if dec else tg.total_s)
+        t += n_gen * (decode_time(dec, tg, facts, quant) if dec else tg.total_s)
     return (n_prompt + n_gen) / t if t > 0 else None

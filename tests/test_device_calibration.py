@@ -391,3 +391,29 @@ def test_calibrate_takes_the_fp32_peak_of_the_gpu_llama_bench_names():
     # a laptop part is not the desktop card: nothing is taken
     laptop = dc_replace(row, gpu_info="NVIDIA GeForce RTX 4090 Laptop GPU")
     assert DC.calibrate([BenchFile("rows.json", "json", [laptop], [])], base, now="x")[0].gpu_tflops is None
+
+
+def test_measured_quant_types_carry_their_own_factor_to_other_models():
+    # a device whose Q8_0 kernels run 25% slower (time per token) than the speed model's per-type costs say,
+    # measured on two models at Q4_0 and Q8_0: a third model's Q8_0 is predicted slower by the shrunk factor
+    # 1.25^(2/3) (two models measured the type: weight 2/3) relative to its Q4_0; an unmeasured type keeps x1
+    dev = get_device("jetson-orin-nano")  # CUDA: no device/model split, so a is the rows' own fit
+    b = 1.2 * DC.layer_prior(dev, [])[0]  # two model sizes: b = a x the prior, so the form fits the truth
+    rows = [_tg(m, q, _truth(dev, m, q, 1.2, b) / k) for m in ("llama-3.2-1b", "qwen2.5-3b")
+            for q, k in (("Q4_0", 1.0), ("Q8_0", 1.25))]
+    d = _calibrate(dev, rows).calibration.decode
+    assert set(d.quant_factors) == {"Q4_0", "Q8_0"} and d.quant_factors["Q4_0"] < 1 < d.quant_factors["Q8_0"]
+    assert d.quant_factors["Q8_0"] / d.quant_factors["Q4_0"] == pytest.approx(1.25 ** (2 / 3), rel=1e-3)
+    assert "Q8_0 " in DC.quant_factors_text(d)
+    new = _calibrate(dev, rows)
+    cal = new.calibration
+    plain = new.model_copy(update={"calibration": cal.model_copy(update={"decode": d.model_copy(update={"quant_factors": {}})})})
+    q = Query(ctx=4096, n_prompt=0, n_gen=128)
+    moved = {qt: fit("smollm2-1.7b", new, qt, q)[0].speed.decode_tokens_per_s
+             / fit("smollm2-1.7b", plain, qt, q)[0].speed.decode_tokens_per_s for qt in ("Q4_0", "Q8_0", "Q4_K_M")}
+    assert moved["Q4_0"] == pytest.approx(1 / d.quant_factors["Q4_0"], rel=2e-3)
+    assert moved["Q8_0"] == pytest.approx(1 / d.quant_factors["Q8_0"], rel=2e-3)
+    assert moved["Q4_K_M"] == 1.0  # not measured: the device's overall fit only
+    # one quant type: nothing to tell apart
+    one = _calibrate(dev, [r for r in rows if r.quant == "Q4_0"]).calibration.decode
+    assert one.quant_factors == {}

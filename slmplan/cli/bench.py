@@ -102,6 +102,7 @@ def _calibrate_local(run_) -> None:
     """Fit this machine's calibration on the run (after its results are out: a failure here loses nothing)."""
     from slmplan.bench.calibrate import calibrate_local
     from slmplan.calibration_store import local_calibration_path
+    from slmplan.device_calibration import quant_factors_text
     from slmplan.errors import SlmplanError
     from slmplan.localdevice import detect_local
 
@@ -121,7 +122,8 @@ def _calibrate_local(run_) -> None:
         parts.append(f"decode time per token = {cal.decode.a:.3f} x predicted streaming time + "
                      f"{cal.decode.b_layer_s * 1e3:.4f} ms x layers"
                      + (f" (x{cal.decode.a_own / cal.decode.a:.3f} that for the measured model: the other models get the "
-                        "device's share of its deviation)" if cal.decode.a_own else ""))
+                        "device's share of its deviation)" if cal.decode.a_own else "")
+                     + (f"; {qt}" if (qt := quant_factors_text(cal.decode)) else ""))
     if cal.prefill:
         parts.append(f"prefill x{cal.prefill.scale:.3f}")
     err.print(f"Calibrated: {clean(cal.method)} ({'; '.join(parts)}) -> {local_calibration_path()}; "

@@ -83,6 +83,8 @@ def calibrate_cmd(
 def _table(dev, cal) -> None:
     from rich.table import Table
 
+    from slmplan.device_calibration import quant_factors_text
+
     t = Table(title=dev.name)
     for col in ("row", "model", "quant", "test", "measured tok/s", "planner tok/s", "calibrated tok/s", "residual"):
         t.add_column(col)
@@ -100,6 +102,8 @@ def _table(dev, cal) -> None:
                   f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}",
                   markup=False, highlight=False, soft_wrap=True)
         out.print(f"  fixed cost per layer: {d.form}", markup=False, highlight=False, soft_wrap=True)
+        if qt := quant_factors_text(d):
+            out.print(f"  {qt}", markup=False, highlight=False, soft_wrap=True)
     if cal.prefill:
         p = cal.prefill
         out.print(f"  prefill: tokens/s = {p.scale:.4f} x planner ({p.rows} rows); bounds x{p.ratio_low:.2f}-x{p.ratio_high:.2f}")

@@ -24,6 +24,9 @@ class DecodeFit(_M):
                                    "a for the other models was shrunk toward the planner's prediction")
     own_models: list[str] = Field(default_factory=list, description="the measured models a_own applies to: "
                                   "'id: architecture layers x width ff vocab'")
+    quant_factors: dict[str, float] = Field(default_factory=dict, description="time per token of each measured quant type "
+                                            "relative to the fit of all rows (rows of 2+ types): the device's own kernel "
+                                            "cost per type; types not measured keep 1")
 
 
 class PrefillFit(_M):
