@@ -24,6 +24,7 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen        # the speed model refitted without the device
     PYTHONPATH=. python benchmarks/calibration_lomo.py --whole         # one-model ratio carried over whole (no split)
     PYTHONPATH=. python benchmarks/calibration_lomo.py --no-quant-factors   # one scale for every quant type
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --prefill       # the same for prompt processing (pp rows)
 
 By default the planner is the shipped one, whose constants were fitted on these same devices (in-sample: the
 uncalibrated column flatters it, and so a calibration that leans on it). ``--unseen`` evaluates each device as
@@ -183,11 +184,40 @@ def npu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
 
 
 def _predict(dev: DeviceProfile, row: BenchRow) -> float:
-    """planner.fit's path (evaluate) for the row's model and quant, also when the catalog lists no such variant."""
+    """planner.fit's path (evaluate) for the row's model and quant, also when the catalog lists no such variant:
+    decode tokens/s, or prompt tokens/s for a prompt row (n_gen 0, --prefill)."""
     from slmplan.catalog import facts, get_model, load_catalog
 
     c = Candidate(facts(get_model(load_catalog(), row.model_id)), row.quant)
+    if row.n_gen == 0:
+        pp = evaluate(c, dev, Query(ctx=4096, n_prompt=row.n_prompt, n_gen=1)).speed.prefill_tokens_per_s
+        assert pp is not None  # prefill devices have a compute figure
+        return pp
     return evaluate(c, dev, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen)).speed.decode_tokens_per_s
+
+
+def prefill_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
+    """The devices above with published prompt-processing rows (pp, llama.cpp), the rows as llama-bench pp tests."""
+    profiles = {n: b for n, (b, _) in {**gpu_more_devices(), **apple_devices(), **edge_cpu_devices()}.items()}
+    rows: dict[str, list[BenchRow]] = defaultdict(list)
+    tflops: dict[str, float] = {}
+    named = [(f"Apple {r.device} (Metal)", r) for r in apple_rows() + apple_more_rows()] + [
+        (r.device, r) for r in gpu_more_rows()] + [
+        (r.device, r) for r in edge_rows() if "llama.cpp" in r.runtime and "llamafile" not in r.runtime]
+    for name, r in named:
+        if r.pp and name in profiles:
+            if r.gpu_tflops:
+                tflops[name] = r.gpu_tflops  # the Apple chips' GPU peak, as the speed fit takes it
+            rows[name].append(BenchRow(source=f"{r.data_file}:{r.line}", n_prompt=r.pp_tokens, n_gen=0, n_depth=0,
+                                       tokens_per_s=r.pp, model_id=r.model_id, quant=r.quant))
+    return {n: (profiles[n] if profiles[n].gpu_tflops or n not in tflops else
+                profiles[n].model_copy(update={"gpu_tflops": tflops[n]}), rs) for n, rs in rows.items()}
+
+
+def run_prefill() -> list[dict]:
+    """One-model / two-model / leave-one-model-out for prefill on every device with pp rows of 3+ catalog models."""
+    devices = prefill_devices()
+    return [evaluate_device(b, rows) for n, (b, rows) in sorted(devices.items()) if len({r.model_id for r in rows}) >= 3]
 
 
 def _calibrated(base: DeviceProfile, rows: list[BenchRow]) -> DeviceProfile:
@@ -408,6 +438,21 @@ def main(argv: list[str]) -> int:
         return 0
     mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "compute")
     DC.QUANT_FACTORS = "--no-quant-factors" not in argv
+    if "--prefill" in argv:
+        res = run_prefill()
+        print("| device | models (rows) | uncalibrated | calibrated on one model: other models | on two models | "
+              "leave one model out |  (prompt tokens/s)")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        for r in res:
+            print(f"| {r['device']} ({r['backend']}) | {r['models']} ({r['rows']}) | {r['uncalibrated_mean_abs_pct']}% | "
+                  f"{r['one_model_mean_abs_pct']}% (median {r['one_model_median_abs_pct']}%) | "
+                  f"{r['k_models_mean_abs_pct'][2] if r['k_models_mean_abs_pct'][2] is not None else 'n/a'}% | "
+                  f"{r['lomo_mean_abs_pct']}% |")
+        print(f"mean over {len(res)} devices: uncalibrated {statistics.fmean(r['uncalibrated_mean_abs_pct'] for r in res):.1f}%, "
+              f"one model {statistics.fmean(r['one_model_mean_abs_pct'] for r in res):.1f}%, "
+              f"leave one model out {statistics.fmean(r['lomo_mean_abs_pct'] for r in res):.1f}% "
+              "(mean |predicted/measured - 1| of prompt tokens/s)")
+        return 0
     results, skipped, prior = run(devices, mode, unseen="--unseen" in argv, whole="--whole" in argv)
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))

@@ -254,24 +254,31 @@ def quant_factors(pairs: list[tuple[Point, Predicted]], a: float, b: float) -> d
     own; the device's part and the model's part are about equally spread on the published CPU devices, see the
     README). The speed model's per-type kernel costs are the class's; this is the device's own. Empty when the
     rows have one quant type (nothing to tell apart)."""
+    return _shrunk_type_factors([(p, math.log(p.t_meas / (a * pr.streaming_s + b * layer_units(p.facts)))) for p, pr in pairs],
+                                center=True)
+
+
+def _shrunk_type_factors(logs: list[tuple[Point, float]], center: bool) -> dict[str, float]:
+    """exp(n/(n+1) x the mean log deviation of each quant type's rows), n = models measured at the type; relative to
+    the mean of all rows when ``center``. Empty with fewer than two types."""
     by_q: dict[str, list[float]] = {}
     models_q: dict[str, set[str]] = {}
-    for p, pr in pairs:
-        by_q.setdefault(p.key.quant, []).append(math.log(p.t_meas / (a * pr.streaming_s + b * layer_units(p.facts))))
+    for p, x in logs:
+        by_q.setdefault(p.key.quant, []).append(x)
         models_q.setdefault(p.key.quant, set()).add(p.key.model)
     if len(by_q) < 2:
         return {}
-    mean = statistics.fmean(x for xs in by_q.values() for x in xs)
-    w = {q: len(m) / (len(m) + 1) for q, m in models_q.items()}
-    return {q: round(math.exp(w[q] * (statistics.fmean(xs) - mean)), 4) for q, xs in by_q.items()}
+    mean = statistics.fmean(x for _, x in logs) if center else 0.0
+    return {q: round(math.exp(len(models_q[q]) / (len(models_q[q]) + 1) * (statistics.fmean(xs) - mean)), 4)
+            for q, xs in by_q.items()}
 
 
-def quant_factors_text(fit: DecodeFit) -> str:
-    """The measured quant types' own factors, for the CLI ('' when there are none)."""
-    if not fit.quant_factors:
+def quant_factors_text(factors: dict[str, float], what: str = "time per token") -> str:
+    """A fit's measured quant types' own factors, for the CLI ('' when there are none)."""
+    if not factors:
         return ""
-    return ("per quant type, time per token x " + ", ".join(f"{q} {g:.3f}" for q, g in sorted(fit.quant_factors.items()))
-            + " (this device's own cost of each measured type; types not measured x1)")
+    return (f"per quant type, {what} x " + ", ".join(f"{q} {g:.3f}" for q, g in sorted(factors.items()))
+            + " (this device's own kernels for each measured type; types not measured x1)")
 
 
 def model_key(f: ModelFacts) -> str:
@@ -302,20 +309,24 @@ def _shrink(a: float, prior: float, pairs: list[tuple[Point, Predicted]], shippe
 
 
 def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | None:
-    ratios = [t / p.t_meas for p in points if p.kind == "pp" and (t := p.t_pred)]  # measured tokens/s / predicted
+    pts = [(p, t) for p in points if p.kind == "pp" and (t := p.t_pred)]
+    ratios = [t / p.t_meas for p, t in pts]  # measured tokens/s / predicted
     if not ratios:
         return None
     n = len(ratios)
     s = statistics.median(ratios)
-    if n >= 3:
-        rel = [r / s for r in ratios]
+    qf = _shrunk_type_factors([(p, math.log(r / s)) for (p, _), r in zip(pts, ratios)], center=False) if QUANT_FACTORS else {}
+    models = len({p.key.model for p, _ in pts})
+    if models >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
+        rel = [r / s / qf.get(p.key.quant, 1.0) for (p, _), r in zip(pts, ratios)]
         lo, hi = min(1.0, min(rel)) - WIDEN, max(1.0, max(rel)) + WIDEN
-        how = f"spread of the {n} pp rows around the median, widened by {WIDEN:.0%}"
-    else:
+        how = f"spread of the {n} pp rows ({models} models) around the fit, widened by {WIDEN:.0%}"
+    else:  # the quants of one or two models do not tell how other models' prompts deviate
         lo, hi = shipped.prefill_ratio_low, shipped.prefill_ratio_high
-        how = "the shipped speed model's prefill spread across devices (fewer than 3 pp rows)"
+        how = (f"the shipped speed model's prefill spread across devices: pp rows of {models} model(s), too few "
+               f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other models deviate")
     return PrefillFit(scale=round(s, 6), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3), rows=n,
-                      bounds=how)
+                      bounds=how, quant_factors=qf)
 
 
 def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts, quant: str) -> float:
@@ -397,7 +408,7 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
         if p.kind == "tg" and dec and p.pred:
             fitted = 1 / decode_time(dec, p.pred, p.facts, p.key.quant)
         elif p.kind == "pp" and pre and p.t_pred:
-            fitted = pre.scale / p.t_pred
+            fitted = pre.scale * pre.quant_factors.get(p.key.quant, 1.0) / p.t_pred
         else:
             fitted = None
             upd["note"] = ("prompt and generation timed together (llama-bench -pg): not used" if p.kind == "pg"
@@ -619,7 +630,7 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
     pp = speed.prefill_tokens_per_s or None
     if pre and pp:
         t_pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, 0)
-        pp = pre.scale / t_pp.total_s if t_pp else pp
+        pp = pre.scale * pre.quant_factors.get(quant, 1.0) / t_pp.total_s if t_pp else pp
         upd.update(prefill_tokens_per_s=round(pp, 2), prefill_tokens_per_s_low=round(pp * pre.ratio_low, 2),
                    prefill_tokens_per_s_high=round(pp * pre.ratio_high, 2))
     if pp and t_tok is not None:
@@ -645,7 +656,7 @@ def predict_test(facts: ModelFacts, quant: str, device: DeviceProfile, n_prompt:
         pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, n_depth)
         if pp is None:
             return None
-        t += n_prompt * pp.total_s / (pre.scale if pre else 1.0)
+        t += n_prompt * pp.total_s / (pre.scale * pre.quant_factors.get(quant, 1.0) if pre else 1.0)
     if n_gen > 0:
         tg = predicted_token_time_s(facts, quant, base, "tg", n_gen, n_depth + n_prompt)
         assert tg is not None  # decode always has a prediction

@@ -404,7 +404,7 @@ def test_measured_quant_types_carry_their_own_factor_to_other_models():
     d = _calibrate(dev, rows).calibration.decode
     assert set(d.quant_factors) == {"Q4_0", "Q8_0"} and d.quant_factors["Q4_0"] < 1 < d.quant_factors["Q8_0"]
     assert d.quant_factors["Q8_0"] / d.quant_factors["Q4_0"] == pytest.approx(1.25 ** (2 / 3), rel=1e-3)
-    assert "Q8_0 " in DC.quant_factors_text(d)
+    assert "Q8_0 " in DC.quant_factors_text(d.quant_factors)
     new = _calibrate(dev, rows)
     cal = new.calibration
     plain = new.model_copy(update={"calibration": cal.model_copy(update={"decode": d.model_copy(update={"quant_factors": {}})})})
@@ -417,3 +417,27 @@ def test_measured_quant_types_carry_their_own_factor_to_other_models():
     # one quant type: nothing to tell apart
     one = _calibrate(dev, [r for r in rows if r.quant == "Q4_0"]).calibration.decode
     assert one.quant_factors == {}
+
+
+def test_prompt_rows_of_two_quant_types_carry_each_types_factor():
+    # a phone whose Q4_0 prompt kernels run 1.5x the planner's prediction and Q4_K_M 1.0x (as the PocketPal
+    # phones' repacked Q4_0 do), measured on two models: scale = the median ratio 1.25, and each measured
+    # type keeps its deviation from it shrunk by 2/3 (two models); an unmeasured type gets the scale alone
+    dev = get_device("pixel-8")
+
+    def pp(model, quant, k):
+        t = DC.predicted_token_time_s(DC.measured_facts(model, None), quant, dev, "pp", 512, 0).total_s
+        return BenchRow(source="synthetic", n_prompt=512, n_gen=0, n_depth=0, tokens_per_s=k / t, model_id=model, quant=quant)
+
+    rows = [pp(m, q, k) for m in ("llama-3.2-1b", "qwen2.5-3b") for q, k in (("Q4_0", 1.5), ("Q4_K_M", 1.0))]
+    new = _calibrate(dev, rows)
+    p = new.calibration.prefill
+    assert p.scale == pytest.approx(1.25, rel=1e-4)
+    assert p.quant_factors["Q4_0"] == pytest.approx(1.2 ** (2 / 3), rel=1e-3)
+    assert p.quant_factors["Q4_K_M"] == pytest.approx(0.8 ** (2 / 3), rel=1e-3)
+    f = DC.measured_facts("smollm2-1.7b", None)
+    for quant, k in (("Q4_0", 1.25 * 1.2 ** (2 / 3)), ("Q4_K_M", 1.25 * 0.8 ** (2 / 3)), ("Q8_0", 1.25)):
+        assert DC.predict_test(f, quant, new, 512, 0, 0) == pytest.approx(k * DC.predict_test(f, quant, dev, 512, 0, 0), rel=1e-3)
+    # the rows' residuals are taken after the type factors (without them: +/-20% around the median)
+    want = {"Q4_0": 100 * (1.25 * 1.2 ** (2 / 3) / 1.5 - 1), "Q4_K_M": 100 * (1.25 * 0.8 ** (2 / 3) - 1)}
+    assert all(r.residual_pct == pytest.approx(want[r.quant], abs=0.02) for r in new.calibration.residuals)

@@ -123,9 +123,10 @@ def _calibrate_local(run_) -> None:
                      f"{cal.decode.b_layer_s * 1e3:.4f} ms x layers"
                      + (f" (x{cal.decode.a_own / cal.decode.a:.3f} that for the measured model: the other models get the "
                         "device's share of its deviation)" if cal.decode.a_own else "")
-                     + (f"; {qt}" if (qt := quant_factors_text(cal.decode)) else ""))
+                     + (f"; {qt}" if (qt := quant_factors_text(cal.decode.quant_factors)) else ""))
     if cal.prefill:
-        parts.append(f"prefill x{cal.prefill.scale:.3f}")
+        parts.append(f"prefill x{cal.prefill.scale:.3f}"
+                     + (f"; {qt}" if (qt := quant_factors_text(cal.prefill.quant_factors, "prompt tokens/s")) else ""))
     err.print(f"Calibrated: {clean(cal.method)} ({'; '.join(parts)}) -> {local_calibration_path()}; "
               "'fit/plan --device local' use it", markup=False, highlight=False, soft_wrap=True)
 

@@ -102,10 +102,12 @@ def _table(dev, cal) -> None:
                   f"({d.rows} rows, {d.models} model(s)); bounds x{d.ratio_low:.2f}-x{d.ratio_high:.2f} from {d.bounds}",
                   markup=False, highlight=False, soft_wrap=True)
         out.print(f"  fixed cost per layer: {d.form}", markup=False, highlight=False, soft_wrap=True)
-        if qt := quant_factors_text(d):
+        if qt := quant_factors_text(d.quant_factors):
             out.print(f"  {qt}", markup=False, highlight=False, soft_wrap=True)
     if cal.prefill:
         p = cal.prefill
         out.print(f"  prefill: tokens/s = {p.scale:.4f} x planner ({p.rows} rows); bounds x{p.ratio_low:.2f}-x{p.ratio_high:.2f}")
+        if qt := quant_factors_text(p.quant_factors, "prompt tokens/s"):
+            out.print(f"  {qt}", markup=False, highlight=False, soft_wrap=True)
     if cal.llama_cpp_build:
         out.print(f"  llama.cpp build: {cal.llama_cpp_build}")

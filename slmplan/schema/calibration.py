@@ -35,6 +35,9 @@ class PrefillFit(_M):
     ratio_high: float = Field(gt=0)
     rows: int = Field(ge=1)
     bounds: str
+    quant_factors: dict[str, float] = Field(default_factory=dict, description="prompt tokens/s of each measured quant type "
+                                            "relative to the scale (pp rows of 2+ types): this device's own prompt kernels "
+                                            "per type; types not measured keep 1")
 
 
 class Residual(_M):
