@@ -25,6 +25,7 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py --whole         # one-model ratio carried over whole (no split)
     PYTHONPATH=. python benchmarks/calibration_lomo.py --no-quant-factors   # one scale for every quant type
     PYTHONPATH=. python benchmarks/calibration_lomo.py --prefill       # the same for prompt processing (pp rows)
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen --bounds   # the one-model decode bounds calibrate ships
 
 By default the planner is the shipped one, whose constants were fitted on these same devices (in-sample: the
 uncalibrated column flatters it, and so a calibration that leans on it). ``--unseen`` evaluates each device as
@@ -186,14 +187,26 @@ def npu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
 def _predict(dev: DeviceProfile, row: BenchRow) -> float:
     """planner.fit's path (evaluate) for the row's model and quant, also when the catalog lists no such variant:
     decode tokens/s, or prompt tokens/s for a prompt row (n_gen 0, --prefill)."""
+    return _predict_bounds(dev, row)[0]
+
+
+def _predict_bounds(dev: DeviceProfile, row: BenchRow) -> tuple[float, float | None, float | None]:
+    """(predicted, low, high) tokens/s as _predict."""
     from slmplan.catalog import facts, get_model, load_catalog
 
     c = Candidate(facts(get_model(load_catalog(), row.model_id)), row.quant)
     if row.n_gen == 0:
-        pp = evaluate(c, dev, Query(ctx=4096, n_prompt=row.n_prompt, n_gen=1)).speed.prefill_tokens_per_s
-        assert pp is not None  # prefill devices have a compute figure
-        return pp
-    return evaluate(c, dev, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen)).speed.decode_tokens_per_s
+        s = evaluate(c, dev, Query(ctx=4096, n_prompt=row.n_prompt, n_gen=1)).speed
+        assert s.prefill_tokens_per_s is not None  # prefill devices have a compute figure
+        return s.prefill_tokens_per_s, s.prefill_tokens_per_s_low, s.prefill_tokens_per_s_high
+    s = evaluate(c, dev, Query(ctx=4096, n_prompt=0, n_gen=row.n_gen)).speed
+    return s.decode_tokens_per_s, s.decode_tokens_per_s_low, s.decode_tokens_per_s_high
+
+
+def _inside(dev: DeviceProfile, row: BenchRow) -> bool:
+    """The measured value within the calibrated profile's low/high."""
+    _, lo, hi = _predict_bounds(dev, row)
+    return lo is not None and hi is not None and lo <= row.tokens_per_s <= hi
 
 
 def prefill_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
@@ -256,12 +269,17 @@ def evaluate_device(base: DeviceProfile, rows: list[BenchRow], ks: tuple[int, ..
     models = sorted(by_model)
     raw = [_err(_predict(base, r), r.tokens_per_s) for r in rows]
     one, lomo = [], []
+    one_ratios: list[float] = []  # measured / predicted of the other models, one model measured
+    inside_one: list[bool] = []
     per_model = {}
     for m in models:
         others = [r for r in rows if r.model_id != m]
         dev1 = _calibrated(base, by_model[m])
-        e1 = [_err(_predict(dev1, r), r.tokens_per_s) for r in others]
+        p1 = [_predict(dev1, r) for r in others]
+        e1 = [_err(p, r.tokens_per_s) for p, r in zip(p1, others)]
+        one_ratios += [r.tokens_per_s / p for p, r in zip(p1, others)]
         one += e1
+        inside_one += [_inside(dev1, r) for r in others]
         devl = _calibrated(base, others)
         el = [_err(_predict(devl, r), r.tokens_per_s) for r in by_model[m]]
         lomo += el
@@ -272,7 +290,32 @@ def evaluate_device(base: DeviceProfile, rows: list[BenchRow], ks: tuple[int, ..
     return {"device": base.name, "runtime": "NPU runtime" if base.id == "npu" else "llama.cpp", "backend": base.effective_backend, "bandwidth_gbs": base.memory_bandwidth_gbs,
             "models": len(models), "rows": len(rows), "uncalibrated_mean_abs_pct": pct(raw),
             "one_model_mean_abs_pct": pct(one), "one_model_median_abs_pct": round(100 * statistics.median(one), 1),
-            "lomo_mean_abs_pct": pct(lomo), "k_models_mean_abs_pct": k_sets, "per_model": per_model}
+            "lomo_mean_abs_pct": pct(lomo), "k_models_mean_abs_pct": k_sets, "per_model": per_model,
+            "one_model_inside_low_high_pct": round(100 * sum(inside_one) / len(inside_one), 1),
+            "one_model_ratios": [round(x, 4) for x in one_ratios]}
+
+
+def weighted_quantile(groups: list[list[float]], q: float) -> float:
+    """The q-quantile of the pooled values, each group weighing the same (every value 1/len(group))."""
+    pts = sorted((x, 1 / len(g)) for g in groups for x in g)
+    total, acc = sum(w for _, w in pts), 0.0
+    for x, w in pts:
+        acc += w
+        if acc >= q * total:
+            return x
+    return pts[-1][0]
+
+
+def one_model_bounds(results: list[dict]) -> dict[str, tuple[float, float]]:
+    """10th/90th percentile of measured/predicted for the other models after a one-model calibration, per
+    class (cpu, gpu = CUDA/Vulkan, metal) and over all llama.cpp devices, each device weighing the same."""
+    cls = {"cpu": "cpu", "cuda": "gpu", "vulkan": "gpu", "metal": "metal"}
+    out = {}
+    for name in ("cpu", "gpu", "metal", "all"):
+        g = [r["one_model_ratios"] for r in results if r["runtime"] == "llama.cpp" and name in ("all", cls[r["backend"]])]
+        if g:
+            out[name] = (round(weighted_quantile(g, 0.1), 3), round(weighted_quantile(g, 0.9), 3))
+    return out
 
 
 def _fit_name(name: str) -> str:
@@ -454,6 +497,20 @@ def main(argv: list[str]) -> int:
               "(mean |predicted/measured - 1| of prompt tokens/s)")
         return 0
     results, skipped, prior = run(devices, mode, unseen="--unseen" in argv, whole="--whole" in argv)
+    if "--bounds" in argv:
+        for name, (lo, hi) in one_model_bounds(results).items():
+            print(f"one model measured, the other models' measured/predicted, 10th-90th percentile ({name}): "
+                  f"x{lo:.3f}-x{hi:.3f} (shipped: {DC.ONE_MODEL_DECODE_BOUNDS.get(name)})")
+        cov = {}
+        for r in results:  # each device's coverage by the pooled bounds of the OTHER devices
+            if r["runtime"] != "llama.cpp":
+                continue
+            lo, hi = one_model_bounds([o for o in results if o is not r])["all"]
+            cov[r["device"]] = round(100 * statistics.fmean(lo <= x <= hi for x in r["one_model_ratios"]), 1)
+        print(f"inside the other devices' pooled bounds, per device: {cov}; mean {statistics.fmean(cov.values()):.1f}%")
+        print(f"inside the shipped bounds (calibrate's low/high), mean over the llama.cpp devices: "
+              f"{statistics.fmean(r['one_model_inside_low_high_pct'] for r in results if r['runtime'] == 'llama.cpp'):.1f}%")
+        return 0
     if "--json" in argv:
         print(json.dumps({"devices": results, "skipped": skipped, "prior": prior}, indent=1))
         return 0

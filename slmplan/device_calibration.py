@@ -45,6 +45,12 @@ from slmplan.schema.estimate import SpeedEstimate
 
 WIDEN = 0.05
 MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
+# Decode low/high (measured / predicted) after a calibration on fewer than 3 models: the 10th-90th percentile of the
+# other models' measured/predicted when one model was measured, on the published devices with 3+ models, each
+# refitted without the device (benchmarks/calibration_lomo.py --unseen --bounds; every device weighing the same).
+# Pooled over the 12 llama.cpp devices (per class they were alike: CPU x0.881-x1.131, CUDA/Vulkan x0.883-x1.139; Metal,
+# two devices, x0.915-x1.056); each device inside the other eleven's pooled bounds 78.9% of the time on average.
+ONE_MODEL_DECODE_BOUNDS: dict[str, tuple[float, float]] = {"all": (0.889, 1.121)}
 MIN_DEPTHS_FOR_B = 3  # model sizes (layer units) before b is fitted rather than taken from the prior
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one or two
 # model sizes and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
@@ -234,6 +240,11 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
+    elif "all" in ONE_MODEL_DECODE_BOUNDS:
+        lo, hi = ONE_MODEL_DECODE_BOUNDS["all"]
+        how = (f"{len(models)} model(s) measured, too few ({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) for the device's own "
+               f"residuals: the 10th-90th percentile of how the other models ran after one model was measured, on "
+               f"the published devices with 3+ models, each predicted as a new device")
     else:
         lo, hi = shipped.decode_bounds(device.effective_backend) if device else (shipped.decode_ratio_low,
                                                                                   shipped.decode_ratio_high)

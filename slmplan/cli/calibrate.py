@@ -70,7 +70,8 @@ def calibrate_cmd(
     cal = dev.calibration
     if cal and cal.decode and cal.decode.models < 3:
         err.print(f"note: decode rows of {cal.decode.models} model(s): how models of other sizes deviate on this device "
-                  "is not measured, so the bounds stay wide. Rows of three models of different sizes fit it (one "
+                  "is not measured, so the bounds are the spread seen across published devices after one model "
+                  f"(x{cal.decode.ratio_low:.2f}-x{cal.decode.ratio_high:.2f}). Rows of three models of different sizes fit it (one "
                   "llama-bench run: -m SMALL.gguf -m MEDIUM.gguf -m LARGE.gguf); see the README for how much each helps.",
                   markup=False, highlight=False, soft_wrap=True)
     if fmt == _Fmt.json:
