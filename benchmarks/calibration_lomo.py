@@ -24,7 +24,7 @@ strict file-name rule (fine-tunes with another name, e.g. DeepSeek-R1-Distill-Qw
     PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen        # the speed model refitted without the device
     PYTHONPATH=. python benchmarks/calibration_lomo.py --whole         # one-model ratio carried over whole (no split)
     PYTHONPATH=. python benchmarks/calibration_lomo.py --no-quant-factors   # one scale for every quant type
-    PYTHONPATH=. python benchmarks/calibration_lomo.py --prefill       # the same for prompt processing (pp rows)
+    PYTHONPATH=. python benchmarks/calibration_lomo.py --prefill [--unseen]   # the same for prompt processing (pp rows)
     PYTHONPATH=. python benchmarks/calibration_lomo.py --unseen --bounds   # the one-model decode bounds calibrate ships
 
 By default the planner is the shipped one, whose constants were fitted on these same devices (in-sample: the
@@ -227,10 +227,35 @@ def prefill_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
                 profiles[n].model_copy(update={"gpu_tflops": tflops[n]}), rs) for n, rs in rows.items()}
 
 
-def run_prefill() -> list[dict]:
-    """One-model / two-model / leave-one-model-out for prefill on every device with pp rows of 3+ catalog models."""
+def run_prefill(unseen: bool = False) -> list[dict]:
+    """One-model / two-model / leave-one-model-out for prefill on every device with pp rows of 3+ catalog models
+    (``unseen``: each device's class refitted without its rows, as run() does)."""
+    from slmplan.estimate.speed import load_constants
+
     devices = prefill_devices()
-    return [evaluate_device(b, rows) for n, (b, rows) in sorted(devices.items()) if len({r.model_id for r in rows}) >= 3]
+    classes = load_constants().classes
+    saved = dict(classes)
+    held = unseen_constants() if unseen else {}
+    out = []
+    try:
+        for n, (b, rows) in sorted(devices.items()):
+            if len({r.model_id for r in rows}) < 3:
+                continue
+            classes.clear()
+            classes.update(saved)
+            fit_name = n if n in held else _fit_name(n)
+            if fit_name in held:
+                c, k = held[fit_name]
+                if not k.eff_pp:  # the only device of its class with prompt rows: no prefill fit without it
+                    print(f"{n}: no {c} prefill fit without this device (not evaluated)", file=sys.stderr)
+                    continue
+                classes[c] = k
+            out.append(evaluate_device(b, rows) | {"speed_model": "refitted without the device" if fit_name in held
+                                                   else "shipped"})
+    finally:
+        classes.clear()
+        classes.update(saved)
+    return out
 
 
 def _calibrated(base: DeviceProfile, rows: list[BenchRow]) -> DeviceProfile:
@@ -485,7 +510,7 @@ def main(argv: list[str]) -> int:
     mode = next((m for m in PRIOR_MODES if f"--{m}" in argv), "compute")
     DC.QUANT_FACTORS = "--no-quant-factors" not in argv
     if "--prefill" in argv:
-        res = run_prefill()
+        res = run_prefill(unseen="--unseen" in argv)
         print("| device | models (rows) | uncalibrated | calibrated on one model: other models | on two models | "
               "leave one model out |  (prompt tokens/s)")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
