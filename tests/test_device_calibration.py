@@ -445,3 +445,16 @@ def test_prompt_rows_of_two_quant_types_carry_each_types_factor():
     # the rows' residuals are taken after the type factors (without them: +/-20% around the median)
     want = {"Q4_0": 100 * (1.25 * 1.2 ** (2 / 3) / 1.5 - 1), "Q4_K_M": 100 * (1.25 * 0.8 ** (2 / 3) - 1)}
     assert all(r.residual_pct == pytest.approx(want[r.quant], abs=0.02) for r in new.calibration.residuals)
+
+
+def test_quant_factors_improve_the_phones_prompt_predictions(monkeypatch):
+    """benchmarks/calibration_lomo.py --prefill on the two PocketPal phones (pp rows at Q4_0, Q4_K_M and Q8_0):
+    the measured types' own factors bring leave-one-model-out prompt error down (deterministic, no timing)."""
+    mod = _lomo()
+    phones = {n: v for n, v in mod.prefill_devices().items() if "POCO" in n or "Galaxy S23" in n}
+    assert len(phones) == 2
+    with_qf = {n: mod.evaluate_device(b, rows, ks=())["lomo_mean_abs_pct"] for n, (b, rows) in phones.items()}
+    monkeypatch.setattr(DC, "QUANT_FACTORS", False)
+    without = {n: mod.evaluate_device(b, rows, ks=())["lomo_mean_abs_pct"] for n, (b, rows) in phones.items()}
+    for n in phones:
+        assert with_qf[n] < 0.6 * without[n], (n, with_qf[n], without[n])
