@@ -449,7 +449,8 @@ def test_prompt_rows_of_two_quant_types_carry_each_types_factor():
 
 def test_quant_factors_improve_the_phones_prompt_predictions(monkeypatch):
     """benchmarks/calibration_lomo.py --prefill on the two PocketPal phones (pp rows at Q4_0, Q4_K_M and Q8_0):
-    the measured types' own factors bring leave-one-model-out prompt error down (deterministic, no timing)."""
+    the measured types' own factors bring leave-one-model-out prompt error down (deterministic, no timing; the
+    speed model's per-type repack factors already take most of the phones' type differences: 0.74-0.76x then)."""
     mod = _lomo()
     phones = {n: v for n, v in mod.prefill_devices().items() if "POCO" in n or "Galaxy S23" in n}
     assert len(phones) == 2
@@ -457,4 +458,4 @@ def test_quant_factors_improve_the_phones_prompt_predictions(monkeypatch):
     monkeypatch.setattr(DC, "QUANT_FACTORS", False)
     without = {n: mod.evaluate_device(b, rows, ks=())["lomo_mean_abs_pct"] for n, (b, rows) in phones.items()}
     for n in phones:
-        assert with_qf[n] < 0.6 * without[n], (n, with_qf[n], without[n])
+        assert with_qf[n] < 0.85 * without[n], (n, with_qf[n], without[n])

@@ -103,6 +103,27 @@ def test_cpu_prefill_per_type_from_same_device_pairs():
     assert predict_times(llama, "F16", hw).prefill_s > predict_times(llama, "Q8_0", hw).prefill_s
 
 
+def test_repacked_prompt_kernels_per_type_on_the_phones():
+    # the two PocketPal phones (llama.rn, 2026 build): repacked Q4_0 prompts run 1.16-1.41x as fast as the same
+    # model's Q4_K_M; one repack factor for every type ranked Q4_K_M first there
+    from slmplan.estimate import fit as F
+    from slmplan.estimate.speed import load_constants
+
+    k = load_constants().classes["cpu"]
+    assert k.repack_prefill_by_type["Q4_0"] > k.repack_prefill > k.repack_prefill_by_type["Q4_K"]
+    get = F.Facts()
+    phone = [r for r in F.load_rows(get) if r.device == "Samsung Galaxy S23" and r.pp]
+    assert {F.main_repacked_type(r, get) for r in phone if r.quant == "Q4_K_M"} == {"Q4_K"}
+    s23 = get_device("galaxy-s23")
+    q = Query(ctx=4096, n_prompt=256, n_gen=64)
+    for model in ("qwen2.5-1.5b", "qwen3-1.7b"):
+        pp = {qt: fit(model, s23, qt, q)[0].speed.prefill_tokens_per_s for qt in ("Q4_0", "Q4_K_M")}
+        meas = {r.quant: r.pp for r in phone if r.model_id == model}
+        assert pp["Q4_0"] > pp["Q4_K_M"] and meas["Q4_0"] > meas["Q4_K_M"], model
+        for qt in ("Q4_0", "Q4_K_M"):  # in sample (these rows are in the fit), within the bounds
+            assert 0.8 < meas[qt] / pp[qt] < 1.25, (model, qt)
+
+
 def test_cpu_fixed_cost_grows_with_threads_on_data():
     """TinyLlama Q8_0 on a 96-thread Threadripper decodes far below its bandwidth (measured 60 tok/s):
     the per-layer barrier cost with 96 threads. The shipped constants with their thread exponent predict

@@ -371,8 +371,34 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
           and (x := _pp_ratio(r, k, get))]
     if sg:
         k = replace(k, sgemm_prefill=round(float(statistics.median(sg)), 4))
-    rep = [x for r in rows if r.pp and r.repack and share(r, repacked_types(_hw(r))) > 0.5 and (x := _pp_ratio(r, k, get))]
-    return replace(k, repack_prefill=round(float(statistics.median(rep)), 4)) if rep else k
+    rep = [(r, x) for r in rows if r.pp and r.repack and share(r, repacked_types(_hw(r))) > 0.5
+           and (x := _pp_ratio(r, k, get))]
+    if not rep:
+        return k
+    k = replace(k, repack_prefill=round(float(statistics.median(x for _, x in rep)), 4))
+    # per repacked type (the row's largest share): llama.cpp's repacked prompt kernels differ by type (ARM: Q4_0's
+    # since 2024, Q4_K's and Q8_0's from late 2025). Rows of one device suffice (the two phones' Q4_0 and Q8_0 each
+    # predict the other's: leave-one-device-out prefill 23.5% / 38.6% -> 23.0% / 36.8%; with 2+ devices required, a
+    # held-out phone never got them: 24.8% / 38.7%)
+    by_type: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for r, x in rep:
+        by_type[main_repacked_type(r, get)].append((r.device, x))
+    per = {t: round(float(statistics.median(x for _, x in v)), 4) for t, v in sorted(by_type.items())
+           if len({d for d, _ in v}) >= MIN_DEVICES_PER_REPACK_TYPE}
+    return replace(k, repack_prefill_by_type=per)
+
+
+MIN_DEVICES_PER_REPACK_TYPE = 1
+
+
+def main_repacked_type(r: Row, get: Facts) -> str:
+    """The repacked weight type holding most of the row's matmul weights."""
+    types = repacked_types(_hw(r))
+    n: dict[str, int] = defaultdict(int)
+    for t in get(r.model_id).weight_tensors(r.quant):
+        if t.role not in ("norm", "token_embd", "output") and t.ggml_type in types:
+            n[t.ggml_type] += t.n_elements
+    return max(sorted(n), key=lambda t: n[t])
 
 
 ONE_DEVICE_PREFILL_SPREAD = 2.0  # prefill bounds x/÷ this when a class's prefill rests on one device's rows

@@ -261,7 +261,7 @@ def prefill_tokens_per_s(facts: ModelFacts, quant: str, hw: Hardware, n_prompt: 
         for t in SGEMM_TYPES if hw.sgemm else ():
             q[t] = kernel_throughput(k.quant_prefill, t) * k.sgemm_prefill
         for t in repacked_types(hw):  # a repacked type uses the repack kernels, not tinyBLAS
-            q[t] = kernel_throughput(k.quant_prefill, t) * k.repack_prefill
+            q[t] = kernel_throughput(k.quant_prefill, t) * k.repack_prefill_by_type.get(t, k.repack_prefill)
     return k.eff_pp * flops / prefill_flops_per_token(facts, quant, n_prompt, depth, q)
 
 

@@ -58,6 +58,8 @@ class ClassConstants:
     overlap: float = 1.0
     # CPU prefill: throughput multiplier of the types llama.cpp repacks (Q4_0, Q4_K, IQ4_NL) when it does
     repack_prefill: float = 1.0
+    # the same per repacked type, from the rows where that type holds most of the weights; types not listed use repack_prefill
+    repack_prefill_by_type: dict[str, float] = field(default_factory=dict)
     # CPU prefill: throughput multiplier of the types llamafile's tinyBLAS kernels handle (in llama.cpp since 2024-04)
     sgemm_prefill: float = 1.0
     n_rows: int = 0
