@@ -340,9 +340,14 @@ def fit_prefill(points: list[Point], shipped: ClassConstants) -> PrefillFit | No
                       bounds=how, quant_factors=qf)
 
 
+@lru_cache(maxsize=64)
+def _own_keys(own_models: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(m.partition(": ")[2] for m in own_models)
+
+
 def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts, quant: str) -> float:
     t = (fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)) * fit.quant_factors.get(quant, 1.0)
-    if fit.a_own and fit.own_models and model_key(facts) in {m.partition(": ")[2] for m in fit.own_models}:
+    if fit.a_own and fit.own_models and model_key(facts) in _own_keys(tuple(fit.own_models)):
         return t * fit.a_own / fit.a  # a measured model: its own measured speed, not the device's shrunk share
     return t
 
