@@ -459,3 +459,17 @@ def test_quant_factors_improve_the_phones_prompt_predictions(monkeypatch):
     without = {n: mod.evaluate_device(b, rows, ks=())["lomo_mean_abs_pct"] for n, (b, rows) in phones.items()}
     for n in phones:
         assert with_qf[n] < 0.85 * without[n], (n, with_qf[n], without[n])
+
+
+def test_shipped_one_model_bounds_are_what_the_published_devices_give():
+    """ONE_MODEL_DECODE_BOUNDS = calibration_lomo.py --unseen --bounds: the 10th-90th percentile of the other
+    models' measured/predicted after a one-model calibration, every device predicted as a new one."""
+    mod = _lomo()
+    devices = {**mod.llmfit_devices(), **mod.gpu_more_devices(), **mod.apple_devices(), **mod.edge_cpu_devices()}
+    results, _, _ = mod.run(devices, ks=(), unseen=True)
+    assert len(results) == 12
+    lo, hi = mod.one_model_bounds(results)["all"]
+    assert (lo, hi) == pytest.approx(DC.ONE_MODEL_DECODE_BOUNDS["all"], abs=0.002)
+    # and they hold about 80% of those predictions, device by device on average
+    inside = [r["one_model_inside_low_high_pct"] for r in results]
+    assert 70 < sum(inside) / len(inside) < 90
