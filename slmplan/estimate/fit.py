@@ -364,8 +364,8 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
     k = replace(k, eff_pp=round(float(statistics.median(plain)), 5))
 
     def share(r, types):
-        ts = [t for t in get(r.model_id).weight_tensors(r.quant) if t.role not in ("norm", "token_embd", "output")]
-        return sum(t.n_elements for t in ts if t.ggml_type in types) / sum(t.n_elements for t in ts)
+        n = matmul_elements_by_type(r, get)
+        return sum(v for t, v in n.items() if t in types) / sum(n.values())
 
     sg = [x for r in rows if r.pp and r.sgemm and not r.repack and share(r, SGEMM_TYPES) > 0.5
           and (x := _pp_ratio(r, k, get))]
@@ -380,24 +380,26 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
     # since 2024, Q4_K's and Q8_0's from late 2025). Rows of one device suffice (the two phones' Q4_0 and Q8_0 each
     # predict the other's: leave-one-device-out prefill 23.5% / 38.6% -> 23.0% / 36.8%; with 2+ devices required, a
     # held-out phone never got them: 24.8% / 38.7%)
-    by_type: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    by_type: dict[str, list[float]] = defaultdict(list)
     for r, x in rep:
-        by_type[main_repacked_type(r, get)].append((r.device, x))
-    per = {t: round(float(statistics.median(x for _, x in v)), 4) for t, v in sorted(by_type.items())
-           if len({d for d, _ in v}) >= MIN_DEVICES_PER_REPACK_TYPE}
+        by_type[main_repacked_type(r, get)].append(x)
+    per = {t: round(float(statistics.median(v)), 4) for t, v in sorted(by_type.items())}
     return replace(k, repack_prefill_by_type=per)
 
 
-MIN_DEVICES_PER_REPACK_TYPE = 1
+def matmul_elements_by_type(r: Row, get: Facts) -> dict[str, int]:
+    """The row's model's matmul weights (not norms, embeddings or the output head) per GGML type, in elements."""
+    n: dict[str, int] = defaultdict(int)
+    for t in get(r.model_id).weight_tensors(r.quant):
+        if t.role not in ("norm", "token_embd", "output"):
+            n[t.ggml_type] += t.n_elements
+    return n
 
 
 def main_repacked_type(r: Row, get: Facts) -> str:
     """The repacked weight type holding most of the row's matmul weights."""
     types = repacked_types(_hw(r))
-    n: dict[str, int] = defaultdict(int)
-    for t in get(r.model_id).weight_tensors(r.quant):
-        if t.role not in ("norm", "token_embd", "output") and t.ggml_type in types:
-            n[t.ggml_type] += t.n_elements
+    n = {t: v for t, v in matmul_elements_by_type(r, get).items() if t in types}
     return max(sorted(n), key=lambda t: n[t])
 
 
