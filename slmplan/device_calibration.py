@@ -14,9 +14,11 @@ fixed rest; or prefill of a prompt). On top of it, per device:
   the posterior of the split between device and model learned from the planner's held-out deviations
   (estimate/shrink.py).
 - prefill: measured prompt tokens/s = scale * predicted (median over the pp rows).
-- bounds: with rows of 3+ models (decode) or 3+ pp rows (prefill), the spread of the residuals widened by 5
-  points; with fewer, the shipped model's own spread across devices (wide: one measurement says nothing
-  about how other model sizes deviate).
+- quant types: rows of 2+ types give each measured type its own factor on decode time and prompt tokens/s
+  (``quant_factors``, shrunk toward 1 by n/(n+1) for a type measured on n models).
+- bounds: with rows of 3+ models, the spread of the residuals widened by 5 points; with fewer, decode takes
+  ONE_MODEL_DECODE_BOUNDS (how far other models ran after one-model calibrations on the published devices)
+  and prefill the shipped model's own spread across devices.
 
 The fitted constants, the rows and each row's residual go into the profile's ``calibration:`` block; when
 the speed model changes (its fingerprint differs), the constants are refitted from the stored rows.
@@ -50,7 +52,7 @@ MIN_MODELS_FOR_RESIDUAL_BOUNDS = 3
 # refitted without the device (benchmarks/calibration_lomo.py --unseen --bounds; every device weighing the same).
 # Pooled over the 12 llama.cpp devices (per class they were alike: CPU x0.881-x1.131, CUDA/Vulkan x0.883-x1.139; Metal,
 # two devices, x0.915-x1.056); each device inside the other eleven's pooled bounds 78.9% of the time on average.
-ONE_MODEL_DECODE_BOUNDS: dict[str, tuple[float, float]] = {"all": (0.889, 1.121)}
+ONE_MODEL_DECODE_BOUNDS: tuple[float, float] = (0.889, 1.121)
 MIN_DEPTHS_FOR_B = 3  # model sizes (layer units) before b is fitted rather than taken from the prior
 # Fixed cost per layer and token, at the profile's own speed (b = a x prior), when the rows measure one or two
 # model sizes and cannot separate it from the streaming time. GPU: median b/a of the published GPU devices with
@@ -240,16 +242,11 @@ def fit_decode(points: list[Point], shipped: ClassConstants, device: DeviceProfi
     if len(models) >= MIN_MODELS_FOR_RESIDUAL_BOUNDS:
         lo, hi = min(1.0, min(ratios)) - WIDEN, max(1.0, max(ratios)) + WIDEN
         how = f"spread of the {len(pts)} rows' residuals (measured/fitted), widened by {WIDEN:.0%}"
-    elif "all" in ONE_MODEL_DECODE_BOUNDS:
-        lo, hi = ONE_MODEL_DECODE_BOUNDS["all"]
+    else:
+        lo, hi = ONE_MODEL_DECODE_BOUNDS
         how = (f"{len(models)} model(s) measured, too few ({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) for the device's own "
                f"residuals: the 10th-90th percentile of how the other models ran after one model was measured, on "
                f"the published devices with 3+ models, each predicted as a new device")
-    else:
-        lo, hi = shipped.decode_bounds(device.effective_backend) if device else (shipped.decode_ratio_low,
-                                                                                  shipped.decode_ratio_high)
-        how = (f"the shipped speed model's spread across devices: {len(models)} model(s) measured, too few "
-               f"({MIN_MODELS_FOR_RESIDUAL_BOUNDS} needed) to tell how other model sizes deviate")
     return DecodeFit(a=round(a, 6), b_layer_s=round(b, 10), ratio_low=round(max(lo, 0.05), 3), ratio_high=round(hi, 3),
                      rows=len(pts), models=len(models), bounds=how, form=form,
                      a_own=round(a_own, 6) if a_own else None, own_models=own, quant_factors=qf)
@@ -345,6 +342,11 @@ def _own_keys(own_models: tuple[str, ...]) -> frozenset[str]:
     return frozenset(m.partition(": ")[2] for m in own_models)
 
 
+def prefill_scale(fit: PrefillFit, quant: str) -> float:
+    """The calibration's multiplier of the planner's prompt tokens/s for a model at ``quant``."""
+    return fit.scale * fit.quant_factors.get(quant, 1.0)
+
+
 def decode_time(fit: DecodeFit, pred: Predicted, facts: ModelFacts, quant: str) -> float:
     t = (fit.a * pred.streaming_s + fit.b_layer_s * layer_units(facts)) * fit.quant_factors.get(quant, 1.0)
     if fit.a_own and fit.own_models and model_key(facts) in _own_keys(tuple(fit.own_models)):
@@ -424,7 +426,7 @@ def fit_points(points: list[Point], device: DeviceProfile) -> tuple[DecodeFit | 
         if p.kind == "tg" and dec and p.pred:
             fitted = 1 / decode_time(dec, p.pred, p.facts, p.key.quant)
         elif p.kind == "pp" and pre and p.t_pred:
-            fitted = pre.scale * pre.quant_factors.get(p.key.quant, 1.0) / p.t_pred
+            fitted = prefill_scale(pre, p.key.quant) / p.t_pred
         else:
             fitted = None
             upd["note"] = ("prompt and generation timed together (llama-bench -pg): not used" if p.kind == "pg"
@@ -646,7 +648,7 @@ def apply_calibration(speed: SpeedEstimate, facts: ModelFacts, quant: str, devic
     pp = speed.prefill_tokens_per_s or None
     if pre and pp:
         t_pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, 0)
-        pp = pre.scale * pre.quant_factors.get(quant, 1.0) / t_pp.total_s if t_pp else pp
+        pp = prefill_scale(pre, quant) / t_pp.total_s if t_pp else pp
         upd.update(prefill_tokens_per_s=round(pp, 2), prefill_tokens_per_s_low=round(pp * pre.ratio_low, 2),
                    prefill_tokens_per_s_high=round(pp * pre.ratio_high, 2))
     if pp and t_tok is not None:
@@ -672,7 +674,7 @@ def predict_test(facts: ModelFacts, quant: str, device: DeviceProfile, n_prompt:
         pp = predicted_token_time_s(facts, quant, base, "pp", n_prompt, n_depth)
         if pp is None:
             return None
-        t += n_prompt * pp.total_s / (pre.scale * pre.quant_factors.get(quant, 1.0) if pre else 1.0)
+        t += n_prompt * pp.total_s / (prefill_scale(pre, quant) if pre else 1.0)
     if n_gen > 0:
         tg = predicted_token_time_s(facts, quant, base, "tg", n_gen, n_depth + n_prompt)
         assert tg is not None  # decode always has a prediction

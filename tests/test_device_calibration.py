@@ -66,7 +66,7 @@ def test_one_model_corrects_every_model_with_the_one_model_bounds():
     assert "ran x0.800 the planner's prediction" in cal.decode.form and cal.decode.own_models[0].startswith("llama-3.2-1b: ")
     # fewer than 3 models: the bounds are how far the other models ran from a one-model calibration on the
     # published devices (benchmarks/calibration_lomo.py --unseen --bounds), narrower than the uncalibrated spread
-    assert (cal.decode.ratio_low, cal.decode.ratio_high) == DC.ONE_MODEL_DECODE_BOUNDS["all"]
+    assert (cal.decode.ratio_low, cal.decode.ratio_high) == DC.ONE_MODEL_DECODE_BOUNDS
     assert shipped.decode_ratio_low < cal.decode.ratio_low < 1 < cal.decode.ratio_high < shipped.decode_ratio_high
     assert "each predicted as a new device" in cal.decode.bounds
     q = Query(ctx=4096, n_prompt=300, n_gen=200)
@@ -469,7 +469,7 @@ def test_shipped_one_model_bounds_are_what_the_published_devices_give():
     results, _, _ = mod.run(devices, ks=(), unseen=True)
     assert len(results) == 12
     lo, hi = mod.one_model_bounds(results)["all"]
-    assert (lo, hi) == pytest.approx(DC.ONE_MODEL_DECODE_BOUNDS["all"], abs=0.002)
+    assert (lo, hi) == pytest.approx(DC.ONE_MODEL_DECODE_BOUNDS, abs=0.002)
     # and they hold about 80% of those predictions, device by device on average
     inside = [r["one_model_inside_low_high_pct"] for r in results]
     assert 70 < sum(inside) / len(inside) < 90
