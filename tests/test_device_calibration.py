@@ -473,3 +473,21 @@ def test_shipped_one_model_bounds_are_what_the_published_devices_give():
     # and they hold about 80% of those predictions, device by device on average
     inside = [r["one_model_inside_low_high_pct"] for r in results]
     assert 70 < sum(inside) / len(inside) < 90
+
+
+def test_a_calibrated_profile_with_an_impossible_quant_factor_is_refused(tmp_path, cli):
+    dev = get_device("jetson-orin-nano")
+    b = 1.2 * DC.layer_prior(dev, [])[0]
+    rows = [_tg(m, q, _truth(dev, m, q, 1.2, b) / k) for m in ("llama-3.2-1b", "qwen2.5-3b")
+            for q, k in (("Q4_0", 1.0), ("Q8_0", 1.25))]
+    calibrated = _calibrate(dev, rows)
+    text = DC.profile_yaml(calibrated)
+    q8 = calibrated.calibration.decode.quant_factors["Q8_0"]
+    assert f"Q8_0: {q8}" in text
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(text)
+    bad.write_text(text.replace(f"Q8_0: {q8}", "Q8_0: -1.0"))
+    assert cli("fit", "llama-3.2-3b", "--device", str(good))[0] == 0
+    code, out, err = cli("fit", "llama-3.2-3b", "--device", str(bad))
+    assert code == 2 and "quant_factors.Q8_0: Input should be greater than 0" in err
+    assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err + out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 
 class _M(BaseModel):
@@ -24,7 +24,7 @@ class DecodeFit(_M):
                                    "a for the other models was shrunk toward the planner's prediction")
     own_models: list[str] = Field(default_factory=list, description="the measured models a_own applies to: "
                                   "'id: architecture layers x width ff vocab'")
-    quant_factors: dict[str, float] = Field(default_factory=dict, description="time per token of each measured quant type "
+    quant_factors: dict[str, PositiveFloat] = Field(default_factory=dict, description="time per token of each measured quant type "
                                             "relative to the fit of all rows (rows of 2+ types): the device's own kernel "
                                             "cost per type; types not measured keep 1")
 
@@ -35,7 +35,7 @@ class PrefillFit(_M):
     ratio_high: float = Field(gt=0)
     rows: int = Field(ge=1)
     bounds: str
-    quant_factors: dict[str, float] = Field(default_factory=dict, description="prompt tokens/s of each measured quant type "
+    quant_factors: dict[str, PositiveFloat] = Field(default_factory=dict, description="prompt tokens/s of each measured quant type "
                                             "relative to the scale (pp rows of 2+ types): this device's own prompt kernels "
                                             "per type; types not measured keep 1")
 
