@@ -48,12 +48,12 @@ def model_tables() -> None:
 def npu_tables() -> None:
     from slmplan.estimate.npu import validate_npu
 
-    print("\n| NPU split | quantity | rows | median abs err | mean abs err | worst | inside low-high |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| NPU split | quantity | rows | median abs err | mean abs err | bias | worst | inside low-high |")
+    print("|---|---|---|---|---|---|---|---|")
     for g in ("chip", "model"):
         for q, e in validate_npu(g).items():
             if e.get("rows"):
-                print(f"| leave-one-{g}-out | {q} | {e['rows']} | {e['median_abs_pct']}% | {e['mean_abs_pct']}% | {e['worst_pct']}% "
+                print(f"| leave-one-{g}-out | {q} | {e['rows']} | {e['median_abs_pct']}% | {e['mean_abs_pct']}% | {e['bias_pct']:+}% | {e['worst_pct']}% "
                       f"| {e['within_low_high_pct']}% |")
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from slmplan.devices import builtin_devices, get_device, load_device_file
 from slmplan.errors import BadInputError, DeviceError
-from slmplan.estimate.npu import estimate_npu_speed, fit_runtimes, validate_npu
+from slmplan.estimate.npu import estimate_npu_speed, fit_runtimes, npu_bytes_per_token, validate_npu
 from slmplan.planner import Query, fit
 from slmplan.socs import chips, find_chip, get_chip
 
@@ -61,12 +61,44 @@ def test_npu_fit_on_published_rows_and_validation_reported():
     assert fits["coreml-ane"].prefill.low == 0.5 and fits["coreml-ane"].prefill.high == 2.0
     v = validate_npu("model")
     assert v["prefill"]["rows"] >= 10 and v["decode"]["rows"] >= 10
+    # leaving a model out, the chip's factor comes from its other models: decode within the 15% goal on
+    # these rows (12.1% mean; 37.5% with a pooled fit on bytes at the DRAM bandwidth, the previous model)
+    assert v["decode"]["mean_abs_pct"] <= 15 and v["prefill"]["mean_abs_pct"] <= 25
     # bounds from held-out ratios (nested: each fold's bounds by the same rule on its training rows) hold
     # most held-out rows; the in-sample range held 40-58%
     for group in ("chip", "model"):
         for q, e in validate_npu(group).items():
             assert e["within_low_high_pct"] >= 65, (group, q)
-    assert fits["qnn"].decode.low < 0.6 and fits["qnn"].decode.high > 1.5  # thin data, wide bounds
+    qnn = fits["qnn"].decode
+    assert qnn.low < 0.7 and qnn.high > 1.25  # a chip the data does not have: wide
+    assert qnn.low < qnn.chip_low < 1 < qnn.chip_high < qnn.high  # a chip it has: narrower
+    # FastFlowLM was measured on one chip: another chip's bounds borrow the multi-chip runtimes' spread
+    assert fits["fastflowlm"].decode.low <= qnn.low + 1e-9 and fits["fastflowlm"].decode.high >= 1.25
+
+
+def test_npu_decode_follows_the_chip_not_the_dram_bandwidth(tmp_path):
+    """Published Genie decode: the Snapdragon X Elite (135 GB/s) runs Llama 3.1 8B at 9.4 tok/s, the
+    8 Elite phone (85 GB/s) at 13.1: the NPU's own path bounds decode, not the DRAM's spec. So decode is
+    fitted on bytes per token, each chip in the data gets its own factor, and the DRAM bandwidth is only
+    a ceiling."""
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    m = facts(get_model(load_catalog(), "llama-3.1-8b"))
+    qnn = fit_runtimes()["qnn"].decode
+    assert qnn.chip_factor("Qualcomm Snapdragon X Elite")[0] < 0.9 < qnn.chip_factor("Qualcomm Snapdragon 8 Elite")[0]
+    x = estimate_npu_speed(m, get_device("snapdragon-x-elite-laptop"), 128)
+    assert x.decode_tokens_per_s_low <= 9.4 <= x.decode_tokens_per_s_high
+    assert "own factor" in x.method and "Snapdragon X Elite" in x.method
+    fast = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Elite", memory_bandwidth_gbs=200))
+    phone = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Elite"))
+    assert estimate_npu_speed(m, fast, 128).decode_tokens_per_s == estimate_npu_speed(m, phone, 128).decode_tokens_per_s
+    slow = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Elite", memory_bandwidth_gbs=20))
+    ceiling = 20e9 / npu_bytes_per_token(m)  # every weight read once per token at the DRAM bandwidth
+    assert estimate_npu_speed(m, slow, 128).decode_tokens_per_s == pytest.approx(ceiling, rel=0.01)
+    other = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Gen 3"))  # not in the NPU data
+    s = estimate_npu_speed(m, other, 128)
+    assert s.decode_tokens_per_s_high / s.decode_tokens_per_s == pytest.approx(qnn.high, rel=0.01)
+    assert "no published rows for this chip" in s.method
 
 
 def test_npu_prediction_bounds_and_unknowns():

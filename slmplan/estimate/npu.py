@@ -3,23 +3,31 @@
 Fitted on published NPU measurements (``data/calibration/npu_llm.csv``), per runtime family:
 
 - prefill is compute work on the NPU: seconds per token = a x (2 x active matmul weights, without the
-  output head) + b. Achieved compute is a property of the runtime and its version, not of the nominal
-  TOPS (0.4-25% of it in the data), and grows with the model (b: a fixed cost per token); never above
-  the chip's nominal TOPS;
-- decode reads the runtime's 4-bit weights once per token: seconds = a x (bytes / bandwidth) + b.
+  output head) + c x layers. Achieved compute is a property of the runtime and its version, not of the
+  nominal TOPS (0.4-25% of it in the data); never above the chip's nominal TOPS;
+- decode reads the runtime's 4-bit weights once per token: seconds = a x bytes + c x layers. Not bytes
+  / DRAM bandwidth: the Snapdragon X Elite (135 GB/s) decodes slower on Genie than the 8 Elite phone
+  (85 GB/s), so the NPU's own memory path and generation bound it; the DRAM bandwidth is a ceiling only.
+  (Decode, mean error held out leaving a chip / a model out: bytes at the DRAM bandwidth with a cost per
+  token 35% / 37%; bytes alone 25% / 22%; with a cost per layer instead 25% / 15%; and the chip's own
+  factor 25% / 12%.)
 
-a and b are fitted per runtime (least squares in relative error; b = 0 when one model size only);
-bounds are the range of measured/predicted on the runtime's rows *held out*: each row predicted from the
-runtime's rows of other chips, and from its rows of other models, together with the in-sample range
-(x/÷2 where no row can be held out: a runtime measured once, or on one chip with one model).
+a and c are fitted per runtime (least squares in relative error; c = 0 when one model size only). Each
+chip in the data gets its own factor (geometric mean measured/predicted over its rows, shrunk toward 1 by
+n/(n+1)), applied when the device is that chip (its ``soc`` or a chip named in its name). Bounds are the
+range of measured/predicted held out: for a chip the data does not have, each row predicted from the
+runtime's rows of other chips and of other models; for a chip it has, each row predicted from the chip's
+other models with the chip's factor; each pooled with the other runtimes' spreads where the runtime's own
+rows cannot show it (x/÷2 where no row can be held out: a runtime measured once).
 
 A chip without a known runtime, or a runtime without data for a quantity, gives None and says why.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 from slmplan.estimate.calib_rows import read_csv
@@ -60,39 +68,111 @@ def npu_bytes_per_token(facts: ModelFacts) -> float:
                if t.role != "norm" and not (t.role == "token_embd" and not facts.tied_embeddings)) * NPU_BITS / 8
 
 
+Spreads = tuple[tuple[float, float] | None, tuple[float, float] | None]
+
+
 @dataclass(frozen=True)
 class Affine:
-    """time per token = a x work + b (work: FLOPs for prefill, seconds at full bandwidth for decode),
-    with the measured/predicted range of the rows it was fitted on."""
+    """Time per token = a x work + c x layers (work: FLOPs for prefill, bytes read for decode; c: a fixed
+    cost per layer), with chip factors and two sets of bounds on measured/predicted speed: ``low``/``high``
+    for a chip the rows do not have, ``chip_low``/``chip_high`` for one they have (its factor applied)."""
 
     a: float
-    b: float
+    c: float
     low: float
     high: float
     rows: int
+    chip_low: float
+    chip_high: float
+    chip_factors: tuple[tuple[str, float, int], ...] = ()  # (chip, measured/predicted speed shrunk by n/(n+1), n)
 
-    def time(self, work: float) -> float:
-        return self.a * work + self.b
+    def time(self, work: float, layers: int) -> float:
+        return self.a * work + self.c * layers
+
+    def chip_factor(self, chip: str | None) -> tuple[float, int]:
+        """The chip's own factor on speed and the rows it rests on; (1, 0) for a chip the rows do not have."""
+        for name, f, n in self.chip_factors:
+            if name == chip:
+                return f, n
+        return 1.0, 0
 
 
-def fit_affine(work: list[float], t: list[float]) -> Affine | None:
-    """Least squares in relative error; a fixed per-token cost b only when several sizes pin it down."""
+def _solve(work: list[float], layers: list[int], t: list[float]) -> tuple[float, float]:
+    """a and c by least squares in relative error; c only where several model sizes pin it down
+    (otherwise c = 0 and a = the median of time/work)."""
     import numpy as np
 
-    if not work:
-        return None
-    w, tt = np.array(work), np.array(t)
-    a, b = float(np.median(tt / w)), 0.0
+    w, n, tt = np.array(work), np.array(layers, dtype=float), np.array(t)
+    a, c = float(np.median(tt / w)), 0.0
     if len(set(np.round(w / w.min(), 2))) > 1:
-        sol, *_ = np.linalg.lstsq(np.stack([w / tt, 1 / tt], axis=1), np.ones_like(tt), rcond=None)
+        sol, *_ = np.linalg.lstsq(np.stack([w / tt, n / tt], axis=1), np.ones_like(tt), rcond=None)
         if sol[0] > 0 and sol[1] >= 0:
-            a, b = float(sol[0]), float(sol[1])
-    ratio = (a * w + b) / tt  # measured speed / predicted speed
-    if len(w) == 1:
+            a, c = float(sol[0]), float(sol[1])
+    return a, c
+
+
+def _ratios(rows: list[dict], kind: str, a: float, c: float) -> list[float]:
+    """Measured speed / predicted speed (= predicted time / measured time) of each row."""
+    return [(a * r[f"{kind}_work"] + c * r["layers"]) / r[f"{kind}_t"] for r in rows]
+
+
+def _chip_factors(rows: list[dict], kind: str, a: float, c: float) -> dict[str, tuple[float, int]]:
+    """Each chip's geometric mean measured/predicted speed on its rows, shrunk toward 1 by n/(n+1)."""
+    out = {}
+    for chip in sorted({r["chip"] for r in rows}):
+        logs = [math.log(x) for x in _ratios([r for r in rows if r["chip"] == chip], kind, a, c)]
+        out[chip] = (math.exp(len(logs) / (len(logs) + 1) * statistics.fmean(logs)), len(logs))
+    return out
+
+
+def _point(rows: list[dict], kind: str) -> tuple[float, float, dict[str, tuple[float, int]]]:
+    a, c = _solve([r[f"{kind}_work"] for r in rows], [r["layers"] for r in rows], [r[f"{kind}_t"] for r in rows])
+    return a, c, _chip_factors(rows, kind, a, c)
+
+
+def _held_ratio(train: list[dict], r: dict, kind: str, own_chip: bool) -> float:
+    a, c, chips = _point(train, kind)
+    f = chips.get(r["chip"], (1.0, 0))[0] if own_chip else 1.0
+    return _ratios([r], kind, a, c)[0] / f
+
+
+def fit_held_out(rows: list[dict], kind: str, borrowed: Spreads = (None, None)) -> Affine | None:
+    """The fit of the rows' ``{kind}_work``/``{kind}_t`` and its bounds, from held-out ratios:
+
+    - a chip the rows do not have (``low``/``high``): each row predicted from the rows of the other
+      chips and from the rows of the other models, without a chip factor, and the in-sample range;
+    - a chip the rows have (``chip_low``/``chip_high``): each row predicted from its chip's other models
+      (the fit and the chip's factor both from the rows left), and the in-sample range after the factor.
+
+    ``borrowed`` (``held_out_spreads`` of the other runtimes) widens them: rows of one chip cannot say how
+    far another chip departs, so there the other runtimes' chip-out spread widens the first pair; and a
+    few models on a chip say little about the next one, so the others' own-chip spread always widens the
+    second.
+    ×/÷2 where no row can be held out (one row, or one chip with one model)."""
+    mine = [r for r in rows if r[f"{kind}_t"]]
+    if not mine:
+        return None
+    a, c, chips = _point(mine, kind)
+    if len(mine) == 1:
         lo, hi = 1 / SINGLE_ROW_SPREAD, SINGLE_ROW_SPREAD
-    else:
-        lo, hi = float(min(1.0, ratio.min())), float(max(1.0, ratio.max()))
-    return Affine(a, b, lo, hi, len(w))
+        return Affine(a, c, lo, hi, 1, lo, hi, tuple((k, *v) for k, v in chips.items()))
+    plain = _ratios(mine, kind, a, c)
+    held = []
+    for group in ("chip", "model"):
+        for r in mine:
+            train = [x for x in mine if x[group] != r[group]]
+            if train:
+                held.append(_held_ratio(train, r, kind, own_chip=False))
+    own = [_held_ratio(train, r, kind, own_chip=True) for r in mine
+           if (train := [x for x in mine if x["model"] != r["model"]]) and any(x["chip"] == r["chip"] for x in train)]
+    after = [x / chips[r["chip"]][0] for x, r in zip(plain, mine, strict=True)]
+    lo, hi = (min(1.0, *plain, *held), max(1.0, *plain, *held)) if held else (1 / SINGLE_ROW_SPREAD, SINGLE_ROW_SPREAD)
+    clo, chi = (min(1.0, *after, *own), max(1.0, *after, *own)) if own else (lo, hi)
+    if borrowed[0] and len({r["chip"] for r in mine}) == 1:
+        lo, hi = min(lo, borrowed[0][0]), max(hi, borrowed[0][1])
+    if borrowed[1] and own:
+        clo, chi = min(clo, borrowed[1][0]), max(chi, borrowed[1][1])
+    return Affine(a, c, lo, hi, len(mine), clo, chi, tuple((k, *v) for k, v in chips.items()))
 
 
 @dataclass(frozen=True)
@@ -116,31 +196,28 @@ def _rows() -> list[dict]:
         chip = find_chip(r["soc"])
         pp = float(r["prefill_tps"]) if r["prefill_tps"] else None
         tg = float(r["decode_tps"]) if r["decode_tps"] else None
-        bw = chip.memory_bandwidth_gbs if chip else None
-        out.append({"runtime": rt, "chip": chip.name if chip else r["soc"], "model": mid,
+        out.append({"runtime": rt, "chip": chip.name if chip else r["soc"], "model": mid, "layers": f.n_layers,
                     "pp_work": 2 * matmul_params(f), "pp_t": 1 / pp if pp else None,
-                    "tg_work": npu_bytes_per_token(f) / (bw * 1e9) if bw else None, "tg_t": 1 / tg if tg and bw else None,
-                    "source": r["source"]})
+                    "tg_work": npu_bytes_per_token(f), "tg_t": 1 / tg if tg else None,
+                    "bandwidth_gbs": chip.memory_bandwidth_gbs if chip else None,
+                    "npu_tops": chip.npu_tops if chip else None, "source": r["source"]})
     return out
 
 
-def fit_held_out(rows: list[dict], kind: str) -> Affine | None:
-    """``fit_affine`` on the rows' ``{kind}_work``/``{kind}_t``, with bounds from held-out ratios: each row
-    predicted from the rows of other chips and from the rows of other models (the in-sample range too)."""
-    mine = [r for r in rows if r[f"{kind}_t"]]
-    fit = fit_affine([r[f"{kind}_work"] for r in mine], [r[f"{kind}_t"] for r in mine])
-    if fit is None:
-        return None
-    held = []
-    for group in ("chip", "model"):
+def held_out_spreads(rows: list[dict], kind: str) -> Spreads:
+    """Lowest and highest measured/predicted speed held out, over the rows' runtimes: (1) each row
+    predicted from its runtime's rows of other chips, without a chip factor (runtimes measured on several
+    chips); (2) each row predicted from its chip's other models, with the chip's factor. None if none."""
+    chip_out, own = [], []
+    for rt in {r["runtime"] for r in rows}:
+        mine = [r for r in rows if r["runtime"] == rt and r[f"{kind}_t"]]
         for r in mine:
-            train = [x for x in mine if x[group] != r[group]]
-            f = fit_affine([x[f"{kind}_work"] for x in train], [x[f"{kind}_t"] for x in train]) if train else None
-            if f:
-                held.append(f.time(r[f"{kind}_work"]) / r[f"{kind}_t"])  # measured speed / predicted speed
-    if not held:
-        return replace(fit, low=1 / SINGLE_ROW_SPREAD, high=SINGLE_ROW_SPREAD)
-    return replace(fit, low=min(fit.low, *held), high=max(fit.high, *held))
+            if train := [x for x in mine if x["chip"] != r["chip"]]:
+                chip_out.append(_held_ratio(train, r, kind, own_chip=False))
+            train = [x for x in mine if x["model"] != r["model"]]
+            if any(x["chip"] == r["chip"] for x in train):
+                own.append(_held_ratio(train, r, kind, own_chip=True))
+    return ((min(chip_out), max(chip_out)) if chip_out else None, (min(own), max(own)) if own else None)
 
 
 def fit_runtimes(rows: list[dict] | None = None) -> dict[str, RuntimeFit]:
@@ -148,13 +225,35 @@ def fit_runtimes(rows: list[dict] | None = None) -> dict[str, RuntimeFit]:
     out = {}
     for rt in RUNTIMES:
         mine = [r for r in rows if r["runtime"] == rt]
-        out[rt] = RuntimeFit(rt, fit_held_out(mine, "pp"), fit_held_out(mine, "tg"))
+        others = [r for r in rows if r["runtime"] != rt]
+        out[rt] = RuntimeFit(rt, *(fit_held_out(mine, k, held_out_spreads(others, k)) for k in ("pp", "tg")))
     return out
 
 
 @lru_cache(maxsize=1)
 def runtime_fits() -> dict[str, RuntimeFit]:
     return fit_runtimes()
+
+
+def predict(fit: Affine, work: float, layers: int, chip: str | None, limit_s: float | None) -> tuple[float, float, float, int]:
+    """Tokens/s with its low/high bounds and the chip rows behind its factor (0: a chip the data does not
+    have). ``limit_s``: the physical floor on time per token (bytes at the DRAM bandwidth for decode,
+    FLOPs at the nominal TOPS for prefill), None when unknown."""
+    f, n = fit.chip_factor(chip)
+    speed = f / fit.time(work, layers)
+    if limit_s:
+        speed = min(speed, 1 / limit_s)
+    lo, hi = (fit.chip_low, fit.chip_high) if n else (fit.low, fit.high)
+    return speed, speed * lo, speed * hi, n
+
+
+def device_chip(device: DeviceProfile) -> str | None:
+    """The chip-table name of the device's chip (its ``soc``, else a chip named in its name)."""
+    from slmplan.socs import find_chip
+
+    chip = find_chip(device.soc) if device.soc else None
+    chip = chip or find_chip(device.name)
+    return chip.name if chip else None
 
 
 def _unknown(why: str, runtime: str = "npu") -> SpeedEstimate:
@@ -177,21 +276,30 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
     name = RUNTIMES[fit.runtime]
     if fit.prefill is None and fit.decode is None:
         return _unknown(f"unknown: no published LLM measurements for {name}", f"npu:{fit.runtime}")
-    work_pp, work_tg = 2 * matmul_params(facts), npu_bytes_per_token(facts) / (device.memory_bandwidth_gbs * 1e9)
+    chip = device_chip(device)
+    flops, nbytes, layers = 2 * matmul_params(facts), npu_bytes_per_token(facts), facts.n_layers
     pp = pp_lo = pp_hi = tg = tg_lo = tg_hi = None
-    if fit.prefill:
-        pp = 1 / fit.prefill.time(work_pp)
-        if device.npu_tops:  # TOPS bounds prefill at best
-            pp = min(pp, device.npu_tops * 1e12 / work_pp)
-        pp_lo, pp_hi = pp * fit.prefill.low, pp * fit.prefill.high
-    if fit.decode:
-        tg = 1 / fit.decode.time(work_tg)
-        tg_lo, tg_hi = tg * fit.decode.low, tg * fit.decode.high
+    own = []
+    if fit.prefill:  # never above the chip's nominal TOPS
+        pp, pp_lo, pp_hi, n = predict(fit.prefill, flops, layers, chip,
+                                      flops / (device.npu_tops * 1e12) if device.npu_tops else None)
+        if n:
+            own.append(f"prefill x{fit.prefill.chip_factor(chip)[0]:.2f} from {n} rows")
+    if fit.decode:  # never faster than reading the weights at the DRAM bandwidth
+        tg, tg_lo, tg_hi, n = predict(fit.decode, nbytes, layers, chip, nbytes / (device.memory_bandwidth_gbs * 1e9))
+        if n:
+            own.append(f"decode x{fit.decode.chip_factor(chip)[0]:.2f} from {n} rows")
     ttft = n_prompt / pp + (1 / tg if tg else 0) if pp else None
     rows = f"prefill {fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows"
-    fitted = (f"estimate: {name} fitted on published NPU measurements ({rows}; bounds = the range of "
-              "measured/predicted on them held out by chip and by model, x/÷2 where none can be held out)")
+    fitted = (f"estimate: {name} fitted on published NPU measurements ({rows}; time per token = work at the "
+              "runtime's achieved rate + a fixed cost per layer; bounds = the range of measured/predicted on "
+              "them held out, x/÷2 where none can be held out)")
     parts = [fitted, f"{NPU_BITS:g}-bit weights in the runtime's own format"]
+    if own:
+        parts.append(f"this chip's own factor from its published rows ({chip}): {', '.join(own)}")
+    else:
+        parts.append("no published rows for this chip on this runtime: the bounds are those of a chip the data "
+                     "does not have")
     if pp is None:
         parts.append("prefill and time to first token unknown: no prefill data for this runtime")
     if tg is None:
@@ -199,28 +307,39 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
     return SpeedEstimate(
         prefill_tokens_per_s=_r(pp), prefill_tokens_per_s_low=_r(pp_lo), prefill_tokens_per_s_high=_r(pp_hi),
         decode_tokens_per_s=_r(tg), decode_tokens_per_s_low=_r(tg_lo), decode_tokens_per_s_high=_r(tg_hi),
-        ttft_s=None if ttft is None else round(ttft, 4), bound="npu-compute (prefill), memory-bandwidth (decode)",
+        ttft_s=None if ttft is None else round(ttft, 4), bound="npu-compute (prefill), npu memory path (decode)",
         backend=f"npu:{fit.runtime}", method="; ".join(parts))
+
+
+def _limit_s(r: dict, kind: str) -> float | None:
+    if kind == "pp":
+        return r["pp_work"] / (r["npu_tops"] * 1e12) if r["npu_tops"] else None
+    return r["tg_work"] / (r["bandwidth_gbs"] * 1e9) if r["bandwidth_gbs"] else None
 
 
 def validate_npu(group: str = "chip") -> dict:
     """Leave-one-chip-out (``group="chip"``) or leave-one-model-out (``"model"``) per runtime: each
-    group's rows predicted from the other rows of the same runtime (a runtime measured on one chip
-    only cannot be validated leave-one-chip-out)."""
+    group's rows predicted from the other rows of the same runtime, as ``estimate_npu_speed`` predicts
+    (leaving a model out, the chip's own factor comes from its other models); a runtime measured on one
+    chip only cannot be validated leave-one-chip-out."""
     rows = _rows()
     out = {}
     for kind in ("pp", "tg"):
-        errs, inside = [], []
+        errs, inside, ratios = [], [], []
         for r in [x for x in rows if x[f"{kind}_t"]]:
             train = [x for x in rows if x["runtime"] == r["runtime"] and x[group] != r[group] and x[f"{kind}_t"]]
-            fit = fit_held_out(train, kind) if train else None  # bounds by the shipped rule, on the training rows
+            borrowed = held_out_spreads([x for x in rows if x["runtime"] != r["runtime"]], kind)
+            fit = fit_held_out(train, kind, borrowed) if train else None  # bounds by the shipped rule, on the training rows
             if fit:
-                ratio = fit.time(r[f"{kind}_work"]) / r[f"{kind}_t"]  # measured speed / predicted speed
+                speed, lo, hi, _ = predict(fit, r[f"{kind}_work"], r["layers"], r["chip"], _limit_s(r, kind))
+                ratio = (1 / r[f"{kind}_t"]) / speed  # measured speed / predicted speed
                 errs.append(abs(ratio - 1))
-                inside.append(fit.low <= ratio <= fit.high)
+                ratios.append(ratio)
+                inside.append(lo <= 1 / r[f"{kind}_t"] <= hi)
         out["prefill" if kind == "pp" else "decode"] = (
             {"rows": len(errs), "median_abs_pct": round(100 * statistics.median(errs), 1),
              "mean_abs_pct": round(100 * statistics.fmean(errs), 1), "worst_pct": round(100 * max(errs), 1),
+             "bias_pct": round(100 * (1 / statistics.median(ratios) - 1), 1),
              "within_low_high_pct": round(100 * sum(inside) / len(inside), 1)}
             if errs else {"rows": 0})
     return out
