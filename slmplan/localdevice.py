@@ -67,29 +67,57 @@ def cgroup_memory_limit() -> tuple[int | None, int | None]:
 
 def cpu_info() -> dict:
     model, flags = platform.processor() or platform.machine(), set[str]()
+    vendor, family, number = None, None, None
     text = _read("/proc/cpuinfo") or ""
     for line in text.splitlines():
         key, _, val = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "Hardware") and val.strip():
-            model = val.strip()
+        key, val = key.strip(), val.strip()
+        if key in ("model name", "Model", "Hardware") and val:
+            model = val
         elif key in ("flags", "Features") and not flags:
             flags = set(val.split())
+        elif key == "vendor_id" and vendor is None:
+            vendor = val
+        elif key == "cpu family" and family is None and val.isdigit():
+            family = int(val)
+        elif key == "model" and number is None and val.isdigit():
+            number = int(val)
     wanted = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
               "amx_int8", "asimd", "asimddp", "i8mm", "sve", "sve2", "fphp"]
     return {"model": model, "features": [f for f in wanted if f in flags],
+            "vendor": vendor, "family": family, "model_number": number,
             "physical_cores": psutil.cpu_count(logical=False) or psutil.cpu_count() or 1,
             "logical_cores": psutil.cpu_count() or 1}
 
 
-def flops_per_cycle(features: list[str]) -> int:
+def flops_per_cycle(features: list[str], vendor: str | None = None, family: int | None = None,
+                    model: int | None = None) -> int:
+    """FP32 FLOPs per cycle and core: FMA units x width x 2. AVX-512 alone does not say the width of the
+    units: AMD Zen 4 (family 25) and the mobile Zen 5 (family 26, Strix Point models 0x20-0x2f, Krackan
+    Point 0x60-0x6f) run it on 256-bit units (32, as AVX2), Zen 5 desktop/server on 512-bit (64); Intel's
+    AVX-512 client cores (Ice Lake, Tiger Lake, Rocket Lake) have one 512-bit FMA unit (32), the Xeons two
+    (64); Zen 1 (family 23, models before 0x30) has 128-bit FMA units (16)."""
+    return flops_per_cycle_why(features, vendor, family, model)[0]
+
+
+def flops_per_cycle_why(features: list[str], vendor: str | None = None, family: int | None = None,
+                        model: int | None = None) -> tuple[int, str]:
+    amd = vendor == "AuthenticAMD"
+    if amd and family == 23 and model is not None and model < 0x30:
+        return 16, "AMD Zen 1: 2x128-bit FMA"
+    if amd and family == 25:
+        return 32, "AMD Zen 3/Zen 4: 2x256-bit FMA (Zen 4 runs AVX-512 on them)"
+    if amd and family == 26 and model is not None and (0x20 <= model <= 0x2F or 0x60 <= model <= 0x6F):
+        return 32, "AMD Zen 5 mobile: AVX-512 on 256-bit units"
+    if vendor == "GenuineIntel" and family == 6 and model in (0x7D, 0x7E, 0x8C, 0x8D, 0xA7) and "avx512f" in features:
+        return 32, "Intel Ice Lake/Tiger Lake/Rocket Lake client: one 512-bit FMA unit"
     if "avx512f" in features:
-        return 64
+        return 64, "2x512-bit FMA (AVX-512" + (", AMD Zen 5)" if amd and family == 26 else ")")
     if "avx2" in features and "fma" in features:
-        return 32
+        return 32, "2x256-bit FMA (AVX2)"
     if "asimd" in features:
-        return 16
-    return 8
+        return 16, "2x128-bit NEON FMA"
+    return 8, "no vector FMA detected"
 
 
 def cpu_ghz() -> float | None:
@@ -270,9 +298,9 @@ def detect_local() -> DeviceProfile:
     threads = cpu["physical_cores"]
     gflops = None
     if ghz:
-        gflops = round(threads * ghz * flops_per_cycle(cpu["features"]), 1)
-        sources["cpu_gflops"] = (f"estimate: {threads} cores x {ghz:.2f} GHz x "
-                                 f"{flops_per_cycle(cpu['features'])} FP32 FLOPs/cycle")
+        fpc, why = flops_per_cycle_why(cpu["features"], cpu.get("vendor"), cpu.get("family"), cpu.get("model_number"))
+        gflops = round(threads * ghz * fpc, 1)
+        sources["cpu_gflops"] = f"estimate: {threads} cores x {ghz:.2f} GHz x {fpc} FP32 FLOPs/cycle ({why})"
     features, sources["cpu_features"] = local_cpu_features(cpu)
     sources["power_w"] = "unknown: no power sensor read; energy figures need a power_w (use a YAML profile)"
     return DeviceProfile(

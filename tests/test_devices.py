@@ -25,6 +25,38 @@ def test_local_detection():
     assert d.cpu_cores >= 1
 
 
+AVX512 = ["avx", "avx2", "fma", "avx512f", "avx512_vnni"]
+
+
+@pytest.mark.parametrize("vendor, family, model, fpc", [
+    ("AuthenticAMD", 25, 0x11, 32),  # Zen 4 EPYC 9004 (Genoa): AVX-512 on 2x256-bit units
+    ("AuthenticAMD", 26, 0x02, 64),  # Zen 5 EPYC 9005 (Turin): 512-bit units
+    ("AuthenticAMD", 26, 0x24, 32),  # Zen 5 mobile (Strix Point): 256-bit units
+    ("GenuineIntel", 6, 0x8F, 64),  # Sapphire Rapids Xeon: 2x512-bit FMA
+    ("GenuineIntel", 6, 0x8C, 32),  # Tiger Lake client: one 512-bit FMA unit
+    (None, None, None, 64),  # not known: AVX-512 is taken at its full width, as before
+])
+def test_local_fp32_flops_per_cycle_follow_the_core_not_only_avx512(vendor, family, model, fpc):
+    """The project's CI VMs: an EPYC that reports AVX-512 ran pp512 at 466 tok/s (Gemma 3 270M, 2
+    threads) where an earlier EPYC ran 912; the first is a Zen 4 (family 25), whose AVX-512 runs on
+    256-bit units, the second a Zen 5. With 64 FLOPs/cycle for both the Zen 4 was predicted 1.7x too fast."""
+    from slmplan.localdevice import flops_per_cycle
+
+    assert flops_per_cycle(AVX512, vendor, family, model) == fpc
+    assert flops_per_cycle(["avx", "avx2", "fma"]) == 32 and flops_per_cycle(["asimd"]) == 16
+
+
+def test_local_cpu_identity_read_from_cpuinfo(monkeypatch):
+    from slmplan import localdevice
+
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma avx512f avx512_vnni\n")
+    monkeypatch.setattr(localdevice, "_read", lambda path: text if path == "/proc/cpuinfo" else None)
+    c = localdevice.cpu_info()
+    assert (c["vendor"], c["family"], c["model_number"], c["model"]) == ("AuthenticAMD", 25, 17, "AMD EPYC")
+    assert localdevice.flops_per_cycle(c["features"], c["vendor"], c["family"], c["model_number"]) == 32
+
+
 def test_bandwidth_measurement_is_real():
     from slmplan.localdevice import measure_bandwidth_gbs
 

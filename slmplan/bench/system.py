@@ -91,6 +91,7 @@ def static_info() -> dict:
     cpu_max = _read("/sys/fs/cgroup/cpu.max")
     return {
         "cpu_model": cpu["model"], "cpu_features": cpu["features"],
+        "cpu_vendor": cpu.get("vendor"), "cpu_family": cpu.get("family"), "cpu_model_number": cpu.get("model_number"),
         "physical_cores": cpu["physical_cores"], "logical_cores": cpu["logical_cores"],
         "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cgroup_cpu_max": cpu_max, "cpu_governor": gov,
