@@ -106,7 +106,7 @@ def flops_per_cycle_why(features: list[str], vendor: str | None = None, family: 
     if amd and family == 23 and model is not None and model < 0x30:
         return 16, "AMD Zen 1: 2x128-bit FMA"
     if amd and family == 25:
-        return 32, "AMD Zen 3/Zen 4: 2x256-bit FMA (Zen 4 runs AVX-512 on them)"
+        return 32, "AMD Zen 3/Zen 4: 2x256-bit FMA; Zen 4 runs AVX-512 on them"
     if amd and family == 26 and model is not None and (0x20 <= model <= 0x2F or 0x60 <= model <= 0x6F):
         return 32, "AMD Zen 5 mobile: AVX-512 on 256-bit units"
     if vendor == "GenuineIntel" and family == 6 and model in (0x7D, 0x7E, 0x8C, 0x8D, 0xA7) and "avx512f" in features:
