@@ -334,10 +334,35 @@ def test_runtimes_data_is_sourced_and_well_formed():
     rts = runtimes()
     assert {"llama.cpp", "mlx", "coreml", "onnxruntime-genai", "litert-lm", "executorch", "qualcomm-genie"} <= {r["id"] for r in rts}
     for r in rts:
-        assert r["source"] and r["format"] and r["produce"] and r["slmplan"] in ("predicted", "measured-only", "not predicted")
+        assert r["source"] and r["format"] and r["produce"] and r["slmplan"] in ("predicted", "predicted-npu", "measured-only", "not predicted")
+        if r["slmplan"] == "predicted-npu":  # names a runtime the NPU estimator fits
+            from slmplan.estimate.npu import RUNTIMES
+            assert r["npu_runtime"] in RUNTIMES
         assert set(r["backends"]) <= {"ios", "android", "macos", "windows", "linux"}
         assert all(v.count("(") == v.count(")") for v in r["backends"].values()), r["backends"]  # YAML flow maps split on commas
     assert [r["id"] for r in rts if r["slmplan"] == "predicted"] == ["llama.cpp"]
+
+
+def test_deployment_path_gives_the_npu_runtime_its_own_prediction():
+    """Genie on a Snapdragon: the deployment table used to say "not predicted: slmplan does not model this
+    runtime" although --runtime npu predicts it; now it gives the NPU estimate, and on a chip without
+    Genie data (Tensor G3) it says why there is none."""
+    from slmplan.catalog import facts, get_model, load_catalog
+    from slmplan.estimate.npu import estimate_npu_speed
+
+    dev = get_device("snapdragon-x-elite-laptop")
+    r = build_report(dev, q=Query(ctx=4096), now=NOW)
+    genie = next(o for o in r.deployment.options if o.runtime.startswith("Qualcomm Genie"))
+    assert genie.slmplan == "predicted" and "--runtime npu" in genie.speed_note
+    best = r.deployment.models[0]
+    s = estimate_npu_speed(facts(get_model(load_catalog(), best)), dev, 300)
+    assert f"~{s.decode_tokens_per_s:.1f} tokens/s decode" in genie.speed_note
+    pixel = build_report(get_device("pixel-8"), q=Query(ctx=4096), now=NOW)
+    assert all(o.slmplan != "predicted" or o.runtime == "llama.cpp" for o in pixel.deployment.options)
+    # a report whose speeds are the NPU's does not pass them off as llama.cpp's
+    npu = build_report(dev, q=Query(ctx=4096, runtime="npu"), now=NOW)
+    lc = next(o for o in npu.deployment.options if o.runtime == "llama.cpp")
+    assert lc.slmplan == "not predicted" and "--runtime npu" in lc.speed_note
 
 
 def test_report_with_unknown_speed_says_unknown():

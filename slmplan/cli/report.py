@@ -12,6 +12,7 @@ from slmplan.cli._options import (
     QCtxOpt,
     QGenOpt,
     QPromptOpt,
+    SpeedRuntimeOpt,
     UseCaseOpt,
     device_option,
     entitled,
@@ -40,6 +41,7 @@ def report_cmd(
     power_w: Annotated[Optional[float], typer.Option("--power-w", help="The device's sustained power while generating, in watts (when the profile has none).")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the JSON report and exit.")] = False,
     catalog: CatalogOpt = None,
+    runtime: SpeedRuntimeOpt = "llama.cpp",
 ) -> None:
     """A feasibility report for one device: ranked candidates, the recommendation, memory and speed charts,
     predicted vs measured, context-length effect, energy and CO2 against the cloud, privacy notes.
@@ -53,6 +55,8 @@ def report_cmd(
       slmplan report --device iphone-15-pro --models llama-3.2-1b,qwen3-1.7b --grid france -o report.md
 
       slmplan report --device pixel-9 --use-case summarize --service "offline meeting-note summaries" -o r.html
+
+      slmplan report --device snapdragon-x-elite-laptop --runtime npu -o npu.html
     """
     from slmplan.devices import get_device
     from slmplan.fileio import write_atomic
@@ -78,6 +82,11 @@ def report_cmd(
         check_writable_target(output, report_inputs)
     dev = entitled(get_device(device), ios_entitlement)
     q, _, overridden = uc_query(use_case, ctx, prompt, gen)
+    if runtime != q.runtime:
+        from dataclasses import replace
+
+        q = replace(q, runtime=runtime)
+        q.validate()
     runs = [run for b in (bench or []) for run in load_benches(b, dev)]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
     rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,

@@ -214,7 +214,8 @@ GLOSSARY = [
     ("Decode speed", "How fast the answer is written once it has started, in tokens per second; faster than "
      "reading speed (~5 tokens/s) feels instant."),
     ("NPU", "A chip block built for AI arithmetic (Apple's Neural Engine, Qualcomm's Hexagon, Google's TPU). It "
-     "needs its own runtime and model format; slmplan predicts the CPU and GPU, not the NPU."),
+     "needs its own runtime and model format; slmplan predicts it with --runtime npu where published "
+     "measurements of the chip's NPU runtime exist (an estimate; the default predictions are llama.cpp's on the CPU or GPU)."),
     ("Memory budget", "How much memory the phone's operating system lets one app use before it closes the app, "
      "far less than the RAM printed on the box; the model, its KV cache and the app must fit in it."),
 ]

@@ -49,8 +49,34 @@ def _arch(model: str) -> str | None:
         return None
 
 
+def _npu_note(rt: dict, device: DeviceProfile, best: FitResult) -> tuple[str, str]:
+    """What ``--runtime npu`` predicts for this runtime's NPU path, or why nothing."""
+    from slmplan.estimate.npu import RUNTIMES, estimate_npu_speed
+
+    npu = rt["npu_runtime"]
+    if npu not in (device.npu_runtimes or []):
+        return "not predicted", f"not predicted: no published {RUNTIMES[npu]} measurements for this chip's NPU"
+    try:
+        f = facts(get_model(load_catalog(), best.model))
+    except SlmplanError:
+        return "not predicted", "not predicted: the NPU estimate needs a catalog model"
+    s = estimate_npu_speed(f, device, best.energy.prompt_tokens)
+    if s.decode_tokens_per_s is None:
+        return "not predicted", f"not predicted: {s.method}"
+    ttft = f", first token after ~{s.ttft_s:.1f} s" if s.ttft_s is not None else ""
+    return "predicted", (f"predicted with --runtime npu for {best.model} on the NPU ({RUNTIMES[npu]}): "
+                         f"~{s.decode_tokens_per_s:.1f} tokens/s decode ({s.decode_tokens_per_s_low:.1f}-"
+                         f"{s.decode_tokens_per_s_high:.1f}){ttft}, in the runtime's own 4-bit format; an estimate "
+                         "fitted on published NPU measurements")
+
+
 def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes: set[str]) -> tuple[str, str]:
     kind = rt["slmplan"]
+    if kind == "predicted-npu":
+        return _npu_note(rt, device, best)
+    if best.speed.backend.startswith("npu") and kind == "predicted":  # this report's speeds are the NPU's
+        return "not predicted", ("not shown: this report's speeds are the NPU runtime's (--runtime npu); "
+                                 "the report without --runtime npu predicts llama.cpp")
     if rt["id"] == "llama.cpp" and "llama.cpp" in bench_runtimes:
         measured = "; also measured by slmplan bench (see Predicted vs measured)"
     else:

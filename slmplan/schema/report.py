@@ -201,7 +201,7 @@ class RuntimeOption(_M):
     format: str
     produce: str
     slmplan_convert: bool = Field(description="slmplan convert produces the file")
-    slmplan: str = Field(description="predicted | measured | measured-only | not predicted")
+    slmplan: str = Field(description="predicted | measured | not predicted (the runtimes table: predicted | predicted-npu | measured-only | not predicted)")
     speed_note: str
     source: str
 
