@@ -135,3 +135,52 @@ def test_chip_named_in_the_profile_name_fills_like_soc(tmp_path):
     assert d.effective_backend == "metal" and d.gpu_tflops and "profile's name" in d.sources["gpu_tflops"]
     plain = load_device_file(_profile(tmp_path, name="Some phone", memory_bandwidth_gbs=50, cpu_cores=8))
     assert plain.effective_backend == "cpu" and plain.cpu_gflops is None
+
+
+def test_npu_measurements_in_the_profile_scale_this_device(tmp_path):
+    """A Genie measurement on the user's own phone (a chip without published Genie rows) moves the estimate
+    toward it, shrunk by n/(n+1), for the measured model and the others alike; bounds become the narrower
+    ones of a chip with data."""
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    cat = load_catalog()
+    m3, m1 = (facts(get_model(cat, i)) for i in ("llama-3.2-3b", "llama-3.2-1b"))
+    plain = load_device_file(_profile(tmp_path, soc="Snapdragon 8 Gen 3"))
+    before3, before1 = estimate_npu_speed(m3, plain, 128), estimate_npu_speed(m1, plain, 128)
+    measured = 0.5 * before3.decode_tokens_per_s  # half the estimate
+    path = tmp_path / "mine.yaml"
+    path.write_text(_profile(tmp_path, soc="Snapdragon 8 Gen 3").read_text() + (
+        "npu_measurements:\n"
+        f"  - {{runtime: qnn, model: llama-3.2-3b, decode_tokens_per_s: {measured}, source: genie-t2t-run}}\n"))
+    mine = load_device_file(path)
+    after3, after1 = estimate_npu_speed(m3, mine, 128), estimate_npu_speed(m1, mine, 128)
+    assert after3.decode_tokens_per_s == pytest.approx(before3.decode_tokens_per_s * 0.5 ** 0.5, rel=0.01)
+    assert after1.decode_tokens_per_s / before1.decode_tokens_per_s == pytest.approx(0.5 ** 0.5, rel=0.01)
+    assert after3.prefill_tokens_per_s == before3.prefill_tokens_per_s  # no prefill measured
+    qnn = fit_runtimes()["qnn"].decode
+    assert after3.decode_tokens_per_s_high / after3.decode_tokens_per_s == pytest.approx(qnn.chip_high, rel=0.01)
+    assert "npu_measurements" in after3.method
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{runtime: qnn, model: llama-3.2-3b}", "give prefill_tokens_per_s or decode_tokens_per_s"),
+    ("{runtime: qnn, model: llama-3.2-3b, decode_tokens_per_s: -3}", "greater than 0"),
+    ("{runtime: tpu, model: llama-3.2-3b, decode_tokens_per_s: 3}", "runtime"),
+])
+def test_bad_npu_measurements_are_one_line_errors(tmp_path, entry, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(_profile(tmp_path, soc="Snapdragon 8 Gen 3").read_text() + f"npu_measurements:\n  - {entry}\n")
+    with pytest.raises(DeviceError) as e:
+        load_device_file(path)
+    assert message in e.value.one_line() and "\n" not in e.value.one_line()
+
+
+def test_npu_measurement_of_an_unknown_model_is_an_error(tmp_path):
+    from slmplan.catalog import facts, get_model, load_catalog
+    from slmplan.errors import UnknownIdError
+
+    path = tmp_path / "p.yaml"
+    path.write_text(_profile(tmp_path, soc="Snapdragon 8 Gen 3").read_text() + (
+        "npu_measurements:\n  - {runtime: qnn, model: llama-9b, decode_tokens_per_s: 3}\n"))
+    with pytest.raises(UnknownIdError, match="llama-9b"):
+        estimate_npu_speed(facts(get_model(load_catalog(), "llama-3.2-1b")), load_device_file(path), 128)

@@ -30,6 +30,7 @@ import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 
+from slmplan.errors import UnknownIdError
 from slmplan.estimate.calib_rows import read_csv
 from slmplan.model import ModelFacts
 from slmplan.schema.device import DeviceProfile
@@ -235,16 +236,43 @@ def runtime_fits() -> dict[str, RuntimeFit]:
     return fit_runtimes()
 
 
-def predict(fit: Affine, work: float, layers: int, chip: str | None, limit_s: float | None) -> tuple[float, float, float, int]:
-    """Tokens/s with its low/high bounds and the chip rows behind its factor (0: a chip the data does not
+def predict(fit: Affine, work: float, layers: int, chip: str | None, limit_s: float | None,
+            own: tuple[float, int] | None = None) -> tuple[float, float, float, int]:
+    """Tokens/s with its low/high bounds and the rows behind its factor (0: a chip the data does not
     have). ``limit_s``: the physical floor on time per token (bytes at the DRAM bandwidth for decode,
-    FLOPs at the nominal TOPS for prefill), None when unknown."""
-    f, n = fit.chip_factor(chip)
+    FLOPs at the nominal TOPS for prefill), None when unknown. ``own``: the device's factor from its own
+    measurements and how many (``device_factor``), used instead of the chip's."""
+    f, n = own if own else fit.chip_factor(chip)
     speed = f / fit.time(work, layers)
     if limit_s:
         speed = min(speed, 1 / limit_s)
     lo, hi = (fit.chip_low, fit.chip_high) if n else (fit.low, fit.high)
     return speed, speed * lo, speed * hi, n
+
+
+def device_factor(fit: Affine, kind: str, device: DeviceProfile, runtime: str, chip: str | None) -> tuple[float, int] | None:
+    """The device's factor from its own ``npu_measurements`` of this runtime (measured/predicted speed,
+    geometric mean, shrunk by n/(n+1) toward the chip's published factor, or 1), or None without any.
+    An unknown model id is an error."""
+    from slmplan.catalog import facts, get_model, load_catalog
+
+    key = "prefill_tokens_per_s" if kind == "pp" else "decode_tokens_per_s"
+    rows = [m for m in (device.npu_measurements or []) if m.runtime == runtime and getattr(m, key)]
+    if not rows:
+        return None
+    prior = fit.chip_factor(chip)[0]
+    cat = load_catalog()
+    logs = []
+    for m in rows:
+        try:
+            f = facts(get_model(cat, m.model))
+        except UnknownIdError as e:
+            raise UnknownIdError(f"npu_measurements of device '{device.id}': {e.message}",
+                                 (e.hint or "") + " Fix the model id in the profile") from None
+        work = 2 * matmul_params(f) if kind == "pp" else npu_bytes_per_token(f)
+        logs.append(math.log(getattr(m, key) * fit.time(work, f.n_layers) / prior))
+    n = len(logs)
+    return prior * math.exp(n / (n + 1) * statistics.fmean(logs)), n
 
 
 def device_chip(device: DeviceProfile) -> str | None:
@@ -279,15 +307,21 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
     chip = device_chip(device)
     flops, nbytes, layers = 2 * matmul_params(facts), npu_bytes_per_token(facts), facts.n_layers
     pp = pp_lo = pp_hi = tg = tg_lo = tg_hi = None
-    own = []
+    own, mine = [], []
     if fit.prefill:  # never above the chip's nominal TOPS
+        dev_f = device_factor(fit.prefill, "pp", device, fit.runtime, chip)
         pp, pp_lo, pp_hi, n = predict(fit.prefill, flops, layers, chip,
-                                      flops / (device.npu_tops * 1e12) if device.npu_tops else None)
-        if n:
+                                      flops / (device.npu_tops * 1e12) if device.npu_tops else None, dev_f)
+        if dev_f:
+            mine.append(f"prefill x{dev_f[0]:.2f} from {n}")
+        elif n:
             own.append(f"prefill x{fit.prefill.chip_factor(chip)[0]:.2f} from {n} rows")
     if fit.decode:  # never faster than reading the weights at the DRAM bandwidth
-        tg, tg_lo, tg_hi, n = predict(fit.decode, nbytes, layers, chip, nbytes / (device.memory_bandwidth_gbs * 1e9))
-        if n:
+        dev_f = device_factor(fit.decode, "tg", device, fit.runtime, chip)
+        tg, tg_lo, tg_hi, n = predict(fit.decode, nbytes, layers, chip, nbytes / (device.memory_bandwidth_gbs * 1e9), dev_f)
+        if dev_f:
+            mine.append(f"decode x{dev_f[0]:.2f} from {n}")
+        elif n:
             own.append(f"decode x{fit.decode.chip_factor(chip)[0]:.2f} from {n} rows")
     ttft = n_prompt / pp + (1 / tg if tg else 0) if pp else None
     rows = f"prefill {fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows"
@@ -295,9 +329,12 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
               "runtime's achieved rate + a fixed cost per layer; bounds = the range of measured/predicted on "
               "them held out, x/÷2 where none can be held out)")
     parts = [fitted, f"{NPU_BITS:g}-bit weights in the runtime's own format"]
+    if mine:
+        parts.append(f"this device's own factor from its npu_measurements (shrunk by n/(n+1) toward the chip's): "
+                     f"{', '.join(mine)}")
     if own:
         parts.append(f"this chip's own factor from its published rows ({chip}): {', '.join(own)}")
-    else:
+    elif not mine:
         parts.append("no published rows for this chip on this runtime: the bounds are those of a chip the data "
                      "does not have")
     if pp is None:

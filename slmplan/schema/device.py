@@ -13,6 +13,26 @@ Kind = Literal["phone", "tablet", "laptop", "desktop", "sbc", "server"]
 Backend = Literal["cpu", "metal", "cuda", "vulkan"]
 
 
+NpuRuntime = Literal["qnn", "fastflowlm", "openvino-npu", "coreml-ane"]
+
+
+class NpuMeasurement(InputModel):
+    """One measurement of an NPU runtime on this device (e.g. genie-t2t-run's prompt processing and token
+    generation rates for a catalog model): ``--runtime npu`` takes the device's own factor from these."""
+
+    runtime: NpuRuntime
+    model: str = Field(min_length=1, description="catalog id of the model measured (slmplan catalog)")
+    prefill_tokens_per_s: float | None = Field(default=None, gt=0, le=1_000_000)
+    decode_tokens_per_s: float | None = Field(default=None, gt=0, le=100_000)
+    source: str | None = Field(default=None, description="where the numbers come from (tool, date)")
+
+    @model_validator(mode="after")
+    def _one_rate(self):
+        if self.prefill_tokens_per_s is None and self.decode_tokens_per_s is None:
+            raise ValueError("give prefill_tokens_per_s or decode_tokens_per_s (or both)")
+        return self
+
+
 class DeviceProfile(InputModel):
     """A device: memory (installed, the per-app budget, bandwidth), compute, power, each number's source."""
 
@@ -43,6 +63,9 @@ class DeviceProfile(InputModel):
         "--format=csv); below 8.0 (Ampere) llama.cpp runs without CUDA graphs. Default: from the GPU's name")
     llc_mb: float | None = Field(default=None, gt=0, le=1_000_000, description="last-level cache (MiB)")
     npu_runtimes: list[str] | None = Field(default=None, description="NPU runtimes with LLM support on this chip (qnn, fastflowlm, openvino-npu, coreml-ane)")
+    npu_measurements: list[NpuMeasurement] | None = Field(
+        default=None, description="your NPU runtime's measured speeds on this device; --runtime npu scales its "
+                                  "estimate for this device by them")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the number comes from")
     notes: str | None = None
     calibration: DeviceCalibration | None = Field(default=None, description="fitted by 'slmplan calibrate' from measurements on this device")
