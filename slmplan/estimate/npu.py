@@ -294,10 +294,11 @@ def _r(x: float | None) -> float | None:
 
 
 def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int = 300,
-                       fits: dict[str, RuntimeFit] | None = None) -> SpeedEstimate:
-    """The device's NPU runtime (the first of its ``npu_runtimes`` with data), or unknown with the reason."""
+                       fits: dict[str, RuntimeFit] | None = None, runtime: str | None = None) -> SpeedEstimate:
+    """The device's NPU runtime (``runtime`` if given, else the first of its ``npu_runtimes`` with data),
+    or unknown with the reason."""
     fits = fits or runtime_fits()
-    runtimes = [r for r in (device.npu_runtimes or []) if r in fits]
+    runtimes = [r for r in (device.npu_runtimes or []) if r in fits and (runtime is None or r == runtime)]
     if not runtimes:
         return _unknown("unknown: no NPU runtime known for this chip (npu_runtimes in the profile or the chip table)")
     fit = fits[runtimes[0]]

@@ -55,12 +55,13 @@ def _npu_note(rt: dict, device: DeviceProfile, best: FitResult) -> tuple[str, st
 
     npu = rt["npu_runtime"]
     if npu not in (device.npu_runtimes or []):
-        return "not predicted", f"not predicted: no published {RUNTIMES[npu]} measurements for this chip's NPU"
+        return "not predicted", (f"not predicted: no {RUNTIMES[npu]} path known for this chip "
+                                 "(npu_runtimes in the profile or the chip table)")
     try:
         f = facts(get_model(load_catalog(), best.model))
     except SlmplanError:
         return "not predicted", "not predicted: the NPU estimate needs a catalog model"
-    s = estimate_npu_speed(f, device, best.energy.prompt_tokens)
+    s = estimate_npu_speed(f, device, best.energy.prompt_tokens, runtime=npu)
     if s.decode_tokens_per_s is None:
         return "not predicted", f"not predicted: {s.method}"
     ttft = f", first token after ~{s.ttft_s:.1f} s" if s.ttft_s is not None else ""
