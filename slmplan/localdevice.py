@@ -95,8 +95,8 @@ def flops_per_cycle(features: list[str], vendor: str | None = None, family: int 
     """FP32 FLOPs per cycle and core: FMA units x width x 2. AVX-512 alone does not say the width of the
     units: AMD Zen 4 (family 25) and the mobile Zen 5 (family 26, Strix Point models 0x20-0x2f, Krackan
     Point 0x60-0x6f) run it on 256-bit units (32, as AVX2), Zen 5 desktop/server on 512-bit (64); Intel's
-    AVX-512 client cores (Ice Lake, Tiger Lake, Rocket Lake) have one 512-bit FMA unit (32), the Xeons two
-    (64); Zen 1 (family 23, models before 0x30) has 128-bit FMA units (16)."""
+    AVX-512 client cores (Ice Lake, Tiger Lake, Rocket Lake) have one 512-bit FMA unit (32), most Xeons two
+    (64; some Silver/Bronze and Gold 5xxx parts have one, which /proc/cpuinfo does not show); Zen 1 (family 23, models before 0x30) has 128-bit FMA units (16)."""
     return flops_per_cycle_why(features, vendor, family, model)[0]
 
 

@@ -357,12 +357,26 @@ def test_deployment_path_gives_the_npu_runtime_its_own_prediction():
     best = r.deployment.models[0]
     s = estimate_npu_speed(facts(get_model(load_catalog(), best)), dev, 300)
     assert f"~{s.decode_tokens_per_s:.1f} tokens/s decode" in genie.speed_note
-    pixel = build_report(get_device("pixel-8"), q=Query(ctx=4096), now=NOW)
-    assert all(o.slmplan != "predicted" or o.runtime == "llama.cpp" for o in pixel.deployment.options)
+    assert any("with --runtime npu" in n for n in r.deployment.notes)
+    # the same chip with no Genie path known: the row says why there is no estimate
+    no_qnn = dev.model_copy(update={"npu_runtimes": []})
+    genie = next(o for o in build_report(no_qnn, q=Query(ctx=4096), now=NOW).deployment.options
+                 if o.runtime.startswith("Qualcomm Genie"))
+    assert genie.slmplan == "not predicted" and "path known for this chip" in genie.speed_note
+    # a chip listing two NPU runtimes: each row predicts with its own (Genie's, not the first listed)
+    both = dev.model_copy(update={"npu_runtimes": ["openvino-npu", "qnn"]})
+    genie = next(o for o in build_report(both, q=Query(ctx=4096), now=NOW).deployment.options
+                 if o.runtime.startswith("Qualcomm Genie"))
+    assert f"~{s.decode_tokens_per_s:.1f} tokens/s decode" in genie.speed_note
+    # a runtime whose fit rests on fewer than 3 decode rows (Core ML: 1) is not shown as a number
+    mac = build_report(get_device("mac-mini-m4"), (), ["llama-3.2-1b"], q=Query(ctx=4096), now=NOW)
+    coreml = next(o for o in mac.deployment.options if o.runtime.startswith("Core ML"))
+    assert coreml.slmplan == "not predicted" and "too few" in coreml.speed_note
     # a report whose speeds are the NPU's does not pass them off as llama.cpp's
     npu = build_report(dev, q=Query(ctx=4096, runtime="npu"), now=NOW)
     lc = next(o for o in npu.deployment.options if o.runtime == "llama.cpp")
     assert lc.slmplan == "not predicted" and "--runtime npu" in lc.speed_note
+    assert any("NPU runtime's (--runtime npu)" in n for n in npu.notes)
 
 
 def test_report_with_unknown_speed_says_unknown():

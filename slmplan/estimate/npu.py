@@ -12,7 +12,8 @@ Fitted on published NPU measurements (``data/calibration/npu_llm.csv``), per run
   token 35% / 37%; bytes alone 25% / 22%; with a cost per layer instead 25% / 15%; and the chip's own
   factor 25% / 12%.)
 
-a and c are fitted per runtime (least squares in relative error; c = 0 when one model size only). Each
+a and c are fitted per runtime (least squares in relative error; c = 0 when one model size only, or
+when the least squares would make a term negative). Each
 chip in the data gets its own factor (geometric mean measured/predicted over its rows, shrunk toward 1 by
 n/(n+1)), applied when the device is that chip (its ``soc`` or a chip named in its name). Bounds are the
 range of measured/predicted held out: for a chip the data does not have, each row predicted from the
@@ -99,8 +100,8 @@ class Affine:
 
 
 def _solve(work: list[float], layers: list[int], t: list[float]) -> tuple[float, float]:
-    """a and c by least squares in relative error; c only where several model sizes pin it down
-    (otherwise c = 0 and a = the median of time/work)."""
+    """a and c by least squares in relative error; c only where several model sizes pin it down and the
+    least squares gives both terms positive (otherwise c = 0 and a = the median of time/work)."""
     import numpy as np
 
     w, n, tt = np.array(work), np.array(layers, dtype=float), np.array(t)
@@ -147,8 +148,8 @@ def fit_held_out(rows: list[dict], kind: str, borrowed: Spreads = (None, None)) 
 
     ``borrowed`` (``held_out_spreads`` of the other runtimes) widens them: rows of one chip cannot say how
     far another chip departs, so there the other runtimes' chip-out spread widens the first pair; and a
-    few models on a chip say little about the next one, so the others' own-chip spread always widens the
-    second.
+    few models on a chip say little about the next one, so the others' own-chip spread widens the second
+    wherever the runtime's own rows can hold a chip's model out (otherwise the second is the first).
     ×/÷2 where no row can be held out (one row, or one chip with one model)."""
     mine = [r for r in rows if r[f"{kind}_t"]]
     if not mine:
@@ -237,20 +238,36 @@ def runtime_fits() -> dict[str, RuntimeFit]:
 
 
 def predict(fit: Affine, work: float, layers: int, chip: str | None, limit_s: float | None,
-            own: tuple[float, int] | None = None) -> tuple[float, float, float, int]:
+            own: DeviceFactor | None = None) -> tuple[float, float, float, int]:
     """Tokens/s with its low/high bounds and the rows behind its factor (0: a chip the data does not
     have). ``limit_s``: the physical floor on time per token (bytes at the DRAM bandwidth for decode,
-    FLOPs at the nominal TOPS for prefill), None when unknown. ``own``: the device's factor from its own
-    measurements and how many (``device_factor``), used instead of the chip's."""
-    f, n = own if own else fit.chip_factor(chip)
+    FLOPs at the nominal TOPS for prefill), None when unknown; the speed and its high bound stay under it.
+    ``own``: the device's factor from its own measurements (``device_factor``), used instead of the
+    chip's; the bounds then also hold those measurements."""
+    if own:
+        f, n = own.factor, own.n
+        lo, hi = min(fit.chip_low, own.low), max(fit.chip_high, own.high)
+    else:
+        f, n = fit.chip_factor(chip)
+        lo, hi = (fit.chip_low, fit.chip_high) if n else (fit.low, fit.high)
     speed = f / fit.time(work, layers)
-    if limit_s:
-        speed = min(speed, 1 / limit_s)
-    lo, hi = (fit.chip_low, fit.chip_high) if n else (fit.low, fit.high)
-    return speed, speed * lo, speed * hi, n
+    ceiling = 1 / limit_s if limit_s else math.inf
+    speed = min(speed, ceiling)
+    return speed, speed * lo, min(speed * hi, ceiling), n
 
 
-def device_factor(fit: Affine, kind: str, device: DeviceProfile, runtime: str, chip: str | None) -> tuple[float, int] | None:
+@dataclass(frozen=True)
+class DeviceFactor:
+    """The device's factor from its own measurements, their number, and the range of measured/predicted
+    they keep after it (so that the bounds hold them)."""
+
+    factor: float
+    n: int
+    low: float
+    high: float
+
+
+def device_factor(fit: Affine, kind: str, device: DeviceProfile, runtime: str, chip: str | None) -> DeviceFactor | None:
     """The device's factor from its own ``npu_measurements`` of this runtime (measured/predicted speed,
     geometric mean, shrunk by n/(n+1) toward the chip's published factor, or 1), or None without any.
     An unknown model id is an error."""
@@ -272,16 +289,25 @@ def device_factor(fit: Affine, kind: str, device: DeviceProfile, runtime: str, c
         work = 2 * matmul_params(f) if kind == "pp" else npu_bytes_per_token(f)
         logs.append(math.log(getattr(m, key) * fit.time(work, f.n_layers) / prior))
     n = len(logs)
-    return prior * math.exp(n / (n + 1) * statistics.fmean(logs)), n
+    shrunk = n / (n + 1) * statistics.fmean(logs)
+    left = [math.exp(x - shrunk) for x in logs]  # each measurement / the prediction with the factor
+    return DeviceFactor(prior * math.exp(shrunk), n, min(left), max(left))
 
 
 def device_chip(device: DeviceProfile) -> str | None:
     """The chip-table name of the device's chip (its ``soc``, else a chip named in its name)."""
     from slmplan.socs import find_chip
 
-    chip = find_chip(device.soc) if device.soc else None
-    chip = chip or find_chip(device.name)
+    chip = find_chip(device.soc) if device.soc else find_chip(device.name)
     return chip.name if chip else None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def fit_has_chip(fit: RuntimeFit, chip: str | None) -> bool:
+    return any(x is not None and x.chip_factor(chip)[1] > 0 for x in (fit.prefill, fit.decode))
 
 
 def _unknown(why: str, runtime: str = "npu") -> SpeedEstimate:
@@ -289,8 +315,9 @@ def _unknown(why: str, runtime: str = "npu") -> SpeedEstimate:
                          decode_tokens_per_s_high=None, ttft_s=None, bound="unknown", backend=runtime, method=why)
 
 
-def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 2)
+def _r(x: float | None, how=round) -> float | None:
+    """Two decimals; bounds with ``math.floor`` / ``math.ceil`` so that rounding never narrows them."""
+    return None if x is None else how(x * 100) / 100 if how is not round else round(x, 2)
 
 
 def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int = 300,
@@ -314,16 +341,16 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
         pp, pp_lo, pp_hi, n = predict(fit.prefill, flops, layers, chip,
                                       flops / (device.npu_tops * 1e12) if device.npu_tops else None, dev_f)
         if dev_f:
-            mine.append(f"prefill x{dev_f[0]:.2f} from {n}")
+            mine.append(f"prefill x{dev_f.factor:.2f} from {_count(n, 'measurement')}")
         elif n:
-            own.append(f"prefill x{fit.prefill.chip_factor(chip)[0]:.2f} from {n} rows")
+            own.append(f"prefill x{fit.prefill.chip_factor(chip)[0]:.2f} from {_count(n, 'row')}")
     if fit.decode:  # never faster than reading the weights at the DRAM bandwidth
         dev_f = device_factor(fit.decode, "tg", device, fit.runtime, chip)
         tg, tg_lo, tg_hi, n = predict(fit.decode, nbytes, layers, chip, nbytes / (device.memory_bandwidth_gbs * 1e9), dev_f)
         if dev_f:
-            mine.append(f"decode x{dev_f[0]:.2f} from {n}")
+            mine.append(f"decode x{dev_f.factor:.2f} from {_count(n, 'measurement')}")
         elif n:
-            own.append(f"decode x{fit.decode.chip_factor(chip)[0]:.2f} from {n} rows")
+            own.append(f"decode x{fit.decode.chip_factor(chip)[0]:.2f} from {_count(n, 'row')}")
     ttft = n_prompt / pp + (1 / tg if tg else 0) if pp else None
     rows = f"prefill {fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows"
     fitted = (f"estimate: {name} fitted on published NPU measurements ({rows}; time per token = work at the "
@@ -331,20 +358,23 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
               "them held out, x/÷2 where none can be held out)")
     parts = [fitted, f"{NPU_BITS:g}-bit weights in the runtime's own format"]
     if mine:
-        parts.append(f"this device's own factor from its npu_measurements (shrunk by n/(n+1) toward the chip's): "
+        toward = "the chip's published factor" if fit_has_chip(fit, chip) else "1 (no published rows for this chip)"
+        parts.append(f"this device's own factor from its npu_measurements (shrunk by n/(n+1) toward {toward}): "
                      f"{', '.join(mine)}")
     if own:
         parts.append(f"this chip's own factor from its published rows ({chip}): {', '.join(own)}")
-    elif not mine:
-        parts.append("no published rows for this chip on this runtime: the bounds are those of a chip the data "
-                     "does not have")
+    if len(mine) + len(own) < sum(x is not None for x in (pp, tg)):
+        parts.append("no published rows for this chip on this runtime"
+                     + (" for the rest" if mine or own else "") + ": the bounds are those of a chip the data does not have")
     if pp is None:
         parts.append("prefill and time to first token unknown: no prefill data for this runtime")
     if tg is None:
         parts.append("decode unknown: no decode data for this runtime")
     return SpeedEstimate(
-        prefill_tokens_per_s=_r(pp), prefill_tokens_per_s_low=_r(pp_lo), prefill_tokens_per_s_high=_r(pp_hi),
-        decode_tokens_per_s=_r(tg), decode_tokens_per_s_low=_r(tg_lo), decode_tokens_per_s_high=_r(tg_hi),
+        prefill_tokens_per_s=_r(pp), prefill_tokens_per_s_low=_r(pp_lo, math.floor),
+        prefill_tokens_per_s_high=_r(pp_hi, math.ceil),
+        decode_tokens_per_s=_r(tg), decode_tokens_per_s_low=_r(tg_lo, math.floor),
+        decode_tokens_per_s_high=_r(tg_hi, math.ceil),
         ttft_s=None if ttft is None else round(ttft, 4), bound="npu-compute (prefill), npu memory path (decode)",
         backend=f"npu:{fit.runtime}", method="; ".join(parts))
 
@@ -377,7 +407,7 @@ def validate_npu(group: str = "chip") -> dict:
         out["prefill" if kind == "pp" else "decode"] = (
             {"rows": len(errs), "median_abs_pct": round(100 * statistics.median(errs), 1),
              "mean_abs_pct": round(100 * statistics.fmean(errs), 1), "worst_pct": round(100 * max(errs), 1),
-             "bias_pct": round(100 * (1 / statistics.median(ratios) - 1), 1),
+             "bias_pct": round(100 * (statistics.median([1 / x for x in ratios]) - 1), 1),
              "within_low_high_pct": round(100 * sum(inside) / len(inside), 1)}
             if errs else {"rows": 0})
     return out

@@ -249,8 +249,12 @@ def build_report(device: DeviceProfile, benches: Sequence[BenchRun] = (), models
     notes = [
         "Verdict: 'fits' = predicted total at most 80% of the device's memory budget, 'tight' = up to 100%, "
         "'does-not-fit' above.",
-        "Predicted speeds come from slmplan's speed model fitted on published llama.cpp measurements (decode median "
-        "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread.",
+        ("Predicted speeds are the device's NPU runtime's (--runtime npu), an estimate fitted on published NPU "
+         "measurements (decode ~12% mean error held out for a chip with published rows, ~25% for a chip without; "
+         "prefill ~13% / ~31%); memory is llama.cpp's allocation of the same weights. Low/high show the spread."
+         if q.runtime == "npu" else
+         "Predicted speeds come from slmplan's speed model fitted on published llama.cpp measurements (decode median "
+         "error ~3% on Apple GPUs, ~14-20% on CPUs; prefill on CPUs is much less certain). Low/high show the spread."),
         "The ranking's quality is a published benchmark score from one source (named in the recommendation) times a "
         "KL-divergence prior for the quant; models without a score there are ranked by a size heuristic.",
     ]

@@ -37,9 +37,13 @@ def platform_of(device: DeviceProfile) -> str:
 
 
 def _soc_ok(rt: dict, device: DeviceProfile) -> bool:
+    from slmplan.estimate.npu import device_chip
+
     need = rt.get("requires_soc")
-    # a vendor runtime only for a profile that names that vendor's chip (not a generic "... class" profile)
-    return not need or (device.soc or "").lower().startswith(need.lower())
+    # a vendor runtime only for a profile that names that vendor's chip (not a generic "... class" profile);
+    # the chip table's name counts too ("soc: Snapdragon 8 Gen 3" is its "Qualcomm Snapdragon 8 Gen 3")
+    names = [device.soc or "", device_chip(device) or ""]
+    return not need or any(n.lower().startswith(need.lower()) for n in names)
 
 
 def _arch(model: str) -> str | None:
@@ -49,32 +53,41 @@ def _arch(model: str) -> str | None:
         return None
 
 
-def _npu_note(rt: dict, device: DeviceProfile, best: FitResult) -> tuple[str, str]:
-    """What ``--runtime npu`` predicts for this runtime's NPU path, or why nothing."""
-    from slmplan.estimate.npu import RUNTIMES, estimate_npu_speed
+NPU_MIN_ROWS = 3  # the deployment table shows an NPU runtime's estimate only when its fit rests on this many rows
+
+
+def _npu_note(rt: dict, device: DeviceProfile, model: str) -> tuple[str, str]:
+    """What ``--runtime npu`` predicts for this runtime's NPU path and ``model``, or why nothing."""
+    from slmplan.estimate.npu import RUNTIMES, estimate_npu_speed, runtime_fits
 
     npu = rt["npu_runtime"]
     if npu not in (device.npu_runtimes or []):
         return "not predicted", (f"not predicted: no {RUNTIMES[npu]} path known for this chip "
                                  "(npu_runtimes in the profile or the chip table)")
+    fit = runtime_fits()[npu].decode
+    if fit is None or fit.rows < NPU_MIN_ROWS:
+        n = fit.rows if fit else 0
+        return "not predicted", (f"not predicted here: {n} published decode measurement{'s' if n != 1 else ''} of "
+                                 f"{RUNTIMES[npu]}, too few for this table ('slmplan fit MODEL --runtime npu' gives "
+                                 "the estimate with its wide bounds)")
     try:
-        f = facts(get_model(load_catalog(), best.model))
-    except SlmplanError:
-        return "not predicted", "not predicted: the NPU estimate needs a catalog model"
-    s = estimate_npu_speed(f, device, best.energy.prompt_tokens, runtime=npu)
+        s = estimate_npu_speed(facts(get_model(load_catalog(), model)), device, runtime=npu)
+    except SlmplanError as e:  # e.g. a typo in the profile's npu_measurements: say so here, the report stands
+        return "not predicted", f"not predicted: {e.one_line()}"
     if s.decode_tokens_per_s is None:
         return "not predicted", f"not predicted: {s.method}"
     ttft = f", first token after ~{s.ttft_s:.1f} s" if s.ttft_s is not None else ""
-    return "predicted", (f"predicted with --runtime npu for {best.model} on the NPU ({RUNTIMES[npu]}): "
+    return "predicted", (f"predicted with --runtime npu for {model} on the NPU ({RUNTIMES[npu]}): "
                          f"~{s.decode_tokens_per_s:.1f} tokens/s decode ({s.decode_tokens_per_s_low:.1f}-"
                          f"{s.decode_tokens_per_s_high:.1f}){ttft}, in the runtime's own 4-bit format; an estimate "
                          "fitted on published NPU measurements")
 
 
-def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes: set[str]) -> tuple[str, str]:
+def _speed_note(rt: dict, device: DeviceProfile, best: FitResult, bench_runtimes: set[str],
+                runs: list[str] | None = None) -> tuple[str, str]:
     kind = rt["slmplan"]
-    if kind == "predicted-npu":
-        return _npu_note(rt, device, best)
+    if kind == "predicted-npu":  # for the first pick the runtime is documented for
+        return _npu_note(rt, device, (runs or [best.model])[0])
     if best.speed.backend.startswith("npu") and kind == "predicted":  # this report's speeds are the NPU's
         return "not predicted", ("not shown: this report's speeds are the NPU runtime's (--runtime npu); "
                                  "the report without --runtime npu predicts llama.cpp")
@@ -151,7 +164,7 @@ def deployment(device: DeviceProfile, pick_results: list[FitResult], ranked: lis
         if not runs:
             notes.append(f"{rt['name']}: not documented for {', '.join(f'{m} ({archs[m]})' for m in models)}.")
             continue
-        status, speed = _speed_note(rt, device, best, bench_runtimes)
+        status, speed = _speed_note(rt, device, best, bench_runtimes, runs)
         conv = bool(rt.get("slmplan_convert")) and all(archs[m] in SUPPORTED_ARCHS for m in runs)
         produce = rt["produce"]
         if rt.get("slmplan_convert") and not conv:
@@ -161,7 +174,12 @@ def deployment(device: DeviceProfile, pick_results: list[FitResult], ranked: lis
         options.append(RuntimeOption(
             runtime=rt["name"] + only, backend=rt["backends"][plat], format=rt["format"], produce=produce,
             slmplan_convert=conv, slmplan=status, speed_note=speed, source=rt["source"]))
-    notes.append("Only llama.cpp speeds are predicted by slmplan; for the other runtimes measure on the target device "
-                 "(their speed depends on the runtime version and the accelerator it uses).")
+    if any(o.slmplan == "predicted" and not o.runtime.startswith("llama.cpp") for o in options):
+        notes.append("slmplan predicts llama.cpp and, with --runtime npu, the NPU paths marked predicted (an estimate "
+                     "fitted on published NPU measurements); for the other runtimes measure on the target device "
+                     "(their speed depends on the runtime version and the accelerator it uses).")
+    else:
+        notes.append("Only llama.cpp speeds are predicted by slmplan; for the other runtimes measure on the target device "
+                     "(their speed depends on the runtime version and the accelerator it uses).")
     return Deployment(platform=PLATFORM_NAMES[plat], models=models, options=options,
                       downloads=_downloads(models, ranked), notes=notes)
