@@ -24,6 +24,10 @@ from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult, Verdict
 
 RUNTIMES = ("llama.cpp", "npu")
+# --runtime npu runs the NPU runtime's own 4-bit format (w4a16, Q4NX, int4: 4-bit weights with per-group
+# scales), not a GGUF variant: a plan without --quant sizes each model once, as llama.cpp's Q4_0 (4.5 bits
+# per weight, the same figure the NPU speed estimate reads)
+NPU_QUANT = "Q4_0"
 FITS_FRACTION = 0.8  # at most 80% of the budget: room for the app and for fragmentation
 MIN_DECODE_TOKENS_PER_S = 10.0
 PUBLISHED_SCORE_RESOLUTION = 0.5  # benchmark points
@@ -76,7 +80,9 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
     mem = estimate_memory(c.facts, c.quant, q.ctx, device.budget_bytes, settings, device.cpu_features,
                           device.effective_backend)
     if q.runtime == "npu":
-        mem = mem.model_copy(update={"notes": ["memory for the NPU runtime: llama.cpp's allocation of the same weights, "
+        fmt = (f"the runtime's own 4-bit format sized as {NPU_QUANT}, 4.5 bits per weight" if c.quant == NPU_QUANT
+               else f"the weights as {c.quant}")
+        mem = mem.model_copy(update={"notes": [f"memory for the NPU runtime: llama.cpp's allocation of {fmt}, its "
                                                "KV cache and buffers (without its CPU repacking) as an estimate; the "
                                                "runtime's own buffers are not modelled", *mem.notes]})
     if device.id == "local" and settings.repack and device.effective_backend == "cpu":  # settings.repack: not --runtime npu
@@ -97,6 +103,9 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
         from slmplan.estimate.npu import estimate_npu_speed
 
         speed = estimate_npu_speed(c.facts, device, q.n_prompt)
+        unlisted = _npu_architecture_note(c.facts.architecture, speed.backend)
+        if unlisted:
+            mem = mem.model_copy(update={"notes": [unlisted, *mem.notes]})
     else:
         speed = estimate_speed(c.facts, c.quant, hardware(device, q.settings), q.ctx, q.n_prompt, q.n_gen, constants)
         if device.calibration is not None:  # measured on this device (slmplan calibrate): correct the estimate
@@ -108,6 +117,19 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
     return FitResult(model=c.facts.id, quant=c.quant, device=device.id, ctx=q.ctx, verdict=v, memory=mem,
                      speed=speed, energy=energy, params=c.facts.params, score=score(v, c, speed.decode_tokens_per_s, q),
                      active_params=c.facts.active_params(c.quant) if c.facts.is_moe else c.facts.params)
+
+
+def _npu_architecture_note(arch: str, backend: str) -> str | None:
+    """A note when the NPU runtime's documentation does not list the model's architecture (data/runtimes.yaml):
+    the estimate is then for a model the runtime may not run."""
+    from slmplan.report.deploy import runtimes
+
+    npu = backend.removeprefix("npu:")
+    for rt in runtimes():
+        if rt.get("npu_runtime") == npu and rt["architectures"] != "all" and arch not in rt["architectures"]:
+            return (f"{rt['name']} documents {', '.join(rt['architectures'])} models, not {arch}: the NPU speed is "
+                    "for a model this runtime may not run yet")
+    return None
 
 
 def score(v: str, c: Candidate, decode_tps: float | None, q: Query) -> float | None:
@@ -129,7 +151,15 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     """Memory, speed, energy and verdict of ``model`` (catalog id, .gguf path or hf://owner/repo/file.gguf)
     on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
-    return rank([evaluate(c, device, q) for c in resolve(model, quant, catalog_path)], q.task, keep_order=True)
+    cands = resolve(model, quant, catalog_path)
+    if q.runtime == "npu" and quant is None and len(cands) > 1:  # a catalog model: its NPU format, once
+        cands = [npu_candidate(cands[0].facts, [c.quant for c in cands])]
+    return rank([evaluate(c, device, q) for c in cands], q.task, keep_order=True)
+
+
+def npu_candidate(f, published: list[str]) -> Candidate:
+    """The one candidate of a catalog model under --runtime npu: its weights sized as ``NPU_QUANT``."""
+    return Candidate(f, NPU_QUANT, computed=NPU_QUANT not in published)
 
 
 def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = None) -> list[FitResult]:
@@ -140,6 +170,9 @@ def plan(device: DeviceProfile, q: Query = Query(), catalog_path: str | None = N
     out = []
     for m in cat.models:
         f = facts(m)
+        if q.runtime == "npu":
+            out.append(evaluate(npu_candidate(f, [v.quant for v in m.variants]), device, q, constants))
+            continue
         for v in m.variants:
             out.append(evaluate(Candidate(f, v.quant), device, q, constants))
     return rank(out, q.task, q.min_decode_tokens_per_s)

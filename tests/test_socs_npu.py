@@ -197,3 +197,21 @@ def test_npu_measurement_of_an_unknown_model_is_an_error(tmp_path):
         "npu_measurements:\n  - {runtime: qnn, model: llama-9b, decode_tokens_per_s: 3}\n"))
     with pytest.raises(UnknownIdError, match="llama-9b"):
         estimate_npu_speed(facts(get_model(load_catalog(), "llama-3.2-1b")), load_device_file(path), 128)
+
+
+def test_npu_plan_sizes_each_model_once_in_the_runtimes_4bit_format():
+    """--runtime npu runs the runtime's own 4-bit format, not a GGUF variant: the plan has one row per
+    model (sized as Q4_0), instead of every GGUF quant at the same NPU speed with Q8_0 recommended."""
+    from slmplan.planner import plan
+
+    rows = plan(get_device("galaxy-s24"), Query(runtime="npu"))
+    assert len(rows) == len({r.model for r in rows}) and {r.quant for r in rows} == {"Q4_0"}
+    assert all(r.speed.backend == "npu:qnn" for r in rows)
+    one = fit("llama-3.2-1b", get_device("galaxy-s24"), q=Query(runtime="npu"))
+    assert [r.quant for r in one] == ["Q4_0"] and any("4-bit format sized as Q4_0" in n for n in one[0].memory.notes)
+    # an architecture the runtime does not document is said so
+    g = fit("gemma-3-1b", get_device("galaxy-s24"), q=Query(runtime="npu"))[0]
+    assert any("documents llama, qwen2, qwen3, phi3 models, not gemma3" in n for n in g.memory.notes)
+    assert not any("documents" in n for n in one[0].memory.notes)
+    # an explicit quant is kept
+    assert fit("llama-3.2-1b", get_device("galaxy-s24"), "Q4_K_M", Query(runtime="npu"))[0].quant == "Q4_K_M"
