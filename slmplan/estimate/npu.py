@@ -118,12 +118,17 @@ def _ratios(rows: list[dict], kind: str, a: float, c: float) -> list[float]:
     return [(a * r[f"{kind}_work"] + c * r["layers"]) / r[f"{kind}_t"] for r in rows]
 
 
+def _shrunk_log(logs: list[float]) -> float:
+    """The mean of log(measured/predicted) over n rows, shrunk toward 0 by n/(n+1)."""
+    return len(logs) / (len(logs) + 1) * statistics.fmean(logs)
+
+
 def _chip_factors(rows: list[dict], kind: str, a: float, c: float) -> dict[str, tuple[float, int]]:
     """Each chip's geometric mean measured/predicted speed on its rows, shrunk toward 1 by n/(n+1)."""
     out = {}
     for chip in sorted({r["chip"] for r in rows}):
         logs = [math.log(x) for x in _ratios([r for r in rows if r["chip"] == chip], kind, a, c)]
-        out[chip] = (math.exp(len(logs) / (len(logs) + 1) * statistics.fmean(logs)), len(logs))
+        out[chip] = (math.exp(_shrunk_log(logs)), len(logs))
     return out
 
 
@@ -136,6 +141,21 @@ def _held_ratio(train: list[dict], r: dict, kind: str, own_chip: bool) -> float:
     a, c, chips = _point(train, kind)
     f = chips.get(r["chip"], (1.0, 0))[0] if own_chip else 1.0
     return _ratios([r], kind, a, c)[0] / f
+
+
+def _held_out_ratios(mine: list[dict], kind: str) -> tuple[list[float], list[float], list[float]]:
+    """Measured/predicted speed of each of one runtime's rows held out: (1) predicted from the rows of the
+    other chips, (2) from the rows of the other models, both without a chip factor, and (3) from the other
+    models with the chip's factor (rows whose chip has another model)."""
+    chip_out, model_out, own = [], [], []
+    for r in mine:
+        if train := [x for x in mine if x["chip"] != r["chip"]]:
+            chip_out.append(_held_ratio(train, r, kind, own_chip=False))
+        if train := [x for x in mine if x["model"] != r["model"]]:
+            model_out.append(_held_ratio(train, r, kind, own_chip=False))
+            if any(x["chip"] == r["chip"] for x in train):
+                own.append(_held_ratio(train, r, kind, own_chip=True))
+    return chip_out, model_out, own
 
 
 def fit_held_out(rows: list[dict], kind: str, borrowed: Spreads = (None, None)) -> Affine | None:
@@ -159,14 +179,8 @@ def fit_held_out(rows: list[dict], kind: str, borrowed: Spreads = (None, None)) 
         lo, hi = 1 / SINGLE_ROW_SPREAD, SINGLE_ROW_SPREAD
         return Affine(a, c, lo, hi, 1, lo, hi, tuple((k, *v) for k, v in chips.items()))
     plain = _ratios(mine, kind, a, c)
-    held = []
-    for group in ("chip", "model"):
-        for r in mine:
-            train = [x for x in mine if x[group] != r[group]]
-            if train:
-                held.append(_held_ratio(train, r, kind, own_chip=False))
-    own = [_held_ratio(train, r, kind, own_chip=True) for r in mine
-           if (train := [x for x in mine if x["model"] != r["model"]]) and any(x["chip"] == r["chip"] for x in train)]
+    chip_out, model_out, own = _held_out_ratios(mine, kind)
+    held = chip_out + model_out
     after = [x / chips[r["chip"]][0] for x, r in zip(plain, mine, strict=True)]
     lo, hi = (min(1.0, *plain, *held), max(1.0, *plain, *held)) if held else (1 / SINGLE_ROW_SPREAD, SINGLE_ROW_SPREAD)
     clo, chi = (min(1.0, *after, *own), max(1.0, *after, *own)) if own else (lo, hi)
@@ -212,13 +226,9 @@ def held_out_spreads(rows: list[dict], kind: str) -> Spreads:
     chips); (2) each row predicted from its chip's other models, with the chip's factor. None if none."""
     chip_out, own = [], []
     for rt in {r["runtime"] for r in rows}:
-        mine = [r for r in rows if r["runtime"] == rt and r[f"{kind}_t"]]
-        for r in mine:
-            if train := [x for x in mine if x["chip"] != r["chip"]]:
-                chip_out.append(_held_ratio(train, r, kind, own_chip=False))
-            train = [x for x in mine if x["model"] != r["model"]]
-            if any(x["chip"] == r["chip"] for x in train):
-                own.append(_held_ratio(train, r, kind, own_chip=True))
+        c_out, _, o = _held_out_ratios([r for r in rows if r["runtime"] == rt and r[f"{kind}_t"]], kind)
+        chip_out += c_out
+        own += o
     return ((min(chip_out), max(chip_out)) if chip_out else None, (min(own), max(own)) if own else None)
 
 
@@ -288,10 +298,9 @@ def device_factor(fit: Affine, kind: str, device: DeviceProfile, runtime: str, c
                                  (e.hint or "") + " Fix the model id in the profile") from None
         work = 2 * matmul_params(f) if kind == "pp" else npu_bytes_per_token(f)
         logs.append(math.log(getattr(m, key) * fit.time(work, f.n_layers) / prior))
-    n = len(logs)
-    shrunk = n / (n + 1) * statistics.fmean(logs)
+    shrunk = _shrunk_log(logs)
     left = [math.exp(x - shrunk) for x in logs]  # each measurement / the prediction with the factor
-    return DeviceFactor(prior * math.exp(shrunk), n, min(left), max(left))
+    return DeviceFactor(prior * math.exp(shrunk), len(logs), min(left), max(left))
 
 
 def device_chip(device: DeviceProfile) -> str | None:
@@ -300,6 +309,14 @@ def device_chip(device: DeviceProfile) -> str | None:
 
     chip = find_chip(device.soc) if device.soc else find_chip(device.name)
     return chip.name if chip else None
+
+
+def ceiling_s(kind: str, work: float, npu_tops: float | None, bandwidth_gbs: float | None) -> float | None:
+    """The physical floor on time per token: FLOPs at the nominal TOPS (prefill), every weight byte read once
+    at the DRAM bandwidth (decode); None when the figure is unknown."""
+    if kind == "pp":
+        return work / (npu_tops * 1e12) if npu_tops else None
+    return work / (bandwidth_gbs * 1e9) if bandwidth_gbs else None
 
 
 def _count(n: int, noun: str) -> str:
@@ -315,9 +332,11 @@ def _unknown(why: str, runtime: str = "npu") -> SpeedEstimate:
                          decode_tokens_per_s_high=None, ttft_s=None, bound="unknown", backend=runtime, method=why)
 
 
-def _r(x: float | None, how=round) -> float | None:
-    """Two decimals; bounds with ``math.floor`` / ``math.ceil`` so that rounding never narrows them."""
-    return None if x is None else how(x * 100) / 100 if how is not round else round(x, 2)
+def _r(x: float | None, how=None) -> float | None:
+    """Two decimals; bounds with ``how`` = ``math.floor`` / ``math.ceil`` so that rounding never narrows them."""
+    if x is None:
+        return None
+    return round(x, 2) if how is None else how(x * 100) / 100
 
 
 def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int = 300,
@@ -334,23 +353,21 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
         return _unknown(f"unknown: no published LLM measurements for {name}", f"npu:{fit.runtime}")
     chip = device_chip(device)
     flops, nbytes, layers = 2 * matmul_params(facts), npu_bytes_per_token(facts), facts.n_layers
-    pp = pp_lo = pp_hi = tg = tg_lo = tg_hi = None
     own, mine = [], []
-    if fit.prefill:  # never above the chip's nominal TOPS
-        dev_f = device_factor(fit.prefill, "pp", device, fit.runtime, chip)
-        pp, pp_lo, pp_hi, n = predict(fit.prefill, flops, layers, chip,
-                                      flops / (device.npu_tops * 1e12) if device.npu_tops else None, dev_f)
+    est: dict[str, tuple[float, float, float] | None] = {"pp": None, "tg": None}
+    for kind, label, f, work in (("pp", "prefill", fit.prefill, flops), ("tg", "decode", fit.decode, nbytes)):
+        if f is None:
+            continue
+        dev_f = device_factor(f, kind, device, fit.runtime, chip)
+        limit = ceiling_s(kind, work, device.npu_tops, device.memory_bandwidth_gbs)  # never above TOPS / DRAM
+        speed, lo, hi, n = predict(f, work, layers, chip, limit, dev_f)
+        est[kind] = (speed, lo, hi)
         if dev_f:
-            mine.append(f"prefill x{dev_f.factor:.2f} from {_count(n, 'measurement')}")
+            mine.append(f"{label} x{dev_f.factor:.2f} from {_count(n, 'measurement')}")
         elif n:
-            own.append(f"prefill x{fit.prefill.chip_factor(chip)[0]:.2f} from {_count(n, 'row')}")
-    if fit.decode:  # never faster than reading the weights at the DRAM bandwidth
-        dev_f = device_factor(fit.decode, "tg", device, fit.runtime, chip)
-        tg, tg_lo, tg_hi, n = predict(fit.decode, nbytes, layers, chip, nbytes / (device.memory_bandwidth_gbs * 1e9), dev_f)
-        if dev_f:
-            mine.append(f"decode x{dev_f.factor:.2f} from {_count(n, 'measurement')}")
-        elif n:
-            own.append(f"decode x{fit.decode.chip_factor(chip)[0]:.2f} from {_count(n, 'row')}")
+            own.append(f"{label} x{f.chip_factor(chip)[0]:.2f} from {_count(n, 'row')}")
+    pp, pp_lo, pp_hi = est["pp"] or (None, None, None)
+    tg, tg_lo, tg_hi = est["tg"] or (None, None, None)
     ttft = n_prompt / pp + (1 / tg if tg else 0) if pp else None
     rows = f"prefill {fit.prefill.rows if fit.prefill else 0} rows, decode {fit.decode.rows if fit.decode else 0} rows"
     fitted = (f"estimate: {name} fitted on published NPU measurements ({rows}; time per token = work at the "
@@ -379,12 +396,6 @@ def estimate_npu_speed(facts: ModelFacts, device: DeviceProfile, n_prompt: int =
         backend=f"npu:{fit.runtime}", method="; ".join(parts))
 
 
-def _limit_s(r: dict, kind: str) -> float | None:
-    if kind == "pp":
-        return r["pp_work"] / (r["npu_tops"] * 1e12) if r["npu_tops"] else None
-    return r["tg_work"] / (r["bandwidth_gbs"] * 1e9) if r["bandwidth_gbs"] else None
-
-
 def validate_npu(group: str = "chip") -> dict:
     """Leave-one-chip-out (``group="chip"``) or leave-one-model-out (``"model"``) per runtime: each
     group's rows predicted from the other rows of the same runtime, as ``estimate_npu_speed`` predicts
@@ -394,12 +405,13 @@ def validate_npu(group: str = "chip") -> dict:
     out = {}
     for kind in ("pp", "tg"):
         errs, inside, ratios = [], [], []
+        borrowed = {rt: held_out_spreads([x for x in rows if x["runtime"] != rt], kind) for rt in {r["runtime"] for r in rows}}
         for r in [x for x in rows if x[f"{kind}_t"]]:
             train = [x for x in rows if x["runtime"] == r["runtime"] and x[group] != r[group] and x[f"{kind}_t"]]
-            borrowed = held_out_spreads([x for x in rows if x["runtime"] != r["runtime"]], kind)
-            fit = fit_held_out(train, kind, borrowed) if train else None  # bounds by the shipped rule, on the training rows
+            fit = fit_held_out(train, kind, borrowed[r["runtime"]]) if train else None  # bounds by the shipped rule, on the training rows
             if fit:
-                speed, lo, hi, _ = predict(fit, r[f"{kind}_work"], r["layers"], r["chip"], _limit_s(r, kind))
+                limit = ceiling_s(kind, r[f"{kind}_work"], r["npu_tops"], r["bandwidth_gbs"])
+                speed, lo, hi, _ = predict(fit, r[f"{kind}_work"], r["layers"], r["chip"], limit)
                 ratio = (1 / r[f"{kind}_t"]) / speed  # measured speed / predicted speed
                 errs.append(abs(ratio - 1))
                 ratios.append(ratio)
