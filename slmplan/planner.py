@@ -19,7 +19,7 @@ from slmplan.estimate.speed import (
 )
 from slmplan.estimate.speed_constants import SpeedConstants
 from slmplan.quality import TASKS, choose_source, figure
-from slmplan.resolve import Candidate, resolve
+from slmplan.resolve import Candidate, is_gguf_path, resolve
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult, Verdict
 
@@ -152,8 +152,8 @@ def fit(model: str, device: DeviceProfile, quant: str | None = None, q: Query = 
     on ``device``, one FitResult per quant variant (only ``quant`` when given)."""
     q.validate()
     cands = resolve(model, quant, catalog_path)
-    if q.runtime == "npu" and quant is None and len(cands) > 1:  # a catalog model: its NPU format, once
-        cands = [npu_candidate(cands[0].facts, [c.quant for c in cands])]
+    if q.runtime == "npu" and quant is None and not (model.startswith("hf://") or is_gguf_path(model)):
+        cands = [npu_candidate(cands[0].facts, [c.quant for c in cands])]  # a catalog model: its NPU format, once
     return rank([evaluate(c, device, q) for c in cands], q.task, keep_order=True)
 
 

@@ -215,3 +215,21 @@ def test_npu_plan_sizes_each_model_once_in_the_runtimes_4bit_format():
     assert not any("documents" in n for n in one[0].memory.notes)
     # an explicit quant is kept
     assert fit("llama-3.2-1b", get_device("galaxy-s24"), "Q4_K_M", Query(runtime="npu"))[0].quant == "Q4_K_M"
+
+
+def test_npu_fit_of_a_single_variant_catalog_model_uses_the_npu_format(tmp_path):
+    """fit --runtime npu without --quant sizes a catalog model in the NPU format whatever its variants (it used
+    to decide by 'more than one variant', so a one-variant model kept its GGUF quant while plan used Q4_0)."""
+    from slmplan.planner import plan
+
+    cat = tmp_path / "c.yaml"
+    cat.write_text("""schema_version: 1
+models:
+  - {id: x, name: X, family: x, architecture: llama, layers: 2, hidden_size: 64, intermediate_size: 128,
+     heads: 4, kv_heads: 4, head_dim: 16, vocab_size: 100, context_length: 512, tied_embeddings: true,
+     license: mit, source: "https://example.org/config.json", variants: [{quant: Q8_0, format: GGUF}]}
+""")
+    dev = get_device("galaxy-s24")
+    assert [r.quant for r in fit("x", dev, q=Query(runtime="npu"), catalog_path=str(cat))] == ["Q4_0"]
+    assert [r.quant for r in plan(dev, Query(runtime="npu"), str(cat))] == ["Q4_0"]
+    assert [r.quant for r in fit("x", dev, catalog_path=str(cat))] == ["Q8_0"]  # llama.cpp: the published variant
