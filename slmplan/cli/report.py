@@ -18,6 +18,7 @@ from slmplan.cli._options import (
     entitled,
     output_option,
     uc_query,
+    with_per_layer_embd,
 )
 from slmplan.cli.output import err
 from slmplan.errors import BadInputError
@@ -82,11 +83,7 @@ def report_cmd(
         check_writable_target(output, report_inputs)
     dev = entitled(get_device(device), ios_entitlement)
     q, _, overridden = uc_query(use_case, ctx, prompt, gen)
-    if runtime != q.runtime:
-        from dataclasses import replace
-
-        q = replace(q, runtime=runtime)
-        q.validate()
+    q = with_per_layer_embd(q, q.settings.per_layer_embd, runtime=runtime)  # sets --runtime, validated
     runs = [run for b in (bench or []) for run in load_benches(b, dev)]
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
     rep = build_report(dev, runs, model_list, q, top=top, queries_per_day=queries_per_day,
