@@ -122,7 +122,7 @@ def evaluate(c: Candidate, device: DeviceProfile, q: Query, constants: SpeedCons
 def _npu_architecture_note(arch: str, backend: str) -> str | None:
     """A note when the NPU runtime's documentation does not list the model's architecture (data/runtimes.yaml):
     the estimate is then for a model the runtime may not run."""
-    from slmplan.report.deploy import runtimes
+    from slmplan.runtimes import runtimes
 
     npu = backend.removeprefix("npu:")
     for rt in runtimes():

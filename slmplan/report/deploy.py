@@ -5,24 +5,15 @@ measured. The runtime knowledge lives in data/runtimes.yaml with its sources."""
 from __future__ import annotations
 
 import platform as _platform
-from functools import lru_cache
-from pathlib import Path
-
-import yaml
 
 from slmplan.catalog import facts, get_model, load_catalog
 from slmplan.errors import SlmplanError
+from slmplan.runtimes import runtimes
 from slmplan.schema.device import DeviceProfile
 from slmplan.schema.estimate import FitResult
 from slmplan.schema.report import Deployment, Download, Figure, RuntimeOption
 
-RUNTIMES_FILE = Path(__file__).resolve().parent.parent / "data" / "runtimes.yaml"
 PLATFORM_NAMES = {"ios": "iOS / iPadOS", "android": "Android", "macos": "macOS", "windows": "Windows", "linux": "Linux"}
-
-
-@lru_cache(maxsize=1)
-def runtimes() -> list[dict]:
-    return yaml.safe_load(RUNTIMES_FILE.read_text())["runtimes"]
 
 
 def platform_of(device: DeviceProfile) -> str:
