@@ -60,21 +60,28 @@ def npu_tables() -> None:
 def _stored_device(d: dict):
     """The device figures a result was predicted with (its ``prediction`` block), so that a re-run on
     another host (or after the host's profile changed) compares with the same inputs; None if absent."""
+    from slmplan.localdevice import flops_per_cycle
     from slmplan.schema.device import DeviceProfile
+    from slmplan.socs import X86_QUANT_FLOPS_PER_CYCLE
 
     p = d.get("prediction") or {}
     if not p.get("bandwidth_gbs") or not p.get("cpu_gflops"):
         return None
+    sy = d.get("system") or {}
+    quant = p.get("cpu_quant_gflops")
+    x86 = sy.get("machine") in ("x86_64", "AMD64")
+    if quant is None and x86 and sy.get("cpu_features"):  # a result stored before the field: its CPU's count
+        fpc = flops_per_cycle(sy["cpu_features"], sy.get("cpu_vendor"), sy.get("cpu_family"), sy.get("cpu_model_number"))
+        quant = p["cpu_gflops"] * X86_QUANT_FLOPS_PER_CYCLE / fpc if fpc > X86_QUANT_FLOPS_PER_CYCLE else None
     return DeviceProfile(id="local", name=f"the machine of {d.get('started_at', 'this result')}", kind="desktop",
                          ram_gb=1024, memory_budget_gb=1024, memory_bandwidth_gbs=p["bandwidth_gbs"],
-                         cpu_cores=d["threads"], threads=d["threads"], cpu_gflops=p["cpu_gflops"], backend="cpu",
-                         cpu_features=(d.get("system") or {}).get("cpu_features"))
+                         cpu_cores=d["threads"], threads=d["threads"], cpu_gflops=p["cpu_gflops"],
+                         cpu_quant_gflops=quant, backend="cpu", cpu_isa="x86_64" if x86 else None,
+                         cpu_features=sy.get("cpu_features"))
 
 
-def local(paths: list[str], gflops_scale: float = 1.0) -> None:
-    """The stored local runs against the shipped model; ``gflops_scale`` multiplies each stored CPU peak
-    (``--gflops-scale 0.5``: count AVX-512 cores at AVX2's 32 FLOPs/cycle, the width of llama.cpp's plain
-    x86 dot products)."""
+def local(paths: list[str]) -> None:
+    """The stored local runs against the shipped model, each with the device figures stored with it."""
     from slmplan.bench.predict import make_predictor
     from slmplan.estimate.speed import load_constants
     from slmplan.gguf import read_gguf
@@ -105,9 +112,6 @@ def local(paths: list[str], gflops_scale: float = 1.0) -> None:
 
         here = detect_local()
         devices = {k: v or here for k, v in devices.items()}
-    if gflops_scale != 1.0:
-        devices = {k: v.model_copy(update={"cpu_gflops": v.cpu_gflops * gflops_scale}) if v.cpu_gflops else v
-                   for k, v in devices.items()}
     figures = sorted({(v.memory_bandwidth_gbs, v.cpu_gflops) for v in devices.values()})
     print(f"\nLocal results, no --calibrate; device figures as stored with each result (GB/s, GFLOPS): {figures}; "
           f"{skipped} busy run(s) left out")
@@ -135,13 +139,8 @@ def _model_file(model: str, path: str) -> str:
 
 def main() -> int:
     args = sys.argv[1:]
-    scale = 1.0
-    if "--gflops-scale" in args:
-        i = args.index("--gflops-scale")
-        scale = float(args[i + 1])
-        del args[i:i + 2]
     if "--local" in args:
-        local(args[args.index("--local") + 1:], scale)
+        local(args[args.index("--local") + 1:])
         return 0
     model_tables()
     npu_tables()

@@ -19,6 +19,7 @@ import psutil
 from slmplan.errors import BadInputError, env_float
 from slmplan.fileio import read_state, set_aside
 from slmplan.schema.device import DeviceProfile
+from slmplan.socs import X86_QUANT_FLOPS_PER_CYCLE
 
 GIB = 1 << 30
 
@@ -118,6 +119,12 @@ def flops_per_cycle_why(features: list[str], vendor: str | None = None, family: 
     if "asimd" in features:
         return 16, "2x128-bit NEON FMA"
     return 8, "no vector FMA detected"
+
+
+def local_isa(machine: str | None = None) -> str | None:
+    """This machine's instruction set as device profiles name it (x86_64, arm64, riscv64); None if other."""
+    m = (machine if machine is not None else platform.machine()).lower()
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv64"}.get(m)
 
 
 def cpu_ghz() -> float | None:
@@ -296,17 +303,23 @@ def detect_local() -> DeviceProfile:
     sources["memory_bandwidth_gbs"] = bw_src
     ghz = cpu_ghz()
     threads = cpu["physical_cores"]
-    gflops = None
+    gflops = quant_gflops = None
+    isa = local_isa()
     if ghz:
         fpc, why = flops_per_cycle_why(cpu["features"], cpu.get("vendor"), cpu.get("family"), cpu.get("model_number"))
         gflops = round(threads * ghz * fpc, 1)
         sources["cpu_gflops"] = f"estimate: {threads} cores x {ghz:.2f} GHz x {fpc} FP32 FLOPs/cycle ({why})"
+        if isa == "x86_64" and fpc > X86_QUANT_FLOPS_PER_CYCLE:
+            quant_gflops = round(threads * ghz * X86_QUANT_FLOPS_PER_CYCLE, 1)
+            sources["cpu_quant_gflops"] = (f"estimate: {threads} cores x {ghz:.2f} GHz x {X86_QUANT_FLOPS_PER_CYCLE} "
+                                           "FLOPs/cycle: llama.cpp's quantized x86 dot products are 256 bits wide")
     features, sources["cpu_features"] = local_cpu_features(cpu)
     sources["power_w"] = "unknown: no power sensor read; energy figures need a power_w (use a YAML profile)"
     return DeviceProfile(
         id="local", name=f"This machine ({cpu['model']})", kind="server" if not ghz else "desktop",
         ram_gb=round(ram / GIB, 2), memory_budget_gb=round(min(budget, ram) / GIB, 2),
         memory_bandwidth_gbs=round(bw, 1), cpu_cores=cpu["logical_cores"], backend="cpu",
-        cpu_gflops=gflops, threads=threads, soc=cpu["model"], cpu_features=features, sources=sources,
+        cpu_gflops=gflops, cpu_quant_gflops=quant_gflops, threads=threads, soc=cpu["model"], cpu_isa=isa,
+        cpu_features=features, sources=sources,
         notes=f"{platform.system()} {platform.release()} {platform.machine()}; CPU features: {' '.join(cpu['features']) or 'none detected'}",
     )

@@ -16,6 +16,9 @@ from pathlib import Path
 from slmplan.errors import DeviceError
 
 SOCS_FILE = Path(__file__).parent / "data" / "socs.yaml"
+# FP32 FLOPs per cycle of llama.cpp's quantized x86 dot products: two 256-bit FMA-wide pipes (its AVX-512 builds
+# run the same 256-bit code for quantized types: ggml-cpu/arch/x86/quants.c has no 512-bit path)
+X86_QUANT_FLOPS_PER_CYCLE = 32
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,21 @@ class Chip:
         g = sum(c.cores * c.ghz * c.flops_per_cycle for c in self.cpu if not c.efficiency)
         return round(g, 1) or None
 
+    @property
+    def cpu_quant_gflops(self) -> float | None:
+        """x86 cores with 512-bit FMA units (64 FP32 FLOPs/cycle) at the 256-bit width of llama.cpp's quantized
+        dot products (32); None where that is the full peak (every other chip)."""
+        if self.isa != "x86_64" or not any(c.flops_per_cycle > X86_QUANT_FLOPS_PER_CYCLE
+                                           for c in self.cpu if not c.efficiency):
+            return None
+        g = sum(c.cores * c.ghz * min(c.flops_per_cycle, X86_QUANT_FLOPS_PER_CYCLE) for c in self.cpu if not c.efficiency)
+        return round(g, 1) or None
+
     def profile_values(self) -> dict:
         """Profile keys this chip can supply, with the text for ``sources``."""
         vals = {"backend": self.backend, "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
                 "cpu_cores": self.cpu_cores, "threads": self.performance_cores, "cpu_gflops": self.cpu_gflops,
+                "cpu_quant_gflops": self.cpu_quant_gflops,
                 "gpu_tflops": self.gpu_tflops, "npu_tops": self.npu_tops, "cpu_isa": self.isa,
                 "cpu_features": list(self.cpu_features) or None, "llc_mb": self.llc_mb,
                 "npu_runtimes": list(self.npu_runtimes)}

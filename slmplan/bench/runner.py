@@ -392,7 +392,9 @@ def run_child_benchmark(model_arg: str, path: str, facts: ModelFacts | None, tes
     if planner_pred:
         prediction = Prediction(
             device=device.id, constants=planner_pred.label, bandwidth_gbs=planner_pred.hw.bandwidth_gbs,
-            cpu_gflops=planner_pred.hw.cpu_gflops,
+            cpu_gflops=planner_pred.hw.cpu_gflops, cpu_kernels=planner_pred.hw.cpu_kernels,
+            cpu_quant_gflops=(round(planner_pred.hw.cpu_gflops * planner_pred.hw.quant_peak_share, 1)
+                              if planner_pred.hw.cpu_gflops and planner_pred.hw.quant_peak_share < 1 else None),
             method=(f"slmplan's estimator for the '{device.id}' profile, {device.calibration.method}; an estimate"
                     if planner_pred.calibrated is not None and device.calibration is not None else
                     f"slmplan's estimator for the '{device.id}' profile with the {planner_pred.label} "

@@ -97,6 +97,7 @@ class Row:
     # Q8_0/Q5_K/Q6_K repacking: llama.cpp PRs 18096, 18860, 18888, 19356, 19360, 2025-12 to 2026-02);
     # None = the 2025 set (speed.REPACK_TYPES)
     repack_types: frozenset[str] | None = None
+    cpu_kernels: str | None = None  # CPU: llama.cpp's kernel family (cpu_peaks.csv: x86-avx2, x86-sse, arm64)
 
 
 def model_id(name: str) -> str | None:
@@ -223,6 +224,7 @@ def _current_repack_types(r: dict) -> frozenset[str] | None:
 def edge_rows() -> list[Row]:
     peaks = {r["device"]: float(r["cpu_gflops"]) for r in read_csv("cpu_peaks.csv")}
     threads = {r["device"]: int(r["threads"]) for r in read_csv("cpu_peaks.csv")}
+    kernels = {r["device"]: r.get("cpu_kernels") or None for r in read_csv("cpu_peaks.csv")}
     out = []
     lines = [(f, n, r) for f in ("edge_cpu.csv", "edge_cpu_more.csv") for n, r in read_csv_lines(f)]
     for data_file, line, r in lines:
@@ -245,7 +247,7 @@ def edge_rows() -> list[Row]:
                        n_pp, depth, r["source"] + (" (llamafile)" if llamafile else ""), threads[r["device"]],
                        repack=_repacking_build(r), sgemm=llamafile or _repacking_build(r), model_name=r["model"],
                        runtime=rt, line=line, tg_tokens=int(m.group(1)) if m else None, data_file=data_file,
-                       repack_types=_current_repack_types(r)))
+                       repack_types=_current_repack_types(r), cpu_kernels=kernels[r["device"]]))
     return out
 
 

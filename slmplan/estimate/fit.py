@@ -35,8 +35,10 @@ from slmplan.estimate.speed import (
     SGEMM_TYPES,
     THREAD_REF,
     Hardware,
+    cpu_decode_work,
     decode_bytes_per_token,
     decode_flops_per_token,
+    decode_terms,
     decode_time_s,
     prefill_tokens_per_s,
     repacked_types,
@@ -65,6 +67,13 @@ EIGHT_BIT_TYPES = ("Q8_0", "Q8_1", "Q8_K")
 # like Q4_0 (speed.DEQUANT_GROUPS); every other sub-8-bit type keeps its quant sweep cost relative to Q4_K on top
 # of the fitted rate (Q2_K, Q3_K, IQ types: no CPU row to say otherwise)
 CPU_RATED_TYPES = ("Q4_0", "Q4_1", "IQ4_NL", "MXFP4", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1")
+# CPU decode: kernel families of llama.cpp (speed.cpu_kernels_of) whose kappa gets a factor of its own, fitted on their
+# rows after the class's constants (fit_kernel_factors). The ARM phones and boards hold most CPU rows and so set kappa;
+# llama.cpp's x86 AVX2 dot products (ggml-cpu/arch/x86/quants.c) are other code, and the compute-bound x86 rows run
+# faster than that kappa predicts (a 2-core Haswell MacBook Pro at 1.51 measured/predicted before the factor).
+KERNEL_FAMILIES = ("x86-avx2",)
+KERNEL_MIN_DEVICES = 2  # an x86-sse factor would rest on one device (a Core 2 Optiplex): not fitted
+KERNEL_FACTORS = np.round(np.geomspace(0.5, 3.0, 73), 4)  # steps of 2.5%
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
 # The shipped CPU fit hides half of the shorter time (overlap 0.5). On the rows of this version (57 CPU decode
 # rows on 16 devices: the 2026 Raspberry Pi 4 and 5 llama-bench sweeps included) and with the per-type CPU
@@ -161,7 +170,7 @@ def fit_quant_prefill(rows: list[Row], cls: str) -> dict[str, float]:
 
 def _hw(r: Row) -> Hardware:
     return Hardware(r.backend, r.bandwidth_gbs, r.cpu_gflops, r.gpu_tflops, threads=r.threads, repack=r.repack,
-                    repack_types=r.repack_types, sgemm=r.sgemm, cuda_graphs=r.cuda_graphs)
+                    repack_types=r.repack_types, sgemm=r.sgemm, cuda_graphs=r.cuda_graphs, cpu_kernels=r.cpu_kernels)
 
 
 def cpu_rates_table(rates: tuple, q_dec: dict[str, float]) -> dict[str, float]:
@@ -356,6 +365,8 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
                        c_layer_old_builds_s=c_old, eff_pp=1.0,
                        quant_decode=q_dec, quant_prefill=q_pp, quant_cpu=q_cpu, thread_exp=te, core_exp=ce,
                        overlap=overlap, n_rows=len(rows))
+    if cls == "cpu":
+        k = replace(k, kappa_by_kernels=fit_kernel_factors(rows, k, get))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
     # handles, on the builds that have it (a repacked type uses the repack kernels)
     plain = [x for r in rows if not r.repack and not r.sgemm and (x := _pp_ratio(r, k, get))]
@@ -385,6 +396,28 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
         by_type[main_repacked_type(r, get)].append(x)
     per = {t: round(float(statistics.median(v)), 4) for t, v in sorted(by_type.items())}
     return replace(k, repack_prefill_by_type=per)
+
+
+def fit_kernel_factors(rows: list[Row], k: ClassConstants, get: Facts) -> dict[str, float]:
+    """The quantized kernels' throughput factor per CPU kernel family (``KERNEL_FAMILIES``; floats and attention
+    keep kappa) with the class's other constants fixed:
+    the factor on the grid ``KERNEL_FACTORS`` minimising the mean squared log error of the family's decode rows;
+    a family measured on fewer than ``KERNEL_MIN_DEVICES`` devices gets none (1)."""
+    out = {}
+    k = replace(k, kappa_by_kernels={})  # the terms at factor 1
+    for fam in KERNEL_FAMILIES:
+        fr = [r for r in rows if r.cpu_kernels == fam and r.tg]
+        if len({r.device for r in fr}) < KERNEL_MIN_DEVICES:
+            continue
+        terms = np.array([(*decode_terms(get(r.model_id), r.quant, _hw(r), r.tg_depth, k)[:3],
+                           *cpu_decode_work(get(r.model_id), r.quant, r.tg_depth, k, _hw(r))) for r in fr])
+        t_mem, t_fix = terms[:, 0][None, :], terms[:, 2][None, :]
+        per_flop = terms[:, 1] / (terms[:, 3] + terms[:, 4])  # the rows' seconds per FLOP of work (1 / kappa x peak)
+        t_cpu = (terms[:, 3][None, :] + terms[:, 4][None, :] / KERNEL_FACTORS[:, None]) * per_flop[None, :]
+        t = np.maximum(t_mem, t_cpu) + (1.0 - k.overlap) * np.minimum(t_mem, t_cpu) + t_fix
+        err = np.mean((np.log(1 / t) - np.log([float(r.tg or 0) for r in fr])[None, :]) ** 2, axis=1)
+        out[fam] = round(float(KERNEL_FACTORS[int(np.argmin(err))]), 3)
+    return out
 
 
 def matmul_elements_by_type(r: Row, get: Facts) -> dict[str, int]:

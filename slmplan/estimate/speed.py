@@ -10,12 +10,16 @@ Prefill is matrix-matrix work, bound by compute; llama.cpp computes the output h
 token only.
 
     t_mem = sum_t bytes_t / q_dec[t] / (eta_bw * BW)               (0 when cache-resident)
-    t_cpu = sum_t flops_t / q_cpu[t] / (kappa * cpu_flops)         (CPU only)
+    t_cpu = sum_t flops_t / q_cpu[t] / (w_t * k_isa) / (kappa * cpu_flops)   (CPU only)
     s_cpu = (threads / 4) ** thread_exp * (50 GFLOPS / per-core peak) ** core_exp   (CPU; else 1)
     t_token = max(t_mem, t_cpu) + (1 - overlap) * min(t_mem, t_cpu) + c_token + c_layer * s_cpu * layer_units
               (layer_units = llama.cpp graph nodes per token / 31: the layers of a Llama model)
     prefill = eff_pp * flops / (sum_t flops_t / q_pp[t] + head + attention)
 
+For quantized types, ``k_isa`` is a fitted factor per family of llama.cpp's hand-written CPU dot products
+(``kappa_by_kernels``: x86 AVX2 against the ARM phones and boards most rows come from; 1 where the family is
+unknown) and ``w_t`` the share of the peak their kernels can use (``quant_peak_share``: the quantized x86 dot
+products are 256 bits wide, so 0.5 on cores whose peak counts 512-bit AVX-512 units); floats and attention 1.
 ``overlap`` is how much of the shorter of memory and compute time the CPU hides under the longer
 (1 = a roofline; fitted per class). q_dec and q_pp are per-GGML-type kernel throughputs
 (dequantization cost differs by type); q_cpu is the CPU's own per-weight decode work by type group
@@ -47,7 +51,7 @@ from slmplan.model import ModelFacts
 from slmplan.schema.estimate import SpeedEstimate
 
 __all__ = ["BACKEND_CLASS", "MODEL_FILE", "ClassConstants", "Hardware", "SpeedConstants", "TokenTimes",
-           "decode_bytes_per_token", "decode_time_s", "estimate_speed", "hardware_for", "kernel_throughput", "load_constants",
+           "cpu_kernels_of", "decode_bytes_per_token", "decode_time_s", "cpu_decode_work", "quant_kernel_factor", "estimate_speed", "hardware_for", "kernel_throughput", "load_constants",
            "predict_device_times", "predict_times",
            "prefill_flops_per_token", "prefill_tokens_per_s"]
 
@@ -118,6 +122,12 @@ class Hardware:
     repack_types: frozenset[str] | None = None
     sgemm: bool = True  # llamafile's tinyBLAS prompt kernels (every llama.cpp build since 2024-04)
     cuda_graphs: bool | None = None  # CUDA: kernels replayed as a CUDA graph (Ampere+); None = unknown or not CUDA
+    # CPU: which family of llama.cpp's hand-written dot-product kernels runs (cpu_kernels_of: "x86-avx2",
+    # "x86-sse", "arm64"); None = unknown (the class's kappa alone)
+    cpu_kernels: str | None = None
+    # CPU: the share of cpu_gflops the quantized dot products can use: llama.cpp's x86 kernels for quantized
+    # types are 256 bits wide, also on cores with 512-bit AVX-512 units (0.5 there); floats use the full width
+    quant_peak_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,34 @@ def decode_flops_per_token(facts: ModelFacts, quant: str, depth: int, q: dict[st
     return _matmul(facts, quant, q, head=True) + _attn_flops(facts, depth)
 
 
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
+
+
+def quantized_matmul_flops(facts: ModelFacts, quant: str, q: dict[str, float] | None = None) -> float:
+    """The part of ``decode_flops_per_token``'s matmul work in quantized (not float) weights."""
+    q = q or {}
+    return sum(2 * t.n_elements * t.active_fraction / kernel_throughput(q, t.ggml_type)
+               for t in _read_tensors(facts, quant) if t.role != "norm" and t.ggml_type not in FLOAT_TYPES)
+
+
+def cpu_kernels_of(isa: str | None, features) -> str | None:
+    """The family of llama.cpp's CPU dot-product kernels a CPU runs: "x86-avx2" (AVX2 and FMA: the 256-bit
+    paths of ggml-cpu/arch/x86/quants.c, which AVX-512 builds use too), "x86-sse" (an x86 CPU without AVX2),
+    "arm64"; None = unknown (no ISA, or x86 with unknown features)."""
+    if isa == "arm64":
+        return "arm64"
+    if isa != "x86_64" or not features:
+        return None
+    f = {x.lower() for x in features}
+    return "x86-avx2" if "avx2" in f else "x86-sse"
+
+
+def quant_kernel_factor(k: ClassConstants, hw: Hardware) -> float:
+    """The fitted throughput factor of the CPU's kernel family for quantized weights (``kappa_by_kernels``); 1
+    where the family is unknown or has none."""
+    return k.kappa_by_kernels.get(hw.cpu_kernels, 1.0) if hw.cpu_kernels else 1.0
+
+
 def prefill_flops_per_token(facts: ModelFacts, quant: str, n_prompt: int, depth: int = 0,
                             q: dict[str, float] | None = None) -> float:
     """FLOPs per prompt token: the layers for every token, the output head once per prompt (llama.cpp
@@ -215,16 +253,29 @@ def cpu_layer_scale(k: ClassConstants, hw: Hardware) -> float:
     return s
 
 
-def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, str]:
+def cpu_decode_work(facts: ModelFacts, quant: str, depth: int, k: ClassConstants, hw: Hardware) -> tuple[float, float]:
+    """(work at the full width: floats, attention; work of the quantized weights at the width of their kernels),
+    in FLOPs per token weighted by the class's per-type CPU rates; the second before the kernel family's factor."""
+    q_cpu = k.quant_cpu or k.quant_decode
+    quantized = quantized_matmul_flops(facts, quant, q_cpu)
+    return decode_flops_per_token(facts, quant, depth, q_cpu) - quantized, quantized / hw.quant_peak_share
+
+
+def decode_terms(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, float, float, bool]:
+    """(memory time, CPU compute time, fixed time, cache-resident) of one decoded token, in seconds."""
     resident = _cache_resident(facts, quant, hw, depth)
     t_mem = 0.0 if resident else (decode_bytes_per_token(facts, quant, depth, q_dec=k.quant_decode)
                                   / (k.eta_bw * hw.bandwidth_gbs * 1e9))
     t_cpu = 0.0
     if hw.backend == "cpu" and hw.cpu_gflops and k.kappa:
-        t_cpu = (decode_flops_per_token(facts, quant, depth, k.quant_cpu or k.quant_decode)
-                 / (k.kappa * hw.cpu_gflops * 1e9))
+        full, quantized = cpu_decode_work(facts, quant, depth, k, hw)
+        t_cpu = (full + quantized / quant_kernel_factor(k, hw)) / (k.kappa * hw.cpu_gflops * 1e9)
     c_layer = layer_cost_s(k, hw) * cpu_layer_scale(k, hw)
-    t_fix = k.c_token_s + c_layer * layer_units(facts)
+    return t_mem, t_cpu, k.c_token_s + c_layer * layer_units(facts), resident
+
+
+def decode_time_s(facts: ModelFacts, quant: str, hw: Hardware, depth: int, k: ClassConstants) -> tuple[float, str]:
+    t_mem, t_cpu, t_fix, resident = decode_terms(facts, quant, hw, depth, k)
     t_core = max(t_mem, t_cpu) + (1.0 - k.overlap) * min(t_mem, t_cpu)
     bound = "memory-bandwidth" if t_mem >= t_cpu else ("cache-resident, cpu-compute" if resident else "cpu-compute")
     if t_fix > t_core:
@@ -290,10 +341,14 @@ def hardware_for(device, repack: bool = True, threads: int | None = None) -> Har
         graphs = uses_cuda_graphs(profile_compute_capability(device))
     from slmplan.estimate.extra_bufts import cpu_repack_types
 
+    share = 1.0
+    if device.cpu_quant_gflops and device.cpu_gflops:
+        share = min(1.0, device.cpu_quant_gflops / device.cpu_gflops)
     return Hardware(backend, device.memory_bandwidth_gbs, device.cpu_gflops, device.gpu_tflops,
                     llc_mb=device.llc_mb, threads=threads or device.threads or device.cpu_cores, repack=repack,
                     repack_types=cpu_repack_types(device.cpu_features) if backend == "cpu" else None,
-                    cuda_graphs=graphs)
+                    cuda_graphs=graphs, cpu_kernels=cpu_kernels_of(device.cpu_isa, device.cpu_features),
+                    quant_peak_share=share)
 
 
 def predict_device_times(facts: ModelFacts, quant: str, device, settings=None, n_prompt: int = 512, depth: int = 0,

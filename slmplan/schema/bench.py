@@ -113,6 +113,9 @@ class Prediction(_M):
     bandwidth_gbs: float
     cpu_gflops: Optional[float]
     method: str
+    # the peak of the quantized dot products where below cpu_gflops (x86 AVX-512 cores: 256-bit kernels)
+    cpu_quant_gflops: Optional[float] = None
+    cpu_kernels: Optional[str] = None  # llama.cpp's CPU kernel family the prediction assumed (x86-avx2, arm64)
 
 
 class MissingTest(_M):

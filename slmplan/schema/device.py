@@ -53,6 +53,10 @@ class DeviceProfile(InputModel):
     soc: str | None = None
     backend: Backend | None = Field(default=None, description="llama.cpp backend used on this device (default by kind)")
     cpu_gflops: float | None = Field(default=None, gt=0, le=1_000_000, description="peak FP32 GFLOPS of the CPU cores llama.cpp uses")
+    cpu_quant_gflops: float | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="peak GFLOPS of those cores at the vector width of llama.cpp's quantized dot products (x86: "
+                    "256-bit, also on cores with 512-bit AVX-512 units); default cpu_gflops")
     threads: int | None = Field(default=None, gt=0, le=4096, description="threads llama.cpp would run with")
     cpu_isa: Literal["arm64", "x86_64", "riscv64"] | None = Field(default=None, description="CPU instruction set")
     cpu_features: list[str] | None = Field(
@@ -80,6 +84,10 @@ class DeviceProfile(InputModel):
         if e is not None and not self.memory_budget_gb <= e <= self.ram_gb:
             raise ValueError(f"memory_budget_gb_entitled ({e}) must lie between memory_budget_gb "
                              f"({self.memory_budget_gb}) and ram_gb ({self.ram_gb})")
+        q = self.cpu_quant_gflops
+        if q is not None and (self.cpu_gflops is None or q > self.cpu_gflops):
+            raise ValueError(f"cpu_quant_gflops ({q}) needs a cpu_gflops at least as large (it is the same cores' "
+                             "peak at the narrower width of the quantized kernels)")
         return self
 
     def with_entitlement(self) -> DeviceProfile | None:
