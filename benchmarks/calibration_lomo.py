@@ -103,6 +103,12 @@ def llmfit_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     return out
 
 
+# the profile keys that give a row's kernel family (speed.cpu_kernels_of) as the speed fit sees it
+KERNEL_PROFILE_KEYS = {"x86-avx2": {"cpu_isa": "x86_64", "cpu_features": ["avx2", "fma"]},
+                       "x86-sse": {"cpu_isa": "x86_64", "cpu_features": ["sse3", "ssse3"]},
+                       "arm64": {"cpu_isa": "arm64"}}
+
+
 def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
     """The llama.cpp CPU rows of edge_cpu.csv, read as the speed fit reads them (calib_rows.edge_rows)."""
     rows: dict[str, list] = defaultdict(list)
@@ -114,7 +120,7 @@ def edge_cpu_devices() -> dict[str, tuple[DeviceProfile, list[BenchRow]]]:
         r0 = rs[0][0]
         prof = DeviceProfile(id="edge", name=dev, kind="sbc", ram_gb=64, memory_budget_gb=60,
                              memory_bandwidth_gbs=r0.bandwidth_gbs, cpu_cores=8, backend="cpu",
-                             cpu_gflops=r0.cpu_gflops)
+                             cpu_gflops=r0.cpu_gflops, **KERNEL_PROFILE_KEYS.get(r0.cpu_kernels or "", {}))
         out[dev] = (prof, [x[1] for x in rs])
     return out
 

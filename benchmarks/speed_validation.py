@@ -69,14 +69,16 @@ def _stored_device(d: dict):
         return None
     sy = d.get("system") or {}
     quant = p.get("cpu_quant_gflops")
-    x86 = sy.get("machine") in ("x86_64", "AMD64")
+    machine = sy.get("machine")
+    x86 = machine in ("x86_64", "AMD64")
+    isa = "x86_64" if x86 else "arm64" if machine in ("aarch64", "arm64") else None
     if quant is None and x86 and sy.get("cpu_features"):  # a result stored before the field: its CPU's count
         fpc = flops_per_cycle(sy["cpu_features"], sy.get("cpu_vendor"), sy.get("cpu_family"), sy.get("cpu_model_number"))
         quant = p["cpu_gflops"] * X86_QUANT_FLOPS_PER_CYCLE / fpc if fpc > X86_QUANT_FLOPS_PER_CYCLE else None
     return DeviceProfile(id="local", name=f"the machine of {d.get('started_at', 'this result')}", kind="desktop",
                          ram_gb=1024, memory_budget_gb=1024, memory_bandwidth_gbs=p["bandwidth_gbs"],
                          cpu_cores=d["threads"], threads=d["threads"], cpu_gflops=p["cpu_gflops"],
-                         cpu_quant_gflops=quant, backend="cpu", cpu_isa="x86_64" if x86 else None,
+                         cpu_quant_gflops=quant, backend="cpu", cpu_isa=isa,
                          cpu_features=sy.get("cpu_features"))
 
 

@@ -138,6 +138,8 @@ def fill_from_soc(data: dict) -> dict:
     out = dict(data)
     sources = dict(out.get("sources") or {})
     for k, v in chip.profile_values().items():
+        if k == "cpu_quant_gflops" and "cpu_gflops" in data:
+            continue  # the chip's narrower peak belongs to the chip's own cpu_gflops, not to the profile's
         if k not in out:
             out[k] = v
             sources.setdefault(k, f"{how} ({chip.name}): {chip.source}")

@@ -30,8 +30,13 @@ def f(mid):
     ("x86_64", ["avx", "avx2", "fma"], "x86-avx2"),
     ("x86_64", ["AVX2", "AVX512"], "x86-avx2"),  # llama.cpp's own spelling
     ("x86_64", ["sse3", "ssse3"], "x86-sse"),
+    ("x86_64", ["avx512_vnni"], "x86-avx2"),  # a llama.cpp build without repacking keeps only these (localdevice)
+    ("x86_64", ["amx_int8"], "x86-avx2"),
     ("x86_64", None, None),  # features unknown
-    (None, ["avx2"], None),  # ISA unknown
+    (None, ["avx2", "fma"], "x86-avx2"),  # the features name the ISA
+    (None, ["asimd", "dotprod"], "arm64"),
+    (None, [], None),
+    ("riscv64", ["v"], None),  # no fitted family
 ])
 def test_cpu_kernel_family(isa, features, family):
     assert cpu_kernels_of(isa, features) == family
@@ -44,24 +49,23 @@ def cpu_rows():
 
 
 def test_x86_avx2_factor_is_fitted_on_the_published_x86_rows(cpu_rows):
-    """The published compute-bound x86 rows run faster than the kappa the ARM rows set; the fitted factor
-    lowers the x86 rows' error, and a family on one device only (x86-sse: a Core 2 Optiplex) gets none."""
+    """The published compute-bound x86 rows run faster than the kappa the ARM rows set: the joint fit gives
+    llama.cpp's x86 AVX2 kernels a factor above 1 that lowers the x86 rows' error; without x86 AVX2 rows from
+    two devices there is none, and a family on one device only (x86-sse: a Core 2 Optiplex) never gets one."""
     get, rows = cpu_rows
     k = load_constants().classes["cpu"]
     x86 = [r for r in rows if r.cpu_kernels == "x86-avx2" and r.tg]
     assert len({r.device for r in x86}) >= 4
     assert {r.cpu_kernels for r in rows if "Optiplex" in r.device} == {"x86-sse"}
-    got = fit.fit_kernel_factors(rows, replace(k, kappa_by_kernels={}), get)
-    assert set(got) == {"x86-avx2"} and got["x86-avx2"] > 1.2
-    assert k.kappa_by_kernels == got  # the shipped constants carry it
+    assert set(k.kappa_by_kernels) == {"x86-avx2"} and k.kappa_by_kernels["x86-avx2"] > 1.2
 
     def err(kk):
         return float(np.mean([np.log(r.tg / fit.predict_tg(r, kk, get)) ** 2 for r in x86]))
 
     assert err(k) < 0.7 * err(replace(k, kappa_by_kernels={}))
-    # the ARM rows' predictions do not move
-    arm = next(r for r in rows if r.cpu_kernels == "arm64" and r.tg)
-    assert fit.predict_tg(arm, k, get) == fit.predict_tg(arm, replace(k, kappa_by_kernels={}), get)
+    args = (get, k.quant_decode, k.quant_prefill, k.thread_exp, k.overlap, False, True, k.core_exp, (0.7, 1.4))
+    one = [r for r in rows if r.cpu_kernels != "x86-avx2" or r.device == x86[0].device]
+    assert fit.fit_class(one, "cpu", *args).kappa_by_kernels == {}
 
 
 def test_kernel_factor_applies_to_its_family_and_quantized_weights_only():
@@ -130,7 +134,12 @@ def test_local_profile_of_a_512_bit_xeon(monkeypatch):
     monkeypatch.setattr(localdevice, "_read", lambda path: text if path == "/proc/cpuinfo" else None)
     monkeypatch.setattr(localdevice, "cpu_ghz", lambda: 2.5)
     monkeypatch.setattr(localdevice.platform, "machine", lambda: "x86_64")
-    d = localdevice.detect_local()
+    monkeypatch.setattr(localdevice, "llama_cpp_features", lambda model: (None, "not probed in this test"))
+    localdevice.detect_local.cache_clear()  # other tests detect the real machine
+    try:
+        d = localdevice.detect_local()
+    finally:
+        localdevice.detect_local.cache_clear()  # nor leave the fake Xeon to them
     assert d.cpu_isa == "x86_64"
     assert d.cpu_quant_gflops == pytest.approx(d.cpu_gflops / 2) and "256 bits" in d.sources["cpu_quant_gflops"]
     assert localdevice.local_isa("aarch64") == "arm64" and localdevice.local_isa("mips") is None
@@ -147,3 +156,30 @@ def test_cpu_quant_gflops_above_cpu_gflops_is_a_one_line_error(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.startswith("Error:") and "cpu_quant_gflops" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_speed_method_says_which_cpu_kernels_it_assumed():
+    from slmplan.estimate.speed import estimate_speed
+
+    m = f("qwen3-0.6b")
+    hw = Hardware("cpu", 20.0, cpu_gflops=300.0, threads=4)
+    x86 = estimate_speed(m, "Q4_K_M", replace(hw, cpu_kernels="x86-avx2", quant_peak_share=0.5), 4096).method
+    factor = load_constants().classes["cpu"].kappa_by_kernels["x86-avx2"]
+    assert f"x86-avx2 kernels: quantized weights at {factor:g}x" in x86 and "256-bit kernels" in x86
+    assert "kernel family unknown" in estimate_speed(m, "Q4_K_M", hw, 4096).method
+    arm = estimate_speed(m, "Q4_K_M", replace(hw, cpu_kernels="arm64"), 4096).method
+    assert "kernel" not in arm
+
+
+def test_chip_quant_gflops_only_with_the_chips_own_peak(monkeypatch):
+    """A profile that writes its own cpu_gflops does not get the chip's narrower peak, which belongs to the
+    chip's cpu_gflops."""
+    from slmplan import socs
+
+    chip = socs.Chip("Test X86 512", (), "cpu", "x86_64", ("avx2", "avx512f"), (socs.Cluster(8, 4.0, 64),),
+                     None, 50.0, None, None, (), "test")
+    monkeypatch.setattr(socs, "chips", lambda: (chip,))
+    filled = socs.fill_from_soc({"soc": "Test X86 512"})
+    assert filled["cpu_gflops"] == 2048 and filled["cpu_quant_gflops"] == 1024
+    own = socs.fill_from_soc({"soc": "Test X86 512", "cpu_gflops": 900})
+    assert own["cpu_gflops"] == 900 and "cpu_quant_gflops" not in own

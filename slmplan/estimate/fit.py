@@ -5,7 +5,8 @@ Deterministic (grid search in log space, no randomness):
 1. per-GGML-type kernel throughputs: decode from the Llama 3.1 8B quant sweep (the time each type
    takes beyond what its bytes explain, F16 and Q8_0 = 1), prefill from same-device pairs of types
    (CPU: edge_cpu; GPU: the Apple sweep, K/IQ types from the quant sweep), Q8_0 = 1;
-2. per backend class, decode constants (eta_bw, kappa, c_token, c_layer) minimising the mean squared
+2. per backend class, decode constants (eta_bw, kappa, c_token, c_layer; CPU: the x86 AVX2 kernels' factor)
+   minimising the mean squared
    log error of decode tokens/s, and the prefill efficiency as the median measured/predicted ratio;
    on CPU, how the per-layer cost grows with threads and how much of the memory and compute time
    overlap are chosen among a few candidates by leave-one-device-out error;
@@ -35,12 +36,11 @@ from slmplan.estimate.speed import (
     SGEMM_TYPES,
     THREAD_REF,
     Hardware,
-    cpu_decode_work,
     decode_bytes_per_token,
     decode_flops_per_token,
-    decode_terms,
     decode_time_s,
     prefill_tokens_per_s,
+    quantized_matmul_flops,
     repacked_types,
 )
 from slmplan.estimate.speed_constants import ClassConstants, SpeedConstants
@@ -67,13 +67,13 @@ EIGHT_BIT_TYPES = ("Q8_0", "Q8_1", "Q8_K")
 # like Q4_0 (speed.DEQUANT_GROUPS); every other sub-8-bit type keeps its quant sweep cost relative to Q4_K on top
 # of the fitted rate (Q2_K, Q3_K, IQ types: no CPU row to say otherwise)
 CPU_RATED_TYPES = ("Q4_0", "Q4_1", "IQ4_NL", "MXFP4", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1")
-# CPU decode: kernel families of llama.cpp (speed.cpu_kernels_of) whose kappa gets a factor of its own, fitted on their
-# rows after the class's constants (fit_kernel_factors). The ARM phones and boards hold most CPU rows and so set kappa;
+# CPU decode: kernel families of llama.cpp (speed.cpu_kernels_of) whose quantized weights' compute rate gets a factor of
+# its own, a sixth constant of the class's decode fit (_refine, from 1). The ARM phones and boards hold most CPU rows and so set kappa;
 # llama.cpp's x86 AVX2 dot products (ggml-cpu/arch/x86/quants.c) are other code, and the compute-bound x86 rows run
 # faster than that kappa predicts (a 2-core Haswell MacBook Pro at 1.51 measured/predicted before the factor).
 KERNEL_FAMILIES = ("x86-avx2",)
 KERNEL_MIN_DEVICES = 2  # an x86-sse factor would rest on one device (a Core 2 Optiplex): not fitted
-KERNEL_FACTORS = np.round(np.geomspace(0.5, 3.0, 73), 4)  # steps of 2.5%
+KERNEL_FACTOR_RANGE = (0.5, 4.0)  # where the fit may put it
 OVERLAPS = (0.0, 0.5, 1.0)  # CPU: share of min(t_mem, t_cpu) hidden under the longer
 # The shipped CPU fit hides half of the shorter time (overlap 0.5). On the rows of this version (57 CPU decode
 # rows on 16 devices: the 2026 Raspberry Pi 4 and 5 llama-bench sweeps included) and with the per-type CPU
@@ -197,9 +197,13 @@ def cpu_rates_table(rates: tuple, q_dec: dict[str, float]) -> dict[str, float]:
 
 
 def _features(rows: list[Row], get: Facts, q_dec: dict, q_cpu: dict | None = None) -> dict[str, np.ndarray]:
-    B, FL, L, BW, G, TG, TH, NG, PC = [], [], [], [], [], [], [], [], []
+    """Per-row arrays of the decode formula; FLQ: the quantized part of FL on the rows of the CPU kernel family
+    whose factor is fitted (``KERNEL_FAMILIES``), 0 elsewhere."""
+    B, FL, FLQ, L, BW, G, TG, TH, NG, PC = [], [], [], [], [], [], [], [], [], []
     for r in rows:
         b, fl, n_layers = get.decode_work(r.model_id, r.quant, r.tg_depth, q_dec, q_cpu if r.cls == "cpu" else None)
+        fitted = r.cls == "cpu" and r.cpu_kernels in KERNEL_FAMILIES
+        FLQ.append(quantized_matmul_flops(get(r.model_id), r.quant, q_cpu or q_dec) if fitted else 0.0)
         B.append(b)
         FL.append(fl)
         L.append(n_layers)
@@ -210,8 +214,8 @@ def _features(rows: list[Row], get: Facts, q_dec: dict, q_cpu: dict | None = Non
         # peak GFLOPS of one core llama.cpp runs on (0 = unknown: the per-layer cost is not scaled by it)
         PC.append(r.cpu_gflops / r.threads if r.cls == "cpu" and r.cpu_gflops and r.threads else 0.0)
         NG.append(1.0 if _own_layer_cost(r) else 0.0)
-    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "L", "BW", "G", "TG", "TH", "NG", "PC"),
-                                                            (B, FL, L, BW, G, TG, TH, NG, PC))}
+    return {k: np.array(v, dtype=float) for k, v in zip(("B", "FL", "FLQ", "L", "BW", "G", "TG", "TH", "NG", "PC"),
+                                                            (B, FL, FLQ, L, BW, G, TG, TH, NG, PC))}
 
 
 OLD_BUILD_BEFORE = 2025  # Metal builds before this year get a per-layer cost of their own (the split)
@@ -236,13 +240,13 @@ def _layer_scale(x: dict[str, np.ndarray], thread_exp: float, core_exp: float) -
 
 
 def _decode_times(x: dict[str, np.ndarray], cls: str, eta, kappa, c_token, c_layer, thread_exp: float,
-                  overlap: float, c_layer_ng: float | None = None, core_exp: float = 0.0) -> np.ndarray:
+                  overlap: float, c_layer_ng: float | None = None, core_exp: float = 0.0, kx: float = 1.0) -> np.ndarray:
     """Predicted seconds per token of the rows in ``x`` (the formula of ``speed.decode_time_s``;
     ``c_layer_ng``: the per-layer cost of the rows of ``_own_layer_cost`` (x["NG"]: CUDA without CUDA graphs,
     Metal builds before 2025), None = ``c_layer``)."""
     t_mem = x["B"] / (eta * x["BW"])
     if cls == "cpu":
-        t_cpu = x["FL"] / (kappa * np.where(x["G"] > 0, x["G"], np.inf))
+        t_cpu = (x["FL"] - x["FLQ"] + x["FLQ"] / kx) / (kappa * np.where(x["G"] > 0, x["G"], np.inf))
         t_core = np.maximum(t_mem, t_cpu) + (1.0 - overlap) * np.minimum(t_mem, t_cpu)
     else:
         t_core = t_mem
@@ -262,23 +266,25 @@ def _several_models(x: dict[str, np.ndarray]) -> bool:
 
 def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: float,
             overlap: float, split: bool = False, free_token: bool = True,
-            core_exp: float = 0.0) -> tuple[float, float, float, float, float | None]:
+            core_exp: float = 0.0, free_kx: bool = False) -> tuple[float, float, float, float, float | None, float]:
     """Pattern search in log space from the best grid point (deterministic): eta <= 1, kappa <= 1,
     fixed costs >= 0; the grid's resolution (steps of 2.5% to 50%) is too coarse for held-out comparisons.
     ``split``: with rows both with and without a per-layer cost of their own (``_own_layer_cost``: CUDA without
     CUDA graphs, Metal builds before 2025), theirs is a fifth constant (starting from the shared one); else it
     is None. ``free_token``: the fixed cost per token is
-    fitted (``_fit_decode`` decides it)."""
+    fitted (``_fit_decode`` decides it). ``free_kx``: the sixth constant, the quantized kernels' throughput factor
+    of the rows with x["FLQ"] (``KERNEL_FAMILIES``), from 1 within ``KERNEL_FACTOR_RANGE``; else 1."""
     logm = np.log(x["TG"])
     split = split and bool(x["NG"].any() and not x["NG"].all())
-    free = [True, cls == "cpu", free_token, True, split]
-    u = np.log([max(v, C_ZERO) for v in (*start, start[3])])
-    hi = np.array([0.0, 0.0, np.log(1.0), np.log(1.0), np.log(1.0)])
+    free = [True, cls == "cpu", free_token, True, split, free_kx]
+    u = np.log([max(v, C_ZERO) for v in (*start, start[3], 1.0)])
+    lo = np.array([np.log(C_ZERO)] * 5 + [np.log(KERNEL_FACTOR_RANGE[0])])
+    hi = np.array([0.0, 0.0, np.log(1.0), np.log(1.0), np.log(1.0), np.log(KERNEL_FACTOR_RANGE[1])])
 
     def loss(v):
-        eta, kappa, ct, cl, cl_ng = np.exp(v)
+        eta, kappa, ct, cl, cl_ng, kx = np.exp(v)
         t = _decode_times(x, cls, eta, kappa, ct if free[2] else 0.0, cl, thread_exp, overlap,
-                          cl_ng if split else None, core_exp)
+                          cl_ng if split else None, core_exp, kx)
         return float(np.mean((np.log(1 / t) - logm) ** 2))
 
     best, step = loss(u), 0.25
@@ -289,21 +295,26 @@ def _refine(x, cls: str, start: tuple[float, float, float, float], thread_exp: f
                 continue
             for d in (step, -step):
                 v = u.copy()
-                v[i] = min(max(v[i] + d, np.log(C_ZERO)), hi[i])
+                v[i] = min(max(v[i] + d, lo[i]), hi[i])
                 f = loss(v)
                 if f < best - 1e-12:
                     u, best, moved = v, f, True
         if not moved:
             step /= 2
-    eta, kappa, ct, cl, cl_ng = (float(v) for v in np.exp(u))
+    eta, kappa, ct, cl, cl_ng, kx = (float(v) for v in np.exp(u))
     tidy = lambda c: c if c > 10 * C_ZERO else 0.0  # noqa: E731
-    return eta, kappa, (tidy(ct) if free[2] else 0.0), tidy(cl), (tidy(cl_ng) if split else None)
+    return eta, kappa, (tidy(ct) if free[2] else 0.0), tidy(cl), (tidy(cl_ng) if split else None), round(kx, 3)
 
 
 def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
                 thread_exp: float, overlap: float = 1.0, split: bool = False, free_token: bool = True,
-                core_exp: float = 0.0, q_cpu: dict | None = None) -> tuple[float, float | None, float, float, float | None]:
-    x = _features([r for r in rows if r.tg], get, q_dec, q_cpu)  # x["NG"]: the rows of _own_layer_cost
+                core_exp: float = 0.0, q_cpu: dict | None = None
+                ) -> tuple[float, float | None, float, float, float | None, dict[str, float]]:
+    """The class's decode constants: a grid search, then ``_refine``; the last value is ``kappa_by_kernels``
+    (CPU: the factor of ``KERNEL_FAMILIES``, fitted with the others where its rows come from at least
+    ``KERNEL_MIN_DEVICES`` devices)."""
+    rows = [r for r in rows if r.tg]
+    x = _features(rows, get, q_dec, q_cpu)  # x["NG"]: the rows of _own_layer_cost
     logm = np.log(x["TG"])
     t_mem = x["B"][None, :] / (ETAS[:, None] * x["BW"][None, :])  # (eta, row)
     if cls == "cpu":
@@ -327,10 +338,12 @@ def _fit_decode(rows: list[Row], cls: str, get: Facts, q_dec: dict,
         if err[j] < best[0]:
             best = (float(err[j]), (i, *j))
     i, kk, ct, cl = best[1]
-    eta, kappa, c_tok, c_lay, c_ng = _refine(x, cls, (float(ETAS[i]), float(kappas[kk]), float(c_token[ct]),
-                                                      float(C_LAYER[cl])), thread_exp, overlap, split, free_token,
-                                                core_exp)
-    return eta, (kappa if cls == "cpu" else None), c_tok, c_lay, c_ng
+    (fam,) = KERNEL_FAMILIES
+    free_kx = cls == "cpu" and len({r.device for r in rows if r.cpu_kernels == fam}) >= KERNEL_MIN_DEVICES
+    eta, kappa, c_tok, c_lay, c_ng, kx = _refine(x, cls, (float(ETAS[i]), float(kappas[kk]), float(c_token[ct]),
+                                                          float(C_LAYER[cl])), thread_exp, overlap, split, free_token,
+                                                    core_exp, free_kx)
+    return eta, (kappa if cls == "cpu" else None), c_tok, c_lay, c_ng, ({fam: kx} if free_kx else {})
 
 
 def predict_tg(r: Row, k: ClassConstants, get: Facts) -> float:
@@ -358,15 +371,13 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
     """One class's constants; ``qc`` = the CPU's (float, sub-8-bit) per-weight decode rates (cpu_rates_table)."""
     rows = [r for r in rows if r.cls == cls]
     q_cpu = cpu_rates_table(qc, q_dec) if cls == "cpu" else {}
-    eta, kappa, c_tok, c_layer, c_ng = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token, ce, q_cpu)
+    eta, kappa, c_tok, c_layer, c_ng, kx = _fit_decode(rows, cls, get, q_dec, te, overlap, split, free_token, ce, q_cpu)
     c_old = c_ng if cls == "metal" else None  # the split's second constant: old Metal builds, or CUDA without graphs
     c_ng = None if cls == "metal" else c_ng
     k = ClassConstants(eta_bw=eta, kappa=kappa, c_token_s=c_tok, c_layer_s=c_layer, c_layer_no_graphs_s=c_ng,
-                       c_layer_old_builds_s=c_old, eff_pp=1.0,
+                       c_layer_old_builds_s=c_old, eff_pp=1.0, kappa_by_kernels=kx,
                        quant_decode=q_dec, quant_prefill=q_pp, quant_cpu=q_cpu, thread_exp=te, core_exp=ce,
                        overlap=overlap, n_rows=len(rows))
-    if cls == "cpu":
-        k = replace(k, kappa_by_kernels=fit_kernel_factors(rows, k, get))
     # efficiency on builds with neither tinyBLAS nor repacking, then the multipliers of the types each
     # handles, on the builds that have it (a repacked type uses the repack kernels)
     plain = [x for r in rows if not r.repack and not r.sgemm and (x := _pp_ratio(r, k, get))]
@@ -396,28 +407,6 @@ def fit_class(rows: list[Row], cls: str, get: Facts, q_dec: dict, q_pp: dict, te
         by_type[main_repacked_type(r, get)].append(x)
     per = {t: round(float(statistics.median(v)), 4) for t, v in sorted(by_type.items())}
     return replace(k, repack_prefill_by_type=per)
-
-
-def fit_kernel_factors(rows: list[Row], k: ClassConstants, get: Facts) -> dict[str, float]:
-    """The quantized kernels' throughput factor per CPU kernel family (``KERNEL_FAMILIES``; floats and attention
-    keep kappa) with the class's other constants fixed:
-    the factor on the grid ``KERNEL_FACTORS`` minimising the mean squared log error of the family's decode rows;
-    a family measured on fewer than ``KERNEL_MIN_DEVICES`` devices gets none (1)."""
-    out = {}
-    k = replace(k, kappa_by_kernels={})  # the terms at factor 1
-    for fam in KERNEL_FAMILIES:
-        fr = [r for r in rows if r.cpu_kernels == fam and r.tg]
-        if len({r.device for r in fr}) < KERNEL_MIN_DEVICES:
-            continue
-        terms = np.array([(*decode_terms(get(r.model_id), r.quant, _hw(r), r.tg_depth, k)[:3],
-                           *cpu_decode_work(get(r.model_id), r.quant, r.tg_depth, k, _hw(r))) for r in fr])
-        t_mem, t_fix = terms[:, 0][None, :], terms[:, 2][None, :]
-        per_flop = terms[:, 1] / (terms[:, 3] + terms[:, 4])  # the rows' seconds per FLOP of work (1 / kappa x peak)
-        t_cpu = (terms[:, 3][None, :] + terms[:, 4][None, :] / KERNEL_FACTORS[:, None]) * per_flop[None, :]
-        t = np.maximum(t_mem, t_cpu) + (1.0 - k.overlap) * np.minimum(t_mem, t_cpu) + t_fix
-        err = np.mean((np.log(1 / t) - np.log([float(r.tg or 0) for r in fr])[None, :]) ** 2, axis=1)
-        out[fam] = round(float(KERNEL_FACTORS[int(np.argmin(err))]), 3)
-    return out
 
 
 def matmul_elements_by_type(r: Row, get: Facts) -> dict[str, int]:

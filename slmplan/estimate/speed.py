@@ -198,16 +198,23 @@ def quantized_matmul_flops(facts: ModelFacts, quant: str, q: dict[str, float] | 
                for t in _read_tensors(facts, quant) if t.role != "norm" and t.ggml_type not in FLOAT_TYPES)
 
 
+X86_FEATURES = ("avx", "sse", "f16c", "fma", "amx", "vnni")  # substrings only x86 feature names contain
+ARM_FEATURES = frozenset({"neon", "asimd", "dotprod", "asimddp", "i8mm", "sve", "sve2", "sme", "fp16", "fphp"})
+
+
 def cpu_kernels_of(isa: str | None, features) -> str | None:
-    """The family of llama.cpp's CPU dot-product kernels a CPU runs: "x86-avx2" (AVX2 and FMA: the 256-bit
-    paths of ggml-cpu/arch/x86/quants.c, which AVX-512 builds use too), "x86-sse" (an x86 CPU without AVX2),
-    "arm64"; None = unknown (no ISA, or x86 with unknown features)."""
+    """The family of llama.cpp's CPU dot-product kernels a CPU runs: "x86-avx2" (AVX2: the 256-bit paths of
+    ggml-cpu/arch/x86/quants.c, which AVX-512 builds use too; any AVX-512 or AMX CPU has AVX2), "x86-sse" (an x86
+    CPU without AVX2), "arm64"; None = unknown. Without ``isa``, the feature names say which ISA it is."""
+    f = {x.lower() for x in features or ()}
+    if isa is None:
+        isa = ("x86_64" if any(k in x for x in f for k in X86_FEATURES) else
+               "arm64" if f & ARM_FEATURES else None)
     if isa == "arm64":
         return "arm64"
-    if isa != "x86_64" or not features:
+    if isa != "x86_64" or not f:
         return None
-    f = {x.lower() for x in features}
-    return "x86-avx2" if "avx2" in f else "x86-sse"
+    return "x86-avx2" if any(x == "avx2" or x.startswith(("avx512", "amx")) for x in f) else "x86-sse"
 
 
 def quant_kernel_factor(k: ClassConstants, hw: Hardware) -> float:
@@ -389,6 +396,24 @@ def _cuda_note(hw: Hardware, k: ClassConstants) -> str:
                    "no CUDA graphs before Ampere: every kernel launched on its own (a higher fixed cost per token)")
 
 
+def _cpu_note(hw: Hardware, k: ClassConstants) -> str:
+    """What the CPU decode estimate assumed of llama.cpp's CPU kernels on this device."""
+    if hw.backend != "cpu" or not k.kappa_by_kernels or not hw.cpu_gflops:
+        return ""  # no compute term, no kernel assumption
+    parts = []
+    f = quant_kernel_factor(k, hw)
+    if hw.cpu_kernels is None:
+        parts.append("CPU kernel family unknown (set cpu_isa and cpu_features in the profile, or soc): the compute "
+                     "rate fitted mostly on ARM phones and boards")
+    elif f != 1.0:
+        parts.append(f"llama.cpp's {hw.cpu_kernels} kernels: quantized weights at {f:g}x the compute rate fitted "
+                     "on the ARM rows (fitted on published x86 rows)")
+    if hw.quant_peak_share < 1.0:
+        parts.append(f"quantized dot products at {hw.quant_peak_share:g} of the CPU peak (256-bit kernels on "
+                     "512-bit AVX-512 units)")
+    return "".join("; " + p for p in parts)
+
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -411,7 +436,7 @@ def estimate_speed(facts: ModelFacts, quant: str, hw: Hardware, ctx: int, n_prom
         t_first, _ = decode_time_s(facts, quant, hw, n_prompt, k)
         ttft = n_prompt / pp + t_first
         method = f"estimate: {cls} speed model fitted on published llama.cpp measurements"
-    method += _architecture_note(facts) + _cuda_note(hw, k)
+    method += _architecture_note(facts) + _cuda_note(hw, k) + _cpu_note(hw, k)
     lo, hi = k.decode_bounds(hw.backend)
     return SpeedEstimate(
         prefill_tokens_per_s=_r(pp), decode_tokens_per_s=round(tg, 2),

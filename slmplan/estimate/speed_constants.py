@@ -34,8 +34,8 @@ class ClassConstants:
     kappa: float | None = None  # achieved share of peak FLOPS in compute-bound decode (CPU)
     eff_pp: float | None = None  # achieved share of peak FLOPS in prefill
     # CPU decode: throughput factor of the quantized weights' dot products per family of llama.cpp's CPU kernels
-    # (speed.cpu_kernels_of: "x86-avx2"), fitted on that family's rows with the other constants fixed; floats and
-    # attention and families not listed use 1
+    # (speed.cpu_kernels_of: "x86-avx2"), fitted with the class's other decode constants; floats, attention and
+    # families not listed use 1
     kappa_by_kernels: dict[str, float] = field(default_factory=dict)
     decode_ratio_low: float = 1.0  # measured/predicted quantiles on held-out devices
     decode_ratio_high: float = 1.0

@@ -50,8 +50,12 @@ def runs_from_llama_bench(path: str, device: DeviceProfile | None, catalog_path:
         pred_info = None
         if device:
             method = device.calibration.method if device.calibration else "slmplan speed model (shipped constants)"
+            from slmplan.estimate.speed import hardware_for
+
+            hw = hardware_for(device)
             pred_info = Prediction(device=device.id, constants="device calibration" if device.calibration else "shipped",
-                                   bandwidth_gbs=device.memory_bandwidth_gbs, cpu_gflops=device.cpu_gflops, method=method)
+                                   bandwidth_gbs=device.memory_bandwidth_gbs, cpu_gflops=device.cpu_gflops, method=method,
+                                   cpu_quant_gflops=device.cpu_quant_gflops, cpu_kernels=hw.cpu_kernels)
         runs.append(BenchRun(
             runtime=f"llama-bench (llama.cpp {r0.build or 'build unknown'}, {backends or 'backend unknown'})",
             model=mid, model_path=r0.model_filename or label, model_desc=r0.model_type or "", quant=quant,

@@ -108,7 +108,7 @@ def picks(ranked: list[FitResult], q: Query) -> list[Pick]:
 
 def _scaled(device: DeviceProfile, factor: float) -> DeviceProfile:
     upd = {"memory_bandwidth_gbs": device.memory_bandwidth_gbs * factor}
-    for k in ("cpu_gflops", "gpu_tflops"):
+    for k in ("cpu_gflops", "cpu_quant_gflops", "gpu_tflops"):
         if getattr(device, k):
             upd[k] = getattr(device, k) * factor
     return device.model_copy(update=upd)
